@@ -1,0 +1,34 @@
+"""Run a command handler off the event loop, then wait for the read model to catch up."""
+
+from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
+
+import anyio.to_thread
+
+from api.state import AppState
+from commands.application import GymLedger
+from commands.context import CommandContext
+from commands.results import CommandResult
+from infra.logs import request_id_var
+
+C = TypeVar("C")
+Handler = Callable[[GymLedger, C, CommandContext], CommandResult]
+
+
+async def execute(state: AppState, handler: Handler[C], command: C, actor: str) -> tuple[
+    CommandResult, bool
+]:
+    """Returns the handler's result and whether the read model already shows it.
+
+    The command is durable once the handler returns; if the projector is slow or
+    down the wait simply times out and the caller answers from the write side.
+    """
+    ctx = CommandContext(
+        actor=actor, correlation_id=request_id_var.get() or "unknown", clock=state.clock
+    )
+    result = await anyio.to_thread.run_sync(partial(handler, state.ledger, command, ctx))
+    visible = await state.watcher.wait_for(
+        result.position, state.settings.read_your_writes_timeout
+    )
+    return result, visible

@@ -1,0 +1,87 @@
+"""Read-your-writes: wait until the projector has applied a given log position.
+
+One LISTEN connection per API process follows the projector's NOTIFY messages;
+waiting requests park on futures, so waiting costs no database round trips. The
+position is also re-read every second in case a notification was missed while
+the listener reconnected.
+"""
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from infra.db import PROJECTED_CHANNEL
+
+log = logging.getLogger("gymledger.consistency")
+REFRESH_SECONDS = 1.0
+
+
+class ProjectionWatcher:
+    def __init__(self, database_url: str, projection: str) -> None:
+        self.database_url = database_url
+        self.projection = projection
+        self.position = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._follow(), name="projection-watcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def wait_for(self, position: int, timeout: float) -> bool:
+        """True once the read model includes `position`; False after `timeout` seconds."""
+        if position <= self.position:
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (position, future)
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+
+    def _advance(self, position: int) -> None:
+        if position <= self.position:
+            return
+        self.position = position
+        for waited, future in self._waiters:
+            if waited <= position and not future.done():
+                future.set_result(None)
+
+    async def _read_position(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        cur = await conn.execute(
+            "SELECT position FROM projector_positions WHERE name = %s", (self.projection,)
+        )
+        row = await cur.fetchone()
+        if row is not None:
+            self._advance(int(row[0]))
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.database_url, autocommit=True
+                ) as conn:
+                    await conn.execute(
+                        sql.SQL("LISTEN {}").format(sql.Identifier(PROJECTED_CHANNEL))
+                    )
+                    while True:
+                        await self._read_position(conn)
+                        async for note in conn.notifies(timeout=REFRESH_SECONDS):
+                            self._advance(int(note.payload))
+            except (psycopg.Error, OSError):
+                log.warning("projection watcher lost its connection; retrying", exc_info=True)
+                await asyncio.sleep(1.0)

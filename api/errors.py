@@ -1,0 +1,108 @@
+"""One table from errors to HTTP responses; every error body has `detail` and `status_code`.
+
+Validation errors keep the shape clients of the earlier FastAPI service parse:
+`detail` is a list of `{loc, msg, type}`. Unexpected errors get an `error_id`
+that is logged with the stack trace; the response never carries internals.
+"""
+
+import logging
+import re
+import uuid
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from domain.errors import (
+    DomainError,
+    EmailAlreadyRegistered,
+    GymIsClosed,
+    InvalidValue,
+    NotFound,
+    VersionConflict,
+)
+
+log = logging.getLogger("gymledger.api")
+
+# Domain error -> (status, detail). Order matters only for subclasses listed first.
+DOMAIN_STATUS: tuple[tuple[type[DomainError], int, str | None], ...] = (
+    (EmailAlreadyRegistered, 400, "Email already registered"),
+    (GymIsClosed, 401, "Could not validate credentials"),
+    (NotFound, 404, None),
+    (VersionConflict, 412, "The resource was changed by someone else; reload and retry"),
+)
+
+
+def error_body(status: int, detail: Any, **extra: Any) -> Response[dict[str, Any]]:
+    return Response(
+        {"detail": detail, "status_code": status, **extra},
+        status_code=status,
+        media_type=MediaType.JSON,
+    )
+
+
+_AT_PATH = re.compile(r"\$\.([\w.]+)`?$")
+_MISSING = re.compile(r"missing required field `(\w+)`")
+
+
+def _loc(source: str | None, key: str | None, message: str) -> list[str]:
+    """Name the offending field the way FastAPI did: ["body", "email"]."""
+    found = _AT_PATH.search(message) or _MISSING.search(message)
+    field = found.group(1) if found else (key if key not in (None, "data") else None)
+    return [source or "body", *(field.split(".") if field else [])]
+
+
+def validation_failed(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    items = exc.extra if isinstance(exc.extra, list) else []
+    detail = [
+        {
+            "loc": _loc(item.get("source"), item.get("key"), str(item.get("message", ""))),
+            "msg": str(item.get("message", exc.detail)),
+            "type": "value_error",
+        }
+        for item in items
+        if isinstance(item, dict)
+    ] or [{"loc": ["body"], "msg": exc.detail, "type": "value_error"}]
+    return error_body(422, detail)
+
+
+def invalid_value(_: Request[Any, Any, Any], exc: InvalidValue) -> Response[Any]:
+    return error_body(
+        422, [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]
+    )
+
+
+def domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    for cls, status, detail in DOMAIN_STATUS:
+        if isinstance(exc, cls):
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            response = error_body(status, detail or f"{str(exc).capitalize()} not found")
+            if headers:
+                response.headers.update(headers)
+            return response
+    return unexpected_error(_, exc)
+
+
+def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    response = error_body(exc.status_code, exc.detail)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+def unexpected_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    error_id = uuid.uuid4().hex
+    log.error("unhandled error", exc_info=exc, extra={"error_id": error_id})
+    return error_body(
+        HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error", error_id=error_id
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    ValidationException: validation_failed,
+    InvalidValue: invalid_value,
+    DomainError: domain_error,
+    HTTPException: http_error,
+    Exception: unexpected_error,
+}

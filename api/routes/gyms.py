@@ -1,0 +1,94 @@
+"""Signup, login and the owner's own gym (`/gyms/me`)."""
+
+from typing import Annotated, Any
+from uuid import UUID
+
+import anyio.to_thread
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import Provide
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import HTTPException
+from litestar.params import Body
+
+from api.auth import current_gym_id, issue_token
+from api.commanding import execute
+from api.schemas import GymPatchRequest, GymResponse, LoginForm, SignupRequest, TokenResponse
+from api.state import AppState
+from commands.gyms import (
+    CloseGym,
+    RegisterGym,
+    UpdateGymProfile,
+    close_gym,
+    load_gym,
+    register_gym,
+    update_gym_profile,
+)
+from domain.gym import ProfileChanges
+from infra.passwords import verify_password
+from projections.gyms import find_login, get_gym
+
+AnyRequest = Request[Any, Any, Any]
+
+
+async def _gym_response(state: AppState, gym_id: UUID, visible: bool) -> GymResponse:
+    if visible:
+        async with state.read_pool.connection() as conn:
+            view = await get_gym(conn, gym_id)
+        if view is not None:
+            return GymResponse.of(view)
+    # The projector lags or is down: the command is stored, answer from the log.
+    return GymResponse.of(await anyio.to_thread.run_sync(load_gym, state.ledger, gym_id))
+
+
+class AuthController(Controller):
+    path = "/auth"
+    tags = ["auth"]
+
+    @post("/signup", status_code=201)
+    async def signup(self, request: AnyRequest, data: SignupRequest) -> GymResponse:
+        state = AppState.of(request)
+        command = RegisterGym(**{f: getattr(data, f) for f in data.__struct_fields__})
+        result, visible = await execute(state, register_gym, command, actor="anonymous")
+        return await _gym_response(state, result.id, visible)
+
+    @post("/login", status_code=200)
+    async def login(
+        self,
+        request: AnyRequest,
+        data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> TokenResponse:
+        state = AppState.of(request)
+        async with state.read_pool.connection() as conn:
+            found = await find_login(conn, data.username)
+        password_hash = found[1] if found else None
+        # argon2 is CPU-heavy by design: keep it off the event loop.
+        ok = await anyio.to_thread.run_sync(verify_password, password_hash, data.password)
+        if not ok or found is None:
+            raise HTTPException(status_code=400, detail="Incorrect email or password")
+        token = issue_token(found[0], state.settings.jwt_secret, state.settings.jwt_ttl_seconds)
+        return TokenResponse(access_token=token)
+
+
+class MyGymController(Controller):
+    path = "/gyms/me"
+    tags = ["gyms"]
+    dependencies = {"gym_id": Provide(current_gym_id)}
+
+    @get("")
+    async def show(self, request: AnyRequest, gym_id: UUID) -> GymResponse:
+        return await _gym_response(AppState.of(request), gym_id, visible=True)
+
+    @patch("")
+    async def update(
+        self, request: AnyRequest, gym_id: UUID, data: GymPatchRequest
+    ) -> GymResponse:
+        state = AppState.of(request)
+        changes = ProfileChanges(**{f: getattr(data, f) for f in data.__struct_fields__})
+        command = UpdateGymProfile(gym_id=gym_id, changes=changes)
+        result, visible = await execute(state, update_gym_profile, command, actor=str(gym_id))
+        return await _gym_response(state, gym_id, visible)
+
+    @delete("", status_code=204)
+    async def close(self, request: AnyRequest, gym_id: UUID) -> None:
+        state = AppState.of(request)
+        await execute(state, close_gym, CloseGym(gym_id=gym_id), actor=str(gym_id))

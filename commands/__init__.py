@@ -1,0 +1,1 @@
+"""Write side: command structs, their handlers and the event-sourced application."""

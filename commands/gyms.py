@@ -1,0 +1,123 @@
+"""Commands on gyms and their handlers (one handler per command)."""
+
+from uuid import UUID, uuid4
+
+import msgspec
+from eventsourcing.application import AggregateNotFoundError
+
+from commands.application import GymLedger, StreamConflict
+from commands.context import CommandContext
+from commands.results import CommandResult
+from domain import email_claim, gym
+from domain.errors import EmailAlreadyRegistered, NotFound
+from infra.passwords import hash_password
+
+
+class RegisterGym(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    email: str
+    password: str
+    monthly_fee_cents: int
+    currency: str
+    address: str | None = None
+    description: str | None = None
+    gym_type: str | None = None
+
+
+class UpdateGymProfile(msgspec.Struct, frozen=True, kw_only=True):
+    gym_id: UUID
+    changes: gym.ProfileChanges
+
+
+class CloseGym(msgspec.Struct, frozen=True, kw_only=True):
+    gym_id: UUID
+
+
+def load_gym(app: GymLedger, gym_id: UUID) -> gym.Gym:
+    try:
+        found: gym.Gym = app.repository.get(gym_id, projector_func=gym.project)
+    except AggregateNotFoundError:
+        raise NotFound("gym") from None
+    return found
+
+
+def _load_claim(app: GymLedger, email: str) -> email_claim.EmailClaim | None:
+    try:
+        claim: email_claim.EmailClaim = app.repository.get(
+            email_claim.claim_id(email), projector_func=email_claim.project
+        )
+    except AggregateNotFoundError:
+        return None
+    return claim
+
+
+def register_gym(app: GymLedger, cmd: RegisterGym, ctx: CommandContext) -> CommandResult:
+    gym_id = uuid4()
+    stamp = ctx.stamp()
+    registered = gym.register(
+        gym_id,
+        name=cmd.name,
+        email=cmd.email,
+        password=cmd.password,
+        address=cmd.address,
+        description=cmd.description,
+        gym_type=cmd.gym_type,
+        monthly_fee_cents=cmd.monthly_fee_cents,
+        currency=cmd.currency,
+        hash_password=hash_password,
+        stamp=stamp,
+    )
+    claimed = email_claim.claim(_load_claim(app, registered.email), registered.email, gym_id, stamp)
+    try:
+        position = app.append(registered, claimed)
+    except StreamConflict:
+        # Someone claimed the same email between our read and our write.
+        raise EmailAlreadyRegistered(registered.email) from None
+    return CommandResult(id=gym_id, version=1, position=position)
+
+
+def update_gym_profile(
+    app: GymLedger, cmd: UpdateGymProfile, ctx: CommandContext
+) -> CommandResult:
+    current = load_gym(app, cmd.gym_id)
+    stamp = ctx.stamp()
+    updated = gym.update_profile(current, cmd.changes, stamp)
+    if updated is None:
+        return CommandResult(id=current.id, version=current.version, position=0)
+    events: list[email_claim.EmailClaimed | email_claim.EmailReleased | None] = []
+    if updated.email is not msgspec.UNSET:
+        # Changing email moves the claim: take the new one, free the old one, atomically.
+        events.append(
+            email_claim.claim(_load_claim(app, updated.email), updated.email, current.id, stamp)
+        )
+        old_claim = _load_claim(app, current.email)
+        if old_claim is not None:
+            events.append(email_claim.release(old_claim, current.id, stamp))
+    try:
+        position = app.append(updated, *events)
+    except StreamConflict:
+        if updated.email is not msgspec.UNSET:
+            raise EmailAlreadyRegistered(str(updated.email)) from None
+        raise
+    return CommandResult(id=current.id, version=updated.originator_version, position=position)
+
+
+def close_gym(app: GymLedger, cmd: CloseGym, ctx: CommandContext) -> CommandResult:
+    current = load_gym(app, cmd.gym_id)
+    stamp = ctx.stamp()
+    closed = gym.close(current, stamp)
+    claim = _load_claim(app, current.email)
+    released = email_claim.release(claim, current.id, stamp) if claim else None
+    position = app.append(closed, released)
+    return CommandResult(id=current.id, version=closed.originator_version, position=position)
+
+
+__all__ = [
+    "CloseGym",
+    "RegisterGym",
+    "UpdateGymProfile",
+    "close_gym",
+    "load_gym",
+    "register_gym",
+    "update_gym_profile",
+]

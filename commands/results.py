@@ -1,0 +1,11 @@
+from uuid import UUID
+
+import msgspec
+
+
+class CommandResult(msgspec.Struct, frozen=True):
+    """What a handler returns: enough to wait for the read model and set an ETag."""
+
+    id: UUID
+    version: int
+    position: int  # global position of the last event written; 0 if nothing changed

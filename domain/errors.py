@@ -1,0 +1,38 @@
+"""Domain errors: what the business rules refuse, independent of transport.
+
+The API maps each class to an HTTP status in one table (api/errors.py).
+"""
+
+
+class DomainError(Exception):
+    """Base class for every rule the domain enforces."""
+
+
+class InvalidValue(DomainError):
+    """A field breaks an invariant; `field` names it so clients can show it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class EmailAlreadyRegistered(DomainError):
+    """Another open gym already owns this email."""
+
+
+class GymIsClosed(DomainError):
+    """Commands on a closed gym are refused; its history stays readable."""
+
+
+class NotFound(DomainError):
+    """The aggregate does not exist (or is not visible to the caller)."""
+
+
+class VersionConflict(DomainError):
+    """The caller expected another version than the one stored."""
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"expected version {expected}, found {actual}")
+        self.expected = expected
+        self.actual = actual

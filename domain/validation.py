@@ -1,0 +1,78 @@
+"""Field rules shared by the aggregates. Pure functions: no I/O, no clock."""
+
+import re
+
+from domain.errors import InvalidValue
+
+# Deliberately pragmatic: one "@", a dot in the domain, no spaces. Full RFC 5322
+# parsing rejects nothing real users type and accepts addresses mail servers refuse.
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
+
+# ISO 4217 active alphabetic codes (2024 list).
+ISO_4217 = frozenset(
+    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL
+    BSD BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE CZK DJF DKK DOP
+    DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR
+    IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD
+    MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB
+    PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD
+    SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS
+    VED VES VND VUV WST XAF XAG XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA
+    XXX YER ZAR ZMW ZWG ZWL""".split()
+)
+
+PASSWORD_MIN, PASSWORD_MAX = 8, 72
+GYM_TYPE_MAX = 50
+NAME_MAX = 200
+TEXT_MAX = 2000
+
+
+def required_text(field: str, value: str, max_length: int = NAME_MAX) -> str:
+    """Strip surrounding blanks; refuse empty or overlong text."""
+    cleaned = value.strip()
+    if not cleaned:
+        raise InvalidValue(field, "must not be empty")
+    if len(cleaned) > max_length:
+        raise InvalidValue(field, f"must be at most {max_length} characters")
+    return cleaned
+
+
+def optional_text(field: str, value: str | None, max_length: int = TEXT_MAX) -> str | None:
+    """Blank optional text is stored as absent rather than as an empty string."""
+    if value is None or not value.strip():
+        return None
+    cleaned = value.strip()
+    if len(cleaned) > max_length:
+        raise InvalidValue(field, f"must be at most {max_length} characters")
+    return cleaned
+
+
+def email(field: str, value: str) -> str:
+    """Emails compare case-insensitively, so they are stored lower-cased."""
+    cleaned = value.strip().lower()
+    if len(cleaned) > 254 or not _EMAIL.match(cleaned):
+        raise InvalidValue(field, "is not a valid email address")
+    return cleaned
+
+
+def currency(value: str) -> str:
+    code = value.strip().upper()
+    if code not in ISO_4217:
+        raise InvalidValue("currency", "must be an ISO 4217 currency code such as EUR or USD")
+    return code
+
+
+def monthly_fee_cents(value: int) -> int:
+    if value < 0:
+        raise InvalidValue("monthly_fee_cents", "must be greater than or equal to 0")
+    if value > 10**12:
+        raise InvalidValue("monthly_fee_cents", "is unreasonably large")
+    return value
+
+
+def password(value: str) -> str:
+    if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
+        raise InvalidValue(
+            "password", f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long"
+        )
+    return value

@@ -1,0 +1,27 @@
+"""PostgreSQL connection helpers shared by the API, projector and workers."""
+
+from psycopg.conninfo import conninfo_to_dict
+
+EVENTS_TABLE = "gymledger_events"
+# eventsourcing's recorder NOTIFYs on a channel named after the events table.
+EVENTS_CHANNEL = EVENTS_TABLE
+# The projector NOTIFYs here, with its new position, after each committed batch.
+PROJECTED_CHANNEL = "gymledger_projected"
+
+
+def eventsourcing_env(database_url: str, pool_size: int = 5) -> dict[str, str]:
+    """Translate a libpq URL into the variables eventsourcing's PostgreSQL factory reads."""
+    info = conninfo_to_dict(database_url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(info.get("dbname") or "postgres"),
+        "POSTGRES_HOST": str(info.get("host") or "127.0.0.1"),
+        "POSTGRES_PORT": str(info.get("port") or "5432"),
+        "POSTGRES_USER": str(info.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(info.get("password") or ""),
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(pool_size),
+        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_LOCK_TIMEOUT": "5",
+        "CREATE_TABLE": "n",
+    }

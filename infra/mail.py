@@ -1,0 +1,85 @@
+"""Mail backends: console (default), SMTP, and a directory sink.
+
+Every message carries a Message-ID derived from its outbox key. Delivery is
+at-least-once (a crash between the SMTP "250 OK" and our commit sends again), and
+the stable Message-ID lets receiving servers and clients drop the duplicate.
+"""
+
+import smtplib
+import sys
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol
+
+import msgspec
+
+from infra.settings import Settings
+
+
+class Mail(msgspec.Struct, frozen=True):
+    key: str  # stable across retries, e.g. "welcome-gym:<uuid>"
+    recipient: str
+    subject: str
+    body: str
+
+
+class MailBackend(Protocol):
+    def send(self, mail: Mail) -> None: ...
+
+
+def build_message(mail: Mail, sender: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = mail.recipient
+    message["Subject"] = mail.subject
+    message["Message-ID"] = f"<{mail.key.replace(':', '.')}@gymledger>"
+    message.set_content(mail.body)
+    return message
+
+
+class ConsoleBackend:
+    def __init__(self, sender: str) -> None:
+        self.sender = sender
+
+    def send(self, mail: Mail) -> None:
+        sys.stdout.write(build_message(mail, self.sender).as_string() + "\n")
+        sys.stdout.flush()
+
+
+class DirectoryBackend:
+    """One .eml file per mail, named by its key: a second send overwrites, never adds."""
+
+    def __init__(self, directory: Path, sender: str) -> None:
+        self.directory = directory
+        self.sender = sender
+
+    def send(self, mail: Mail) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = mail.key.replace(":", "_").replace("/", "_") + ".eml"
+        tmp = self.directory / (name + ".tmp")
+        tmp.write_bytes(build_message(mail, self.sender).as_bytes())
+        tmp.replace(self.directory / name)  # atomic: readers never see half a mail
+
+
+class SmtpBackend:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def send(self, mail: Mail) -> None:
+        s = self.settings
+        with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout) as smtp:
+            if s.smtp_starttls:
+                smtp.starttls()
+            if s.smtp_username:
+                smtp.login(s.smtp_username, s.smtp_password)
+            smtp.send_message(build_message(mail, s.mail_from))
+
+
+def backend_from_settings(settings: Settings) -> MailBackend:
+    match settings.mail_backend:
+        case "smtp":
+            return SmtpBackend(settings)
+        case "directory":
+            return DirectoryBackend(Path(settings.mail_dir), settings.mail_from)
+        case _:
+            return ConsoleBackend(settings.mail_from)

@@ -1,0 +1,130 @@
+"""Configuration from the environment, validated once at start-up.
+
+Every problem is collected and reported together, one line each, so an operator
+fixes a broken deployment in one pass instead of one restart per mistake.
+"""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+_DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0123456789"  # noqa: S105
+ENVIRONMENTS = ("development", "test", "production")
+MAIL_BACKENDS = ("console", "smtp", "directory")
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str
+    environment: str = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_prefix: str = "/api/v1"
+    jwt_secret: str = _DEV_JWT_SECRET
+    jwt_ttl_seconds: int = 24 * 3600
+    read_your_writes_timeout: float = 2.0
+    projector_batch_size: int = 500
+    queue_namespace: str = "gymledger"
+    mail_backend: str = "console"
+    mail_from: str = "GymLedger <no-reply@gymledger.local>"
+    mail_dir: str = ".data/mail"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_starttls: bool = False
+    smtp_timeout: float = 10.0
+    mail_max_retries: int = 8
+    log_level: str = "INFO"
+
+    def __repr__(self) -> str:  # never print secrets or credentials in URLs
+        return f"Settings(environment={self.environment!r}, api_prefix={self.api_prefix!r})"
+
+
+def _int(env: Mapping[str, str], key: str, default: int, problems: list[str], low: int = 0) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        problems.append(f"{key} must be an integer, got {raw!r}")
+        return default
+    if value < low:
+        problems.append(f"{key} must be >= {low}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], key: str, default: float, problems: list[str]) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        problems.append(f"{key} must be a number, got {raw!r}")
+        return default
+    if value < 0:
+        problems.append(f"{key} must be >= 0, got {value}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    get = env.get
+    environment = get("ENVIRONMENT", "development")
+    if environment not in ENVIRONMENTS:
+        problems.append(f"ENVIRONMENT must be one of {', '.join(ENVIRONMENTS)}")
+    for key in ("DATABASE_URL", "REDIS_URL"):
+        if not get(key):
+            problems.append(f"{key} is required (make run / make test start embedded servers)")
+    jwt_secret = get("JWT_SECRET") or ""
+    if not jwt_secret:
+        if environment == "production":
+            problems.append("JWT_SECRET is required in production")
+        jwt_secret = _DEV_JWT_SECRET
+    elif len(jwt_secret) < 32:
+        problems.append("JWT_SECRET must be at least 32 characters")
+    if environment == "production" and jwt_secret == _DEV_JWT_SECRET:
+        problems.append("JWT_SECRET must not be the development default in production")
+    prefix = get("API_PREFIX", "/api/v1").rstrip("/")
+    if prefix and not prefix.startswith("/"):
+        problems.append("API_PREFIX must start with '/'")
+    mail_backend = get("MAIL_BACKEND", "console")
+    if mail_backend not in MAIL_BACKENDS:
+        problems.append(f"MAIL_BACKEND must be one of {', '.join(MAIL_BACKENDS)}")
+    settings = Settings(
+        database_url=get("DATABASE_URL", ""),
+        redis_url=get("REDIS_URL", ""),
+        environment=environment,
+        host=get("HOST", "127.0.0.1"),
+        port=_int(env, "PORT", 8000, problems, low=1),
+        api_prefix=prefix,
+        jwt_secret=jwt_secret,
+        jwt_ttl_seconds=_int(env, "JWT_TTL_SECONDS", 24 * 3600, problems, low=60),
+        read_your_writes_timeout=_float(env, "READ_YOUR_WRITES_TIMEOUT", 2.0, problems),
+        projector_batch_size=_int(env, "PROJECTOR_BATCH_SIZE", 500, problems, low=1),
+        queue_namespace=get("QUEUE_NAMESPACE", "gymledger"),
+        mail_backend=mail_backend,
+        mail_from=get("MAIL_FROM", Settings.mail_from),
+        mail_dir=get("MAIL_DIR", ".data/mail"),
+        smtp_host=get("SMTP_HOST", "127.0.0.1"),
+        smtp_port=_int(env, "SMTP_PORT", 25, problems, low=1),
+        smtp_username=get("SMTP_USERNAME", ""),
+        smtp_password=get("SMTP_PASSWORD", ""),
+        smtp_starttls=get("SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
+        smtp_timeout=_float(env, "SMTP_TIMEOUT", 10.0, problems),
+        mail_max_retries=_int(env, "MAIL_MAX_RETRIES", 8, problems),
+        log_level=get("LOG_LEVEL", "INFO").upper(),
+    )
+    if problems:
+        raise ConfigError(problems)
+    return settings

@@ -1,0 +1,1 @@
+"""Read side: one module per read model (tables, event handlers, queries)."""

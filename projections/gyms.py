@@ -1,0 +1,134 @@
+"""Read model of open gyms: profiles for `GET /gyms/me`, credentials for login.
+
+Closed gyms are removed here (their history stays in the event log), which is
+also what makes an old token of a closed gym stop working.
+"""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import psycopg
+from psycopg import sql
+from psycopg.rows import TupleRow, class_row
+
+from domain.events import DomainEvent
+from domain.gym import PROFILE_FIELDS, GymClosed, GymProfileUpdated, GymRegistered
+
+MIGRATION_SQL = """
+CREATE TABLE IF NOT EXISTS gyms (
+    id uuid PRIMARY KEY,
+    version integer NOT NULL,
+    name text NOT NULL,
+    email text NOT NULL,
+    address text,
+    description text,
+    gym_type text,
+    monthly_fee_cents bigint NOT NULL,
+    currency text NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gym_logins (
+    email text PRIMARY KEY,
+    gym_id uuid NOT NULL UNIQUE REFERENCES gyms (id) ON DELETE CASCADE,
+    password_hash text NOT NULL
+);
+"""
+
+
+class GymView(msgspec.Struct, frozen=True):
+    id: UUID
+    version: int
+    name: str
+    email: str
+    address: str | None
+    description: str | None
+    gym_type: str | None
+    monthly_fee_cents: int
+    currency: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class GymsProjection:
+    tables = ("gym_logins", "gyms")
+    rebuildable = True
+
+    def apply(self, cur: psycopg.Cursor[TupleRow], event: DomainEvent) -> None:
+        match event:
+            case GymRegistered():
+                cur.execute(
+                    "INSERT INTO gyms (id, version, name, email, address, description, gym_type,"
+                    " monthly_fee_cents, currency, created_at, updated_at)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (
+                        event.originator_id,
+                        event.originator_version,
+                        event.name,
+                        event.email,
+                        event.address,
+                        event.description,
+                        event.gym_type,
+                        event.monthly_fee_cents,
+                        event.currency,
+                        event.timestamp,
+                        event.timestamp,
+                    ),
+                )
+                cur.execute(
+                    "INSERT INTO gym_logins (email, gym_id, password_hash) VALUES (%s, %s, %s)",
+                    (event.email, event.originator_id, event.password_hash),
+                )
+            case GymProfileUpdated():
+                changed = {
+                    f: getattr(event, f)
+                    for f in PROFILE_FIELDS
+                    if getattr(event, f) is not msgspec.UNSET
+                }
+                assignments = sql.SQL(", ").join(
+                    sql.SQL("{} = %s").format(sql.Identifier(f)) for f in changed
+                )
+                cur.execute(
+                    sql.SQL(
+                        "UPDATE gyms SET {}, version = %s, updated_at = %s WHERE id = %s"
+                    ).format(assignments),
+                    (*changed.values(), event.originator_version, event.timestamp,
+                     event.originator_id),
+                )
+                if "email" in changed:
+                    cur.execute(
+                        "UPDATE gym_logins SET email = %s WHERE gym_id = %s",
+                        (changed["email"], event.originator_id),
+                    )
+            case GymClosed():
+                cur.execute("DELETE FROM gyms WHERE id = %s", (event.originator_id,))
+
+
+_GYM_COLUMNS = (
+    "id, version, name, email, address, description, gym_type, monthly_fee_cents,"
+    " currency, created_at, updated_at"
+)
+
+
+async def get_gym(conn: psycopg.AsyncConnection[Any], gym_id: UUID) -> GymView | None:
+    async with conn.cursor(row_factory=class_row(GymView)) as cur:
+        await cur.execute(f"SELECT {_GYM_COLUMNS} FROM gyms WHERE id = %s", (gym_id,))  # noqa: S608
+        return await cur.fetchone()
+
+
+async def gym_is_open(conn: psycopg.AsyncConnection[Any], gym_id: UUID) -> bool:
+    cur = await conn.execute("SELECT 1 FROM gyms WHERE id = %s", (gym_id,))
+    return await cur.fetchone() is not None
+
+
+async def find_login(
+    conn: psycopg.AsyncConnection[Any], email: str
+) -> tuple[UUID, str] | None:
+    """(gym id, password hash) of the open gym with this email, if any."""
+    cur = await conn.execute(
+        "SELECT gym_id, password_hash FROM gym_logins WHERE email = %s", (email.strip().lower(),)
+    )
+    row = await cur.fetchone()
+    return None if row is None else (row[0], row[1])

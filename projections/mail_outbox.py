@@ -1,0 +1,140 @@
+"""Mail outbox: one row per mail a past event calls for.
+
+Rows are keyed by a deterministic `dedupe_key` and inserted with ON CONFLICT DO
+NOTHING, and this table is never emptied by a rebuild: replaying the log can not
+create a second mail. Sending (workers/mail.py) only ever reads this table.
+"""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import psycopg
+from psycopg.rows import TupleRow, class_row
+
+from domain.events import DomainEvent
+from domain.gym import GymRegistered
+
+MIGRATION_SQL = """
+CREATE TABLE IF NOT EXISTS mail_outbox (
+    id bigserial PRIMARY KEY,
+    dedupe_key text NOT NULL UNIQUE,
+    gym_id uuid NOT NULL,
+    recipient text NOT NULL,
+    subject text NOT NULL,
+    body text NOT NULL,
+    correlation_id text NOT NULL,
+    status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+    attempts integer NOT NULL DEFAULT 0,
+    last_error text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    enqueued_at timestamptz,
+    sent_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS mail_outbox_unsent ON mail_outbox (id) WHERE status = 'pending';
+"""
+
+
+class OutboxMail(msgspec.Struct, frozen=True):
+    id: int
+    dedupe_key: str
+    gym_id: UUID
+    recipient: str
+    subject: str
+    body: str
+    correlation_id: str
+    status: str
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None
+
+
+def welcome_gym_owner(event: GymRegistered) -> tuple[str, str]:
+    subject = f"Welcome to GymLedger, {event.name}"
+    body = (
+        f"Hello,\n\nyour gym {event.name} is registered with GymLedger.\n"
+        "Log in with this email address to manage your members.\n\n"
+        "The GymLedger team\n"
+    )
+    return subject, body
+
+
+class MailOutboxProjection:
+    tables = ("mail_outbox",)
+    rebuildable = False
+
+    def apply(self, cur: psycopg.Cursor[TupleRow], event: DomainEvent) -> None:
+        match event:
+            case GymRegistered():
+                subject, body = welcome_gym_owner(event)
+                _enqueue(cur, f"welcome-gym:{event.originator_id}", event, event.email,
+                         subject, body)
+
+
+def _enqueue(
+    cur: psycopg.Cursor[TupleRow],
+    dedupe_key: str,
+    event: DomainEvent,
+    recipient: str,
+    subject: str,
+    body: str,
+) -> None:
+    cur.execute(
+        "INSERT INTO mail_outbox (dedupe_key, gym_id, recipient, subject, body, correlation_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (dedupe_key) DO NOTHING",
+        (dedupe_key, event.originator_id, recipient, subject, body,
+         event.metadata.correlation_id),
+    )
+
+
+# --- used by the mail worker and relay -------------------------------------------------
+
+_COLUMNS = (
+    "id, dedupe_key, gym_id, recipient, subject, body, correlation_id, status, attempts,"
+    " created_at, sent_at"
+)
+
+
+def claim_for_sending(conn: psycopg.Connection[Any], mail_id: int) -> OutboxMail | None:
+    """Lock a pending mail for the current transaction; None if sent or taken."""
+    with conn.cursor(row_factory=class_row(OutboxMail)) as cur:
+        cur.execute(
+            f"SELECT {_COLUMNS} FROM mail_outbox WHERE id = %s AND status = 'pending'"  # noqa: S608
+            " FOR UPDATE SKIP LOCKED",
+            (mail_id,),
+        )
+        return cur.fetchone()
+
+
+def mark_sent(conn: psycopg.Connection[Any], mail_id: int) -> None:
+    conn.execute(
+        "UPDATE mail_outbox SET status = 'sent', sent_at = now(), attempts = attempts + 1,"
+        " last_error = NULL WHERE id = %s",
+        (mail_id,),
+    )
+
+
+def record_failure(conn: psycopg.Connection[Any], mail_id: int, error: str, final: bool) -> None:
+    conn.execute(
+        "UPDATE mail_outbox SET attempts = attempts + 1, last_error = %s,"
+        " status = CASE WHEN %s THEN 'failed' ELSE status END WHERE id = %s",
+        (error[:500], final, mail_id),
+    )
+
+
+def take_unenqueued(conn: psycopg.Connection[Any], stale_after_seconds: int) -> list[int]:
+    """Pending mails never handed to the queue, or handed over long ago (lost message)."""
+    rows = conn.execute(
+        "UPDATE mail_outbox SET enqueued_at = now() WHERE id IN ("
+        " SELECT id FROM mail_outbox WHERE status = 'pending' AND (enqueued_at IS NULL"
+        "  OR enqueued_at < now() - make_interval(secs => %s))"
+        " ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED) RETURNING id",
+        (stale_after_seconds,),
+    ).fetchall()
+    return sorted(int(r[0]) for r in rows)
+
+
+def unmark_enqueued(conn: psycopg.Connection[Any], mail_ids: list[int]) -> None:
+    """The queue refused them (Redis down): the next relay run tries again."""
+    conn.execute("UPDATE mail_outbox SET enqueued_at = NULL WHERE id = ANY(%s)", (mail_ids,))

@@ -1,0 +1,10 @@
+"""Every read-side table, as ordered migrations (applied by `gymledger migrate`)."""
+
+from infra.migrate import Migration
+from projections import engine, gyms, mail_outbox
+
+MIGRATIONS = (
+    Migration("0001_projector_positions", engine.MIGRATION_SQL),
+    Migration("0002_gyms", gyms.MIGRATION_SQL),
+    Migration("0003_mail_outbox", mail_outbox.MIGRATION_SQL),
+)

@@ -1,0 +1,1 @@
+"""Entry points of the long-running processes: projector, queue worker, supervisor, CLI."""

@@ -1,0 +1,90 @@
+"""Mail delivery: a dramatiq actor that sends one outbox row, and the relay that enqueues.
+
+The outbox row, not the queue message, is the source of truth: a message may be
+lost (Redis down) or duplicated (redelivery) and the row still decides. The row
+lock taken while sending stops two workers from sending the same mail at once.
+"""
+
+import logging
+from functools import cache
+
+import dramatiq
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from infra.mail import Mail, MailBackend, backend_from_settings
+from infra.queue import configure_broker
+from infra.settings import Settings, load_settings
+from projections import mail_outbox
+
+log = logging.getLogger("gymledger.mail")
+settings = load_settings()
+broker = configure_broker(settings.redis_url, settings.queue_namespace)
+# A relay re-enqueues a pending mail whose message was handed over this long ago
+# without being settled: the message was lost (worker crash, Redis restart).
+REENQUEUE_AFTER_SECONDS = 600
+
+
+class MailDeliveryFailed(Exception):
+    """Raised so dramatiq retries the message with exponential backoff."""
+
+
+@cache
+def _pool() -> ConnectionPool:
+    return ConnectionPool(settings.database_url, min_size=1, max_size=4, open=True)
+
+
+@cache
+def _backend() -> MailBackend:
+    return backend_from_settings(settings)
+
+
+def deliver(conn: psycopg.Connection[tuple[object, ...]], mail_id: int, s: Settings,
+            backend: MailBackend) -> None:
+    error: Exception | None = None
+    with conn.transaction():
+        row = mail_outbox.claim_for_sending(conn, mail_id)
+        if row is None:
+            return  # already sent, dead-lettered, or being sent by another worker
+        try:
+            backend.send(Mail(key=row.dedupe_key, recipient=row.recipient, subject=row.subject,
+                              body=row.body))
+        except Exception as exc:  # any backend failure is retried, never lost
+            error = exc
+        else:
+            mail_outbox.mark_sent(conn, mail_id)
+            log.info("mail sent", extra={"mail_id": mail_id, "request_id": row.correlation_id})
+            return
+        final = row.attempts + 1 > s.mail_max_retries
+        mail_outbox.record_failure(conn, mail_id, f"{type(error).__name__}: {error}", final)
+    log.warning("mail failed", extra={"mail_id": mail_id, "final": final})
+    if not final:
+        raise MailDeliveryFailed(f"mail {mail_id}") from error
+
+
+@dramatiq.actor(
+    queue_name="mail",
+    max_retries=settings.mail_max_retries,
+    min_backoff=1_000,
+    max_backoff=300_000,
+)
+def send_mail(mail_id: int) -> None:
+    with _pool().connection() as conn:
+        deliver(conn, mail_id, settings, _backend())
+
+
+def relay_outbox(conn: psycopg.Connection[tuple[object, ...]]) -> int:
+    """Hand pending mails to the queue; returns how many were enqueued."""
+    with conn.transaction():
+        ids = mail_outbox.take_unenqueued(conn, REENQUEUE_AFTER_SECONDS)
+    sent = 0
+    for mail_id in ids:
+        try:
+            send_mail.send(mail_id)
+            sent += 1
+        except Exception:  # Redis unavailable: keep the rest pending, retry next time
+            log.warning("queue unavailable; mail stays pending", exc_info=True)
+            with conn.transaction():
+                mail_outbox.unmark_enqueued(conn, ids[sent:])
+            break
+    return sent

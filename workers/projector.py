@@ -1,0 +1,75 @@
+"""The projector process: keeps the read model up to date with the event log.
+
+Woken by the event store's NOTIFY (with a timeout as a safety net), it applies
+new events in batches, then relays new outbox mail to the queue. One instance is
+active at a time (PostgreSQL advisory lock); others wait as hot standbys.
+"""
+
+import logging
+import signal
+import threading
+import time
+
+import psycopg
+from psycopg import sql
+
+from infra.db import EVENTS_CHANNEL
+from infra.logs import configure_logging
+from infra.settings import Settings, load_settings
+from projections.read_model import READ_MODEL, read_model_projector
+from workers.mail import relay_outbox
+
+log = logging.getLogger("gymledger.projector")
+_ACTIVE_LOCK = 0x70726A31  # advisory lock key of the active read-model projector
+WAKE_UP_SECONDS = 1.0
+
+
+def _wait_for_leadership(conn: psycopg.Connection[tuple[object, ...]],
+                         stop: threading.Event) -> bool:
+    while not stop.is_set():
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_ACTIVE_LOCK,)).fetchone()
+        if row and row[0]:
+            return True
+        stop.wait(WAKE_UP_SECONDS)
+    return False
+
+
+def run_projector(settings: Settings, stop: threading.Event) -> None:
+    """Run until `stop` is set; reconnects on database failures."""
+    projector = read_model_projector(settings.projector_batch_size)
+    while not stop.is_set():
+        try:
+            with (
+                psycopg.connect(settings.database_url, autocommit=True) as listener,
+                psycopg.connect(settings.database_url) as worker,
+            ):
+                if not _wait_for_leadership(listener, stop):
+                    return
+                listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(EVENTS_CHANNEL)))
+                projector.ensure_position_row(worker)
+                log.info("projector active", extra={"projection": READ_MODEL})
+                while not stop.is_set():
+                    applied = projector.catch_up(worker)
+                    if applied:
+                        log.debug("applied events", extra={"events": applied})
+                    relay_outbox(worker)
+                    for _ in listener.notifies(timeout=WAKE_UP_SECONDS, stop_after=1):
+                        pass
+        except psycopg.OperationalError:
+            log.exception("database unavailable; projector retries in 1 s")
+            time.sleep(1.0)
+
+
+def main() -> None:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    stop = threading.Event()
+    # SIGTERM/SIGINT end the loop between batches: the current batch commits first.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run_projector(settings, stop)
+    log.info("projector stopped")
+
+
+if __name__ == "__main__":
+    main()
