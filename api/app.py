@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
@@ -26,7 +27,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        read_pool: AsyncConnectionPool = AsyncConnectionPool(  # type: ignore[type-arg]
+        read_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             settings.database_url, min_size=2, max_size=10, open=False
         )
         await read_pool.open()

@@ -1,6 +1,7 @@
 """Bearer tokens (HS256 JWT) and the dependency that turns one into a gym id."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import jwt
@@ -41,7 +42,7 @@ def gym_id_from_token(token: str, secret: str) -> UUID:
         raise _unauthorized() from None
 
 
-async def current_gym_id(request: Request[object, object, object]) -> UUID:
+async def current_gym_id(request: Request[Any, Any, Any]) -> UUID:
     """Dependency: the gym of a valid token whose gym is still open, or 401."""
     state = AppState.of(request)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")

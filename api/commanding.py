@@ -16,9 +16,9 @@ C = TypeVar("C")
 Handler = Callable[[GymLedger, C, CommandContext], CommandResult]
 
 
-async def execute(state: AppState, handler: Handler[C], command: C, actor: str) -> tuple[
-    CommandResult, bool
-]:
+async def execute(
+    state: AppState, handler: Handler[C], command: C, actor: str
+) -> tuple[CommandResult, bool]:
     """Returns the handler's result and whether the read model already shows it.
 
     The command is durable once the handler returns; if the projector is slow or
@@ -28,7 +28,5 @@ async def execute(state: AppState, handler: Handler[C], command: C, actor: str) 
         actor=actor, correlation_id=request_id_var.get() or "unknown", clock=state.clock
     )
     result = await anyio.to_thread.run_sync(partial(handler, state.ledger, command, ctx))
-    visible = await state.watcher.wait_for(
-        result.position, state.settings.read_your_writes_timeout
-    )
+    visible = await state.watcher.wait_for(result.position, state.settings.read_your_writes_timeout)
     return result, visible

@@ -37,7 +37,7 @@ class ProjectionWatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def wait_for(self, position: int, timeout: float) -> bool:
+    async def wait_for(self, position: int, timeout: float) -> bool:  # noqa: ASYNC109
         """True once the read model includes `position`; False after `timeout` seconds."""
         if position <= self.position:
             return True

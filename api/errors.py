@@ -13,6 +13,7 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
 
 from domain.errors import (
     DomainError,
@@ -94,12 +95,10 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
 def unexpected_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     error_id = uuid.uuid4().hex
     log.error("unhandled error", exc_info=exc, extra={"error_id": error_id})
-    return error_body(
-        HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error", error_id=error_id
-    )
+    return error_body(HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error", error_id=error_id)
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ValidationException: validation_failed,
     InvalidValue: invalid_value,
     DomainError: domain_error,

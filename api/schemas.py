@@ -27,9 +27,9 @@ class SignupRequest(msgspec.Struct, forbid_unknown_fields=False):
 class GymPatchRequest(msgspec.Struct):
     name: str | msgspec.UnsetType = msgspec.UNSET
     email: str | msgspec.UnsetType = msgspec.UNSET
-    address: str | None | msgspec.UnsetType = msgspec.UNSET
-    description: str | None | msgspec.UnsetType = msgspec.UNSET
-    gym_type: str | None | msgspec.UnsetType = msgspec.UNSET
+    address: str | msgspec.UnsetType | None = msgspec.UNSET
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    gym_type: str | msgspec.UnsetType | None = msgspec.UNSET
     monthly_fee_cents: int | msgspec.UnsetType = msgspec.UNSET
     currency: str | msgspec.UnsetType = msgspec.UNSET
 
@@ -43,7 +43,7 @@ class LoginForm(msgspec.Struct):
 
 class TokenResponse(msgspec.Struct):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - OAuth2 token type, not a secret
 
 
 class GymResponse(msgspec.Struct):

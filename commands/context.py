@@ -1,6 +1,6 @@
 """What every command handler needs besides the command itself."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import uuid4
 
 from domain.events import SYSTEM_ACTOR, EventMetadata, Stamp
@@ -13,7 +13,7 @@ class CommandContext:
 
     actor: str
     correlation_id: str
-    clock: Clock = SystemClock()
+    clock: Clock = field(default_factory=SystemClock)
 
     def stamp(self) -> Stamp:
         return Stamp(

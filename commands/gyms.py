@@ -76,9 +76,7 @@ def register_gym(app: GymLedger, cmd: RegisterGym, ctx: CommandContext) -> Comma
     return CommandResult(id=gym_id, version=1, position=position)
 
 
-def update_gym_profile(
-    app: GymLedger, cmd: UpdateGymProfile, ctx: CommandContext
-) -> CommandResult:
+def update_gym_profile(app: GymLedger, cmd: UpdateGymProfile, ctx: CommandContext) -> CommandResult:
     current = load_gym(app, cmd.gym_id)
     stamp = ctx.stamp()
     updated = gym.update_profile(current, cmd.changes, stamp)

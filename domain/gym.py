@@ -34,9 +34,9 @@ class GymProfileUpdated(DomainEvent, frozen=True, kw_only=True):
 
     name: str | msgspec.UnsetType = msgspec.UNSET
     email: str | msgspec.UnsetType = msgspec.UNSET
-    address: str | None | msgspec.UnsetType = msgspec.UNSET
-    description: str | None | msgspec.UnsetType = msgspec.UNSET
-    gym_type: str | None | msgspec.UnsetType = msgspec.UNSET
+    address: str | msgspec.UnsetType | None = msgspec.UNSET
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    gym_type: str | msgspec.UnsetType | None = msgspec.UNSET
     monthly_fee_cents: int | msgspec.UnsetType = msgspec.UNSET
     currency: str | msgspec.UnsetType = msgspec.UNSET
 
@@ -66,9 +66,9 @@ class ProfileChanges(msgspec.Struct, frozen=True, kw_only=True):
 
     name: str | msgspec.UnsetType = msgspec.UNSET
     email: str | msgspec.UnsetType = msgspec.UNSET
-    address: str | None | msgspec.UnsetType = msgspec.UNSET
-    description: str | None | msgspec.UnsetType = msgspec.UNSET
-    gym_type: str | None | msgspec.UnsetType = msgspec.UNSET
+    address: str | msgspec.UnsetType | None = msgspec.UNSET
+    description: str | msgspec.UnsetType | None = msgspec.UNSET
+    gym_type: str | msgspec.UnsetType | None = msgspec.UNSET
     monthly_fee_cents: int | msgspec.UnsetType = msgspec.UNSET
     currency: str | msgspec.UnsetType = msgspec.UNSET
 

@@ -72,7 +72,5 @@ def monthly_fee_cents(value: int) -> int:
 
 def password(value: str) -> str:
     if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
-        raise InvalidValue(
-            "password", f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long"
-        )
+        raise InvalidValue("password", f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long")
     return value

@@ -53,7 +53,7 @@ class GymView(msgspec.Struct, frozen=True):
 
 
 class GymsProjection:
-    tables = ("gym_logins", "gyms")
+    tables: tuple[str, ...] = ("gym_logins", "gyms")
     rebuildable = True
 
     def apply(self, cur: psycopg.Cursor[TupleRow], event: DomainEvent) -> None:
@@ -94,8 +94,12 @@ class GymsProjection:
                     sql.SQL(
                         "UPDATE gyms SET {}, version = %s, updated_at = %s WHERE id = %s"
                     ).format(assignments),
-                    (*changed.values(), event.originator_version, event.timestamp,
-                     event.originator_id),
+                    (
+                        *changed.values(),
+                        event.originator_version,
+                        event.timestamp,
+                        event.originator_id,
+                    ),
                 )
                 if "email" in changed:
                     cur.execute(
@@ -123,9 +127,7 @@ async def gym_is_open(conn: psycopg.AsyncConnection[Any], gym_id: UUID) -> bool:
     return await cur.fetchone() is not None
 
 
-async def find_login(
-    conn: psycopg.AsyncConnection[Any], email: str
-) -> tuple[UUID, str] | None:
+async def find_login(conn: psycopg.AsyncConnection[Any], email: str) -> tuple[UUID, str] | None:
     """(gym id, password hash) of the open gym with this email, if any."""
     cur = await conn.execute(
         "SELECT gym_id, password_hash FROM gym_logins WHERE email = %s", (email.strip().lower(),)

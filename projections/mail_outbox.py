@@ -61,15 +61,16 @@ def welcome_gym_owner(event: GymRegistered) -> tuple[str, str]:
 
 
 class MailOutboxProjection:
-    tables = ("mail_outbox",)
+    tables: tuple[str, ...] = ("mail_outbox",)
     rebuildable = False
 
     def apply(self, cur: psycopg.Cursor[TupleRow], event: DomainEvent) -> None:
         match event:
             case GymRegistered():
                 subject, body = welcome_gym_owner(event)
-                _enqueue(cur, f"welcome-gym:{event.originator_id}", event, event.email,
-                         subject, body)
+                _enqueue(
+                    cur, f"welcome-gym:{event.originator_id}", event, event.email, subject, body
+                )
 
 
 def _enqueue(
@@ -83,8 +84,7 @@ def _enqueue(
     cur.execute(
         "INSERT INTO mail_outbox (dedupe_key, gym_id, recipient, subject, body, correlation_id)"
         " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (dedupe_key) DO NOTHING",
-        (dedupe_key, event.originator_id, recipient, subject, body,
-         event.metadata.correlation_id),
+        (dedupe_key, event.originator_id, recipient, subject, body, event.metadata.correlation_id),
     )
 
 

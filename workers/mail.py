@@ -39,16 +39,20 @@ def _backend() -> MailBackend:
     return backend_from_settings(settings)
 
 
-def deliver(conn: psycopg.Connection[tuple[object, ...]], mail_id: int, s: Settings,
-            backend: MailBackend) -> None:
+def deliver(
+    conn: psycopg.Connection[tuple[object, ...]], mail_id: int, s: Settings, backend: MailBackend
+) -> None:
     error: Exception | None = None
     with conn.transaction():
         row = mail_outbox.claim_for_sending(conn, mail_id)
         if row is None:
             return  # already sent, dead-lettered, or being sent by another worker
         try:
-            backend.send(Mail(key=row.dedupe_key, recipient=row.recipient, subject=row.subject,
-                              body=row.body))
+            backend.send(
+                Mail(
+                    key=row.dedupe_key, recipient=row.recipient, subject=row.subject, body=row.body
+                )
+            )
         except Exception as exc:  # any backend failure is retried, never lost
             error = exc
         else:

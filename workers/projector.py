@@ -24,8 +24,9 @@ _ACTIVE_LOCK = 0x70726A31  # advisory lock key of the active read-model projecto
 WAKE_UP_SECONDS = 1.0
 
 
-def _wait_for_leadership(conn: psycopg.Connection[tuple[object, ...]],
-                         stop: threading.Event) -> bool:
+def _wait_for_leadership(
+    conn: psycopg.Connection[tuple[object, ...]], stop: threading.Event
+) -> bool:
     while not stop.is_set():
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_ACTIVE_LOCK,)).fetchone()
         if row and row[0]:

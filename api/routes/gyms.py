@@ -1,14 +1,13 @@
 """Signup, login and the owner's own gym (`/gyms/me`)."""
 
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 import anyio.to_thread
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.di import Provide
-from litestar.enums import RequestEncodingType
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
-from litestar.params import Body
+from litestar.params import JSONBody, URLEncodedBody
 
 from api.auth import current_gym_id, issue_token
 from api.commanding import execute
@@ -45,7 +44,7 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/signup", status_code=201)
-    async def signup(self, request: AnyRequest, data: SignupRequest) -> GymResponse:
+    async def signup(self, request: AnyRequest, data: JSONBody[SignupRequest]) -> GymResponse:
         state = AppState.of(request)
         command = RegisterGym(**{f: getattr(data, f) for f in data.__struct_fields__})
         result, visible = await execute(state, register_gym, command, actor="anonymous")
@@ -55,7 +54,7 @@ class AuthController(Controller):
     async def login(
         self,
         request: AnyRequest,
-        data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        data: URLEncodedBody[LoginForm],
     ) -> TokenResponse:
         state = AppState.of(request)
         async with state.read_pool.connection() as conn:
@@ -75,20 +74,20 @@ class MyGymController(Controller):
     dependencies = {"gym_id": Provide(current_gym_id)}
 
     @get("")
-    async def show(self, request: AnyRequest, gym_id: UUID) -> GymResponse:
+    async def show(self, request: AnyRequest, gym_id: NamedDependency[UUID]) -> GymResponse:
         return await _gym_response(AppState.of(request), gym_id, visible=True)
 
     @patch("")
     async def update(
-        self, request: AnyRequest, gym_id: UUID, data: GymPatchRequest
+        self, request: AnyRequest, gym_id: NamedDependency[UUID], data: JSONBody[GymPatchRequest]
     ) -> GymResponse:
         state = AppState.of(request)
         changes = ProfileChanges(**{f: getattr(data, f) for f in data.__struct_fields__})
         command = UpdateGymProfile(gym_id=gym_id, changes=changes)
-        result, visible = await execute(state, update_gym_profile, command, actor=str(gym_id))
+        _result, visible = await execute(state, update_gym_profile, command, actor=str(gym_id))
         return await _gym_response(state, gym_id, visible)
 
     @delete("", status_code=204)
-    async def close(self, request: AnyRequest, gym_id: UUID) -> None:
+    async def close(self, request: AnyRequest, gym_id: NamedDependency[UUID]) -> None:
         state = AppState.of(request)
         await execute(state, close_gym, CloseGym(gym_id=gym_id), actor=str(gym_id))

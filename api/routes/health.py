@@ -21,7 +21,7 @@ async def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
             )
             row = await cur.fetchone()
         checks["database"] = "ok"
-        head, position = (row or (0, 0))
+        head, position = row or (0, 0)
         checks["projector_lag_events"] = max(0, int(head) - int(position or 0))
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"

@@ -1,0 +1,50 @@
+# GymLedger: `make run` and `make test` are the only set-up a fresh machine needs.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed-stamp
+
+.PHONY: install run test test-fast lint format migrate rebuild lock clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start API (HOST/PORT, default 127.0.0.1:8000), projector and mail worker; Ctrl-C stops all.
+run: install
+	$(PY) -m workers.cli run
+
+## The whole suite: unit, integration (real PostgreSQL, Redis, SMTP) and end-to-end over HTTP.
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Unit tests only (no servers).
+test-fast: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+migrate: install
+	$(PY) -m workers.cli migrate
+
+## Rebuild every read table from the full event log (never re-sends mail).
+rebuild: install
+	$(PY) -m workers.cli projections rebuild
+
+## Refresh pinned versions after changing dependencies in pyproject.toml.
+lock:
+	$(PY) -m pip freeze --exclude-editable | grep -v '^gymledger' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,121 @@
+"""Session-wide fixtures: the real servers, the projector, the mail worker, an API client."""
+
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from tests.smtp import Inbox
+from tests.stack import TestStack
+
+_stack = TestStack()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before collection, so modules that read settings at import see the test servers.
+    unit_only = config.args and all("tests/unit" in str(arg) for arg in config.args)
+    if not unit_only:
+        _stack.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _stack.server_url:
+        _stack.stop()
+
+
+@pytest.fixture(scope="session")
+def stack() -> TestStack:
+    return _stack
+
+
+@pytest.fixture(scope="session")
+def inbox() -> Inbox:
+    return _stack.smtp.inbox
+
+
+@pytest.fixture(scope="session")
+def settings() -> Any:
+    from infra.settings import load_settings
+
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def projector(settings: Any) -> Iterator[None]:
+    """The real projector loop, in a thread of the test process."""
+    from workers.projector import run_projector
+
+    stop = threading.Event()
+    thread = threading.Thread(target=run_projector, args=(settings, stop), daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def mail_worker() -> Iterator[None]:
+    """A real dramatiq worker consuming the session's Redis queue."""
+    import dramatiq
+
+    from workers.mail import broker
+
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    yield
+    worker.stop()
+
+
+@pytest.fixture(scope="session")
+def client(settings: Any, projector: None, mail_worker: None) -> Iterator[TestClient[Any]]:
+    from api.app import create_app
+
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def fresh_database(stack: TestStack) -> Iterator[str]:
+    """A migrated database of its own, for tests that need the whole log to themselves."""
+    url = stack.create_database()
+    yield url
+    stack.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def ledger(settings: Any) -> Iterator[Any]:
+    from commands.application import GymLedger
+
+    app = GymLedger(settings.database_url)
+    yield app
+    app.close()
+
+
+def unique_email(prefix: str = "owner") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def signup_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "Iron Temple",
+        "email": unique_email(),
+        "password": "correct horse",
+        "monthly_fee_cents": 4900,
+        "currency": "EUR",
+    }
+    body.update(overrides)
+    return body
+
+
+def signup_and_login(client: TestClient[Any], **overrides: Any) -> tuple[dict[str, Any], str]:
+    body = signup_body(**overrides)
+    created = client.post("/api/v1/auth/signup", json=body)
+    assert created.status_code == 201, created.text
+    login = client.post(
+        "/api/v1/auth/login", data={"username": body["email"], "password": body["password"]}
+    )
+    assert login.status_code == 200, login.text
+    return created.json(), login.json()["access_token"]

@@ -1,0 +1,116 @@
+"""End to end over real HTTP: `gymledger run` starts API, projector and worker together."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import signup_body
+from tests.smtp import Inbox, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_system(env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "workers.cli", "run"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, (proc.stdout.read() if proc.stdout else b"").decode()[-3000:]
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("system did not become healthy")
+
+
+def stop_system(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    out, _ = proc.communicate(timeout=60)
+    return proc.returncode, out.decode()
+
+
+@pytest.fixture
+def running_system() -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "LOG_LEVEL": "INFO"}
+    proc = start_system(env, ROOT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, proc)
+        yield base
+    finally:
+        if proc.poll() is None:
+            code, output = stop_system(proc)
+            assert code == 0, output[-3000:]
+            assert "GymLedger stopped" in output
+
+
+def test_owner_journey_over_http(running_system: str, inbox: Inbox) -> None:
+    api = f"{running_system}/api/v1"
+    body = signup_body(name="Over The Wire")
+    with httpx.Client(timeout=10) as http:
+        created = http.post(f"{api}/auth/signup", json=body, headers={"X-Request-ID": "e2e-1"})
+        assert created.status_code == 201, created.text
+        assert created.headers["x-request-id"] == "e2e-1"
+        token = http.post(
+            f"{api}/auth/login", data={"username": body["email"], "password": body["password"]}
+        ).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        me = http.get(f"{api}/gyms/me", headers=auth)
+        assert me.json()["name"] == "Over The Wire"
+        patched = http.patch(f"{api}/gyms/me", headers=auth, json={"monthly_fee_cents": 0})
+        assert patched.json()["monthly_fee_cents"] == 0
+        assert http.get(f"{api}/gyms/me", headers=auth).json()["monthly_fee_cents"] == 0
+        assert len(inbox.wait_for(body["email"])) == 1
+        assert http.delete(f"{api}/gyms/me", headers=auth).status_code == 204
+        assert http.get(f"{api}/gyms/me", headers=auth).status_code == 401
+        assert http.get(f"{running_system}/schema/openapi.json").status_code == 200
+
+
+def test_embedded_servers_when_no_urls_are_given(tmp_path: Path, inbox: Any) -> None:
+    """The default for a fresh machine: private PostgreSQL and Redis under ./.data/."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update({"PORT": str(port), "MAIL_BACKEND": "directory", "MAIL_DIR": str(tmp_path / "mail")})
+    proc = start_system(env, tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, proc, timeout=180)
+        body = signup_body()
+        created = httpx.post(f"{base}/api/v1/auth/signup", json=body, timeout=10)
+        assert created.status_code == 201, created.text
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not list((tmp_path / "mail").glob("*.eml")):
+            time.sleep(0.1)
+        mails = list((tmp_path / "mail").glob("*.eml"))
+        assert len(mails) == 1
+        assert body["email"] in mails[0].read_text()
+    finally:
+        code, output = stop_system(proc)
+    assert code == 0, output[-3000:]
+    assert (tmp_path / ".data" / "postgres").is_dir()
+    leftover = subprocess.run(
+        ["pgrep", "-f", str(tmp_path / ".data")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert leftover.stdout.strip() == "", "embedded servers must stop with the system"

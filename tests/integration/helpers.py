@@ -1,0 +1,81 @@
+"""Helpers for integration tests that drive the write side directly."""
+
+import time
+from typing import Any
+
+import psycopg
+
+from commands.application import GymLedger
+from commands.context import CommandContext
+from commands.gyms import RegisterGym, load_gym, register_gym
+from commands.results import CommandResult
+from projections.read_model import READ_MODEL
+from tests.conftest import unique_email
+
+
+def register(ledger: GymLedger, email: str | None = None, **overrides: Any) -> CommandResult:
+    fields: dict[str, Any] = {
+        "name": "Test Gym",
+        "email": email or unique_email(),
+        "password": "password-123",
+        "monthly_fee_cents": 1000,
+        "currency": "EUR",
+    }
+    fields.update(overrides)
+    return register_gym(ledger, RegisterGym(**fields), CommandContext.system())
+
+
+def wait_projected(database_url: str, position: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT position FROM projector_positions WHERE name = %s", (READ_MODEL,)
+            ).fetchone()
+            if row and row[0] >= position:
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"projector did not reach position {position} in {timeout}s")
+
+
+def head_position(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT coalesce(max(notification_id), 0) FROM gymledger_events")
+        return int(row.fetchone()[0])  # type: ignore[index]
+
+
+def gyms_table(database_url: str) -> dict[str, tuple[Any, ...]]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT id, version, name, email, address, description, gym_type,"
+            " monthly_fee_cents, currency, created_at, updated_at FROM gyms"
+        ).fetchall()
+    return {str(r[0]): tuple(r[1:]) for r in rows}
+
+
+def replayed_gyms(ledger: GymLedger, database_url: str) -> dict[str, tuple[Any, ...]]:
+    """Every open gym rebuilt from its own events (the write side's truth)."""
+    with psycopg.connect(database_url) as conn:
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT originator_id FROM gymledger_events WHERE topic LIKE 'Gym%%'"
+            )
+        ]
+    result: dict[str, tuple[Any, ...]] = {}
+    for gym_id in ids:
+        gym = load_gym(ledger, gym_id)
+        if not gym.closed:
+            result[str(gym.id)] = (
+                gym.version,
+                gym.name,
+                gym.email,
+                gym.address,
+                gym.description,
+                gym.gym_type,
+                gym.monthly_fee_cents,
+                gym.currency,
+                gym.created_at,
+                gym.updated_at,
+            )
+    return result

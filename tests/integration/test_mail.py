@@ -1,0 +1,61 @@
+"""Welcome mail through outbox, dramatiq on Redis and a real SMTP server."""
+
+import time
+from typing import Any
+
+import psycopg
+from litestar.testing import TestClient
+
+from infra.mail import SmtpBackend
+from tests.conftest import signup_body
+from tests.smtp import Inbox
+
+
+def outbox_row(database_url: str, recipient: str) -> tuple[Any, ...] | None:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT id, status, attempts, last_error FROM mail_outbox WHERE recipient = %s",
+            (recipient,),
+        ).fetchone()
+
+
+def wait_status(
+    database_url: str, recipient: str, status: str, timeout: float = 30
+) -> tuple[Any, ...]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = outbox_row(database_url, recipient)
+        if row is not None and row[1] == status:
+            return row
+        time.sleep(0.05)
+    raise AssertionError(f"mail to {recipient} never reached {status}: {row}")
+
+
+def test_new_owner_gets_exactly_one_welcome_mail(
+    client: TestClient[Any], inbox: Inbox, settings: Any
+) -> None:
+    body = signup_body(name="Welcome Gym")
+    assert client.post("/api/v1/auth/signup", json=body).status_code == 201
+    mails = inbox.wait_for(body["email"])
+    assert len(mails) == 1
+    assert "Welcome Gym" in mails[0]["Subject"]
+    assert mails[0]["Message-ID"].startswith("<welcome-gym.")
+    row = wait_status(settings.database_url, body["email"], "sent")
+    # Delivering the same outbox row again (a redelivered message) sends nothing.
+    from workers.mail import deliver
+
+    with psycopg.connect(settings.database_url) as conn:
+        deliver(conn, row[0], settings, SmtpBackend(settings))
+    time.sleep(0.5)
+    assert len(inbox.to(body["email"])) == 1
+
+
+def test_refused_mail_is_retried_then_dead_lettered_without_failing_signup(
+    client: TestClient[Any], inbox: Inbox, settings: Any
+) -> None:
+    body = signup_body(email=f"refuse-{time.time_ns()}@example.com")
+    assert client.post("/api/v1/auth/signup", json=body).status_code == 201
+    row = wait_status(settings.database_url, body["email"], "failed", timeout=60)
+    assert row[2] == settings.mail_max_retries + 1  # first try plus every retry
+    assert "550" in row[3]
+    assert inbox.to(body["email"]) == []

@@ -1,0 +1,103 @@
+"""`make run`: the API, the projector and the queue worker in the foreground.
+
+Starts embedded PostgreSQL/Redis when DATABASE_URL/REDIS_URL are unset, applies
+migrations, then supervises the three processes: Ctrl-C (or SIGTERM) asks each
+to stop gracefully, and if one dies the others are stopped too, so the
+operator never keeps running half a system without noticing.
+"""
+
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from infra.embedded import services
+from infra.logs import configure_logging
+from infra.settings import load_settings
+from workers.setup import migrate
+
+log = logging.getLogger("gymledger.supervisor")
+DATA_DIR = Path(".data")
+STOP_GRACE_SECONDS = 20
+
+
+def _dev_jwt_secret() -> str:
+    """A random secret kept under .data/, so tokens survive restarts in development."""
+    path = DATA_DIR / "jwt_secret"
+    if not path.exists():
+        DATA_DIR.mkdir(exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _commands(host: str, port: int, worker_threads: int) -> dict[str, list[str]]:
+    py = sys.executable
+    return {
+        "api": [
+            py,
+            "-m",
+            "uvicorn",
+            "api.app:create_app",
+            "--factory",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "15",
+        ],
+        "projector": [py, "-m", "workers.projector"],
+        "worker": [
+            py,
+            "-m",
+            "dramatiq",
+            "workers.mail",
+            "--processes",
+            "1",
+            "--threads",
+            str(worker_threads),
+        ],
+    }
+
+
+def supervise() -> int:
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with services(DATA_DIR) as urls:
+        env = {**os.environ, "DATABASE_URL": urls.database_url, "REDIS_URL": urls.redis_url}
+        if not env.get("JWT_SECRET") and env.get("ENVIRONMENT", "development") != "production":
+            env["JWT_SECRET"] = _dev_jwt_secret()
+        settings = load_settings(env)  # fail fast, before any child starts
+        log.info("migrations applied", extra={"applied": migrate(settings.database_url)})
+        children = {
+            name: subprocess.Popen(cmd, env=env, start_new_session=True)  # noqa: S603
+            for name, cmd in _commands(settings.host, settings.port, 4).items()
+        }
+        log.info("GymLedger running", extra={"url": f"http://{settings.host}:{settings.port}"})
+        exit_code = 0
+        while not stop.wait(0.5):
+            dead = [n for n, p in children.items() if p.poll() is not None]
+            if dead:
+                log.error("process exited; stopping the others", extra={"process": dead})
+                exit_code = 1
+                break
+        for proc in children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in children.items():
+            try:
+                proc.wait(STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                log.error("process did not stop in time; killing", extra={"process": name})
+                proc.kill()
+                proc.wait()
+        log.info("GymLedger stopped")
+        return exit_code
