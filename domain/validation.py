@@ -27,30 +27,38 @@ NAME_MAX = 200
 TEXT_MAX = 2000
 
 
+# Control characters (NUL above all, which PostgreSQL text refuses) and lone
+# surrogates have no place in names or notes; line breaks and tabs do.
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def _printable(field: str, value: str, max_length: int) -> str:
+    if len(value) > max_length:
+        raise InvalidValue(field, f"must be at most {max_length} characters")
+    if _FORBIDDEN.search(value):
+        raise InvalidValue(field, "must not contain control characters")
+    return value
+
+
 def required_text(field: str, value: str, max_length: int = NAME_MAX) -> str:
-    """Strip surrounding blanks; refuse empty or overlong text."""
+    """Strip surrounding blanks; refuse empty, overlong or unprintable text."""
     cleaned = value.strip()
     if not cleaned:
         raise InvalidValue(field, "must not be empty")
-    if len(cleaned) > max_length:
-        raise InvalidValue(field, f"must be at most {max_length} characters")
-    return cleaned
+    return _printable(field, cleaned, max_length)
 
 
 def optional_text(field: str, value: str | None, max_length: int = TEXT_MAX) -> str | None:
     """Blank optional text is stored as absent rather than as an empty string."""
     if value is None or not value.strip():
         return None
-    cleaned = value.strip()
-    if len(cleaned) > max_length:
-        raise InvalidValue(field, f"must be at most {max_length} characters")
-    return cleaned
+    return _printable(field, value.strip(), max_length)
 
 
 def email(field: str, value: str) -> str:
     """Emails compare case-insensitively, so they are stored lower-cased."""
     cleaned = value.strip().lower()
-    if len(cleaned) > 254 or not _EMAIL.match(cleaned):
+    if len(cleaned) > 254 or not _EMAIL.match(cleaned) or _FORBIDDEN.search(cleaned):
         raise InvalidValue(field, "is not a valid email address")
     return cleaned
 

@@ -8,7 +8,6 @@ active at a time (PostgreSQL advisory lock); others wait as hot standbys.
 import logging
 import signal
 import threading
-import time
 
 import psycopg
 from psycopg import sql
@@ -36,8 +35,14 @@ def _wait_for_leadership(
 
 
 def run_projector(settings: Settings, stop: threading.Event) -> None:
-    """Run until `stop` is set; reconnects on database failures."""
+    """Run until `stop` is set; reconnects on database failures.
+
+    Any other failure (an event a projection cannot apply) is logged and the same
+    batch retried with growing pauses: the projector neither dies, nor spins, nor
+    skips the event. Parking such events is a separate, explicit operation.
+    """
     projector = read_model_projector(settings.projector_batch_size)
+    pause = 1.0
     while not stop.is_set():
         try:
             with (
@@ -51,14 +56,21 @@ def run_projector(settings: Settings, stop: threading.Event) -> None:
                 log.info("projector active", extra={"projection": READ_MODEL})
                 while not stop.is_set():
                     applied = projector.catch_up(worker)
+                    pause = 1.0
                     if applied:
                         log.debug("applied events", extra={"events": applied})
                     relay_outbox(worker)
                     for _ in listener.notifies(timeout=WAKE_UP_SECONDS, stop_after=1):
                         pass
-        except psycopg.OperationalError:
-            log.exception("database unavailable; projector retries in 1 s")
-            time.sleep(1.0)
+        except Exception as error:
+            cause = (
+                "database unavailable"
+                if isinstance(error, psycopg.OperationalError)
+                else ("projection failed")
+            )
+            log.exception(f"{cause}; the batch is retried", extra={"pause": pause})
+            stop.wait(pause)
+            pause = min(pause * 2, 30.0)
 
 
 def main() -> None:

@@ -54,6 +54,9 @@ def test_register_normalises_fields_and_hashes_the_password() -> None:
     ("field", "value"),
     [
         ("name", "   "),
+        ("name", "Iron\x00Temple"),
+        ("description", "bell\x07"),
+        ("address", "\ud800"),
         ("email", "not-an-email"),
         ("email", "a@b"),
         ("monthly_fee_cents", -1),

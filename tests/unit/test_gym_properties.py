@@ -43,6 +43,9 @@ def check_invariants(state: gym.Gym) -> None:
     assert state.monthly_fee_cents >= 0
     assert state.currency in ISO_4217
     assert state.gym_type is None or len(state.gym_type) <= 50
+    for text in (state.name, state.address, state.description, state.gym_type):
+        # PostgreSQL text refuses NUL: such a value would poison the projector.
+        assert text is None or "\x00" not in text
 
 
 @settings(max_examples=300, deadline=None)
