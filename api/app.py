@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from api.consistency import ProjectionWatcher
 from api.errors import EXCEPTION_HANDLERS
 from api.middleware import request_id_middleware
+from api.routes.customers import CustomersController
 from api.routes.gyms import AuthController, MyGymController
 from api.routes.health import health
 from api.state import AppState
@@ -48,7 +49,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await read_pool.close()
             ledger.close()
 
-    api = Router(path=settings.api_prefix or "/", route_handlers=[AuthController, MyGymController])
+    api = Router(
+        path=settings.api_prefix or "/",
+        route_handlers=[AuthController, MyGymController, CustomersController],
+    )
     return Litestar(
         route_handlers=[api, health],
         lifespan=[lifespan],

@@ -1,6 +1,7 @@
 """Bearer tokens (HS256 JWT) and the dependency that turns one into a gym id."""
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -9,7 +10,8 @@ from litestar import Request
 from litestar.exceptions import NotAuthorizedException
 
 from api.state import AppState
-from projections.gyms import gym_is_open
+from domain.validation import local_date
+from projections.gyms import open_gym_timezone
 
 _ALGORITHM = "HS256"
 
@@ -42,7 +44,18 @@ def gym_id_from_token(token: str, secret: str) -> UUID:
         raise _unauthorized() from None
 
 
-async def current_gym_id(request: Request[Any, Any, Any]) -> UUID:
+@dataclass(frozen=True)
+class CallerGym:
+    """The authenticated caller: their gym and its timezone (for "today")."""
+
+    id: UUID
+    timezone: str
+
+    def today(self, now: datetime) -> date:
+        return local_date(now, self.timezone)
+
+
+async def current_gym(request: Request[Any, Any, Any]) -> CallerGym:
     """Dependency: the gym of a valid token whose gym is still open, or 401."""
     state = AppState.of(request)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -50,6 +63,7 @@ async def current_gym_id(request: Request[Any, Any, Any]) -> UUID:
         raise _unauthorized()
     gym_id = gym_id_from_token(token.strip(), state.settings.jwt_secret)
     async with state.read_pool.connection() as conn:
-        if not await gym_is_open(conn, gym_id):
-            raise _unauthorized()
-    return gym_id
+        timezone = await open_gym_timezone(conn, gym_id)
+    if timezone is None:
+        raise _unauthorized()
+    return CallerGym(id=gym_id, timezone=timezone)

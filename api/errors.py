@@ -23,6 +23,7 @@ from domain.errors import (
     NotFound,
     VersionConflict,
 )
+from domain.idempotency import IdempotencyKeyReused
 
 log = logging.getLogger("gymledger.api")
 
@@ -30,6 +31,7 @@ log = logging.getLogger("gymledger.api")
 DOMAIN_STATUS: tuple[tuple[type[DomainError], int, str | None], ...] = (
     (EmailAlreadyRegistered, 400, "Email already registered"),
     (GymIsClosed, 401, "Could not validate credentials"),
+    (IdempotencyKeyReused, 422, None),
     (NotFound, 404, None),
     (VersionConflict, 412, "The resource was changed by someone else; reload and retry"),
 )
@@ -78,7 +80,7 @@ def domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     for cls, status, detail in DOMAIN_STATUS:
         if isinstance(exc, cls):
             headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-            response = error_body(status, detail or f"{str(exc).capitalize()} not found")
+            response = error_body(status, detail or str(exc))
             if headers:
                 response.headers.update(headers)
             return response

@@ -4,12 +4,14 @@ Requests are typed loosely on purpose (types, not rules): the domain enforces th
 invariants, so a rule lives in one place whichever entry point a command uses.
 """
 
-from datetime import datetime
+from datetime import UTC, date, datetime
 from uuid import UUID
 
 import msgspec
 
+from domain.customer import Customer, is_active
 from domain.gym import Gym
+from projections.customers import CustomerRow
 from projections.gyms import GymView
 
 
@@ -22,6 +24,7 @@ class SignupRequest(msgspec.Struct, forbid_unknown_fields=False):
     address: str | None = None
     description: str | None = None
     gym_type: str | None = None
+    timezone: str = "UTC"
 
 
 class GymPatchRequest(msgspec.Struct):
@@ -32,6 +35,7 @@ class GymPatchRequest(msgspec.Struct):
     gym_type: str | msgspec.UnsetType | None = msgspec.UNSET
     monthly_fee_cents: int | msgspec.UnsetType = msgspec.UNSET
     currency: str | msgspec.UnsetType = msgspec.UNSET
+    timezone: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class LoginForm(msgspec.Struct):
@@ -55,6 +59,7 @@ class GymResponse(msgspec.Struct):
     gym_type: str | None
     monthly_fee_cents: int
     currency: str
+    timezone: str
     created_at: datetime
     updated_at: datetime
 
@@ -70,6 +75,66 @@ class GymResponse(msgspec.Struct):
             gym_type=gym.gym_type,
             monthly_fee_cents=gym.monthly_fee_cents,
             currency=gym.currency,
-            created_at=gym.created_at,
-            updated_at=gym.updated_at,
+            timezone=gym.timezone,
+            created_at=gym.created_at.astimezone(UTC),
+            updated_at=gym.updated_at.astimezone(UTC),
+        )
+
+
+class CustomerCreateRequest(msgspec.Struct):
+    first_name: str
+    last_name: str
+    email: str
+    phone: str | None = None
+    active: bool = True
+    date_of_birth: date | None = None
+    membership_start: date | None = None
+    membership_end: date | None = None
+    notes: str | None = None
+
+
+class CustomerPatchRequest(msgspec.Struct):
+    first_name: str | msgspec.UnsetType = msgspec.UNSET
+    last_name: str | msgspec.UnsetType = msgspec.UNSET
+    email: str | msgspec.UnsetType = msgspec.UNSET
+    phone: str | msgspec.UnsetType | None = msgspec.UNSET
+    active: bool | msgspec.UnsetType = msgspec.UNSET
+    date_of_birth: date | msgspec.UnsetType | None = msgspec.UNSET
+    membership_start: date | msgspec.UnsetType | None = msgspec.UNSET
+    membership_end: date | msgspec.UnsetType | None = msgspec.UNSET
+    notes: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CustomerResponse(msgspec.Struct):
+    id: UUID
+    gym_id: UUID
+    first_name: str
+    last_name: str
+    email: str
+    phone: str | None
+    active: bool
+    date_of_birth: date | None
+    membership_start: date | None
+    membership_end: date | None
+    notes: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, c: CustomerRow | Customer, today: date) -> "CustomerResponse":
+        """From the read model or the write side; `active` as of the gym's today."""
+        return cls(
+            id=c.id,
+            gym_id=c.gym_id,
+            first_name=c.first_name,
+            last_name=c.last_name,
+            email=c.email,
+            phone=c.phone,
+            active=is_active(c.owner_active, c.membership_end, today),
+            date_of_birth=c.date_of_birth,
+            membership_start=c.membership_start,
+            membership_end=c.membership_end,
+            notes=c.notes,
+            created_at=c.created_at.astimezone(UTC),
+            updated_at=c.updated_at.astimezone(UTC),
         )

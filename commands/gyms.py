@@ -22,6 +22,7 @@ class RegisterGym(msgspec.Struct, frozen=True, kw_only=True):
     address: str | None = None
     description: str | None = None
     gym_type: str | None = None
+    timezone: str = "UTC"
 
 
 class UpdateGymProfile(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,6 +65,7 @@ def register_gym(app: GymLedger, cmd: RegisterGym, ctx: CommandContext) -> Comma
         gym_type=cmd.gym_type,
         monthly_fee_cents=cmd.monthly_fee_cents,
         currency=cmd.currency,
+        timezone=cmd.timezone,
         hash_password=hash_password,
         stamp=stamp,
     )

@@ -9,3 +9,4 @@ class CommandResult(msgspec.Struct, frozen=True):
     id: UUID
     version: int
     position: int  # global position of the last event written; 0 if nothing changed
+    replayed: bool = False  # True when an idempotency key returned an earlier result

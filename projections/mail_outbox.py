@@ -13,6 +13,7 @@ import msgspec
 import psycopg
 from psycopg.rows import TupleRow, class_row
 
+from domain.customer import CustomerRegistered
 from domain.events import DomainEvent
 from domain.gym import GymRegistered
 
@@ -60,6 +61,16 @@ def welcome_gym_owner(event: GymRegistered) -> tuple[str, str]:
     return subject, body
 
 
+def welcome_customer(event: CustomerRegistered, gym_name: str) -> tuple[str, str]:
+    subject = f"Welcome to {gym_name}"
+    body = (
+        f"Hello {event.first_name},\n\nwelcome to {gym_name}! "
+        "We are glad to have you as a member.\n\n"
+        f"See you soon,\n{gym_name}\n"
+    )
+    return subject, body
+
+
 class MailOutboxProjection:
     tables: tuple[str, ...] = ("mail_outbox",)
     rebuildable = False
@@ -68,14 +79,21 @@ class MailOutboxProjection:
         match event:
             case GymRegistered():
                 subject, body = welcome_gym_owner(event)
-                _enqueue(
-                    cur, f"welcome-gym:{event.originator_id}", event, event.email, subject, body
-                )
+                key = f"welcome-gym:{event.originator_id}"
+                _enqueue(cur, key, event.originator_id, event, event.email, subject, body)
+            case CustomerRegistered():
+                row = cur.execute("SELECT name FROM gyms WHERE id = %s", (event.gym_id,))
+                gym = row.fetchone()
+                if gym is not None:  # the gym closed before this replay got here
+                    subject, body = welcome_customer(event, gym[0])
+                    key = f"welcome-customer:{event.originator_id}"
+                    _enqueue(cur, key, event.gym_id, event, event.email, subject, body)
 
 
 def _enqueue(
     cur: psycopg.Cursor[TupleRow],
     dedupe_key: str,
+    gym_id: UUID,
     event: DomainEvent,
     recipient: str,
     subject: str,
@@ -84,7 +102,7 @@ def _enqueue(
     cur.execute(
         "INSERT INTO mail_outbox (dedupe_key, gym_id, recipient, subject, body, correlation_id)"
         " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (dedupe_key) DO NOTHING",
-        (dedupe_key, event.originator_id, recipient, subject, body, event.metadata.correlation_id),
+        (dedupe_key, gym_id, recipient, subject, body, event.metadata.correlation_id),
     )
 
 

@@ -1,10 +1,12 @@
 """Every read-side table, as ordered migrations (applied by `gymledger migrate`)."""
 
 from infra.migrate import Migration
-from projections import engine, gyms, mail_outbox
+from projections import customers, engine, gyms, mail_outbox
 
 MIGRATIONS = (
     Migration("0001_projector_positions", engine.MIGRATION_SQL),
     Migration("0002_gyms", gyms.MIGRATION_SQL),
     Migration("0003_mail_outbox", mail_outbox.MIGRATION_SQL),
+    Migration("0004_gym_timezone", gyms.TIMEZONE_MIGRATION_SQL),
+    Migration("0005_customers", customers.MIGRATION_SQL),
 )

@@ -9,7 +9,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.params import JSONBody, URLEncodedBody
 
-from api.auth import current_gym_id, issue_token
+from api.auth import CallerGym, current_gym, issue_token
 from api.commanding import execute
 from api.schemas import GymPatchRequest, GymResponse, LoginForm, SignupRequest, TokenResponse
 from api.state import AppState
@@ -71,23 +71,26 @@ class AuthController(Controller):
 class MyGymController(Controller):
     path = "/gyms/me"
     tags = ["gyms"]
-    dependencies = {"gym_id": Provide(current_gym_id)}
+    dependencies = {"caller": Provide(current_gym)}
 
     @get("")
-    async def show(self, request: AnyRequest, gym_id: NamedDependency[UUID]) -> GymResponse:
-        return await _gym_response(AppState.of(request), gym_id, visible=True)
+    async def show(self, request: AnyRequest, caller: NamedDependency[CallerGym]) -> GymResponse:
+        return await _gym_response(AppState.of(request), caller.id, visible=True)
 
     @patch("")
     async def update(
-        self, request: AnyRequest, gym_id: NamedDependency[UUID], data: JSONBody[GymPatchRequest]
+        self,
+        request: AnyRequest,
+        caller: NamedDependency[CallerGym],
+        data: JSONBody[GymPatchRequest],
     ) -> GymResponse:
         state = AppState.of(request)
         changes = ProfileChanges(**{f: getattr(data, f) for f in data.__struct_fields__})
-        command = UpdateGymProfile(gym_id=gym_id, changes=changes)
-        _result, visible = await execute(state, update_gym_profile, command, actor=str(gym_id))
-        return await _gym_response(state, gym_id, visible)
+        command = UpdateGymProfile(gym_id=caller.id, changes=changes)
+        _result, visible = await execute(state, update_gym_profile, command, actor=str(caller.id))
+        return await _gym_response(state, caller.id, visible)
 
     @delete("", status_code=204)
-    async def close(self, request: AnyRequest, gym_id: NamedDependency[UUID]) -> None:
+    async def close(self, request: AnyRequest, caller: NamedDependency[CallerGym]) -> None:
         state = AppState.of(request)
-        await execute(state, close_gym, CloseGym(gym_id=gym_id), actor=str(gym_id))
+        await execute(state, close_gym, CloseGym(gym_id=caller.id), actor=str(caller.id))

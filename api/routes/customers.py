@@ -1,0 +1,181 @@
+"""Customers of the caller's gym: create, list and search, read, update, remove."""
+
+import hashlib
+import re
+from typing import Annotated, Any
+from uuid import UUID
+
+import anyio.to_thread
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import HTTPException
+from litestar.params import JSONBody, Parameter
+
+from api.auth import CallerGym, current_gym
+from api.commanding import execute
+from api.schemas import CustomerCreateRequest, CustomerPatchRequest, CustomerResponse
+from api.state import AppState
+from commands.customers import (
+    ChangeCustomer,
+    RegisterCustomer,
+    RemoveCustomer,
+    change_customer,
+    load_customer,
+    register_customer,
+    remove_customer,
+)
+from domain.customer import CustomerDetails, birth_date_range
+from domain.errors import VersionConflict
+from projections.customers import CustomerFilter, get_customer, list_customers
+
+AnyRequest = Request[Any, Any, Any]
+Caller = NamedDependency[CallerGym]
+_ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
+MAX_OFFSET = 1_000_000_000
+
+
+def expected_version(if_match: str | None) -> int | None:
+    """The version an `If-Match` header names; None when absent or "*"."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    found = _ETAG.match(if_match)
+    if found is None:
+        raise VersionConflict(expected=-1, actual=-1)  # cannot match any version
+    return int(found.group(1))
+
+
+def etag(version: int) -> dict[str, str]:
+    return {"ETag": f'"{version}"'}
+
+
+def _details(data: CustomerCreateRequest | CustomerPatchRequest) -> CustomerDetails:
+    fields = {f: getattr(data, f) for f in CustomerDetails.__struct_fields__}
+    return CustomerDetails(**fields)
+
+
+async def _customer_response(
+    state: AppState, caller: CallerGym, customer_id: UUID, visible: bool, version: int | None = None
+) -> CustomerResponse:
+    today = caller.today(state.clock.now())
+    if visible and version is None:
+        async with state.read_pool.connection() as conn:
+            row = await get_customer(conn, caller.id, customer_id)
+        if row is not None:
+            return CustomerResponse.of(row, today)
+    # Projector lagging, or a past version asked for: rebuild from the event log.
+    stored = await anyio.to_thread.run_sync(
+        load_customer, state.ledger, caller.id, customer_id, version
+    )
+    return CustomerResponse.of(stored, today)
+
+
+class CustomersController(Controller):
+    path = "/customers"
+    tags = ["customers"]
+    dependencies = {"caller": Provide(current_gym)}
+
+    @post("", status_code=201)
+    async def create(
+        self,
+        request: AnyRequest,
+        caller: Caller,
+        data: JSONBody[CustomerCreateRequest],
+        idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key")] = None,
+    ) -> CustomerResponse:
+        state = AppState.of(request)
+        command = RegisterCustomer(
+            gym_id=caller.id,
+            details=_details(data),
+            active=data.active,
+            idempotency_key=idempotency_key,
+            fingerprint=hashlib.sha256(msgspec.json.encode(data)).hexdigest(),
+        )
+        result, visible = await execute(state, register_customer, command, actor=str(caller.id))
+        # Version 1 is what this POST created: a retried key gets the very same body.
+        return await _customer_response(state, caller, result.id, visible, version=1)
+
+    @get("")
+    async def list(
+        self,
+        request: AnyRequest,
+        caller: Caller,
+        active: bool | None = None,
+        search: Annotated[str | None, Parameter(max_length=200)] = None,
+        first_name: Annotated[str | None, Parameter(max_length=200)] = None,
+        last_name: Annotated[str | None, Parameter(max_length=200)] = None,
+        email: Annotated[str | None, Parameter(max_length=254)] = None,
+        min_age: Annotated[int | None, Parameter(ge=0, le=200)] = None,
+        max_age: Annotated[int | None, Parameter(ge=0, le=200)] = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
+    ) -> Response[list[CustomerResponse]]:
+        if min_age is not None and max_age is not None and min_age > max_age:
+            raise HTTPException(status_code=400, detail="min_age must not be greater than max_age")
+        state = AppState.of(request)
+        today = caller.today(state.clock.now())
+        born_on_or_before, born_after = birth_date_range(today, min_age, max_age)
+        query = CustomerFilter(
+            active=active,
+            search=search,
+            first_name=first_name,
+            last_name=last_name,
+            email=email,
+            born_on_or_before=born_on_or_before,
+            born_after=born_after,
+            limit=limit,
+            offset=offset,
+        )
+        async with state.read_pool.connection() as conn:
+            rows, total = await list_customers(conn, caller.id, query, today)
+        return Response(
+            [CustomerResponse.of(row, today) for row in rows],
+            headers={"X-Total-Count": str(total)},
+        )
+
+    @get("/{customer_id:uuid}")
+    async def show(
+        self, request: AnyRequest, caller: Caller, customer_id: UUID
+    ) -> Response[CustomerResponse]:
+        state = AppState.of(request)
+        async with state.read_pool.connection() as conn:
+            row = await get_customer(conn, caller.id, customer_id)
+        if row is None:
+            raise HTTPException(status_code=404, detail="Customer not found")
+        return Response(
+            CustomerResponse.of(row, caller.today(state.clock.now())), headers=etag(row.version)
+        )
+
+    @patch("/{customer_id:uuid}")
+    async def update(
+        self,
+        request: AnyRequest,
+        caller: Caller,
+        customer_id: UUID,
+        data: JSONBody[CustomerPatchRequest],
+        if_match: Annotated[str | None, Parameter(header="If-Match")] = None,
+    ) -> Response[CustomerResponse]:
+        state = AppState.of(request)
+        command = ChangeCustomer(
+            gym_id=caller.id,
+            customer_id=customer_id,
+            details=_details(data),
+            active=data.active,
+            expected_version=expected_version(if_match),
+        )
+        result, visible = await execute(state, change_customer, command, actor=str(caller.id))
+        body = await _customer_response(state, caller, customer_id, visible)
+        return Response(body, headers=etag(result.version))
+
+    @delete("/{customer_id:uuid}", status_code=204)
+    async def remove(
+        self,
+        request: AnyRequest,
+        caller: Caller,
+        customer_id: UUID,
+        if_match: Annotated[str | None, Parameter(header="If-Match")] = None,
+    ) -> None:
+        command = RemoveCustomer(
+            gym_id=caller.id, customer_id=customer_id, expected_version=expected_version(if_match)
+        )
+        await execute(AppState.of(request), remove_customer, command, actor=str(caller.id))

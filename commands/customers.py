@@ -1,0 +1,181 @@
+"""Commands on customers and their handlers (one handler per command).
+
+Tenant scoping happens here, once: a customer of another gym is reported as not
+found, exactly like one that does not exist.
+"""
+
+from collections.abc import Callable
+from uuid import UUID, uuid4
+
+import msgspec
+from eventsourcing.application import AggregateNotFoundError
+
+from commands.application import GymLedger, StreamConflict
+from commands.context import CommandContext
+from commands.gyms import load_gym
+from commands.results import CommandResult
+from domain import customer, idempotency
+from domain.errors import GymIsClosed, NotFound, VersionConflict
+from domain.events import DomainEvent
+from domain.gym import Gym
+from domain.validation import local_date
+
+# Decides the events of an update from the current customer and their gym.
+Decision = Callable[[customer.Customer, Gym], list[DomainEvent]]
+# Retries of an update that names no expected version, when another writer wins.
+_LATEST_VERSION_ATTEMPTS = 5
+
+
+class RegisterCustomer(msgspec.Struct, frozen=True, kw_only=True):
+    gym_id: UUID
+    details: customer.CustomerDetails
+    active: bool = True
+    idempotency_key: str | None = None
+    fingerprint: str = ""  # digest of the request, compared on a retried key
+
+
+class ChangeCustomer(msgspec.Struct, frozen=True, kw_only=True):
+    gym_id: UUID
+    customer_id: UUID
+    details: customer.CustomerDetails
+    active: bool | msgspec.UnsetType = msgspec.UNSET
+    expected_version: int | None = None  # None: apply to the latest version
+
+
+class RemoveCustomer(msgspec.Struct, frozen=True, kw_only=True):
+    gym_id: UUID
+    customer_id: UUID
+    expected_version: int | None = None
+
+
+class ExpireMembership(msgspec.Struct, frozen=True, kw_only=True):
+    customer_id: UUID
+
+
+def load_customer(
+    app: GymLedger, gym_id: UUID | None, customer_id: UUID, version: int | None = None
+) -> customer.Customer:
+    """The customer as stored (optionally at a past version), scoped to `gym_id`."""
+    try:
+        found: customer.Customer = app.repository.get(
+            customer_id, version=version, projector_func=customer.project
+        )
+    except (AggregateNotFoundError, ValueError):
+        raise NotFound("customer") from None
+    if gym_id is not None and found.gym_id != gym_id:
+        raise NotFound("customer")
+    return found
+
+
+def _open_gym(app: GymLedger, gym_id: UUID) -> Gym:
+    gym = load_gym(app, gym_id)
+    if gym.closed:
+        raise GymIsClosed(str(gym_id))
+    return gym
+
+
+def _earlier_result(app: GymLedger, cmd: RegisterCustomer) -> CommandResult | None:
+    if cmd.idempotency_key is None:
+        return None
+    key_stream = idempotency.stream_id(str(cmd.gym_id), cmd.idempotency_key)
+    try:
+        record: idempotency.IdempotencyRecord = app.repository.get(
+            key_stream, projector_func=idempotency.project
+        )
+    except AggregateNotFoundError:
+        return None
+    customer_id = idempotency.replay(record, cmd.fingerprint)
+    return CommandResult(id=customer_id, version=1, position=0, replayed=True)
+
+
+def register_customer(app: GymLedger, cmd: RegisterCustomer, ctx: CommandContext) -> CommandResult:
+    earlier = _earlier_result(app, cmd)
+    if earlier is not None:
+        return earlier
+    gym = _open_gym(app, cmd.gym_id)
+    stamp = ctx.stamp()
+    registered = customer.register(
+        uuid4(),
+        gym.id,
+        cmd.details,
+        active=cmd.active,
+        today=local_date(stamp.at, gym.timezone),
+        stamp=stamp,
+    )
+    key_used = (
+        idempotency.use(
+            str(gym.id), cmd.idempotency_key, cmd.fingerprint, registered.originator_id, stamp
+        )
+        if cmd.idempotency_key is not None
+        else None
+    )
+    try:
+        position = app.append(registered, key_used)
+    except StreamConflict:
+        # Only the key stream can collide (the customer id is new): a concurrent
+        # request with the same key won, so answer as it did.
+        earlier = _earlier_result(app, cmd)
+        if earlier is None:
+            raise
+        return earlier
+    return CommandResult(id=registered.originator_id, version=1, position=position)
+
+
+def _decide_with_retry(
+    app: GymLedger,
+    gym_id: UUID,
+    customer_id: UUID,
+    expected_version: int | None,
+    decide: Decision,
+) -> CommandResult:
+    """Load, check the expected version, decide, append; retry races only when the
+    caller did not name a version (then "latest wins" is what was asked for)."""
+    for _ in range(_LATEST_VERSION_ATTEMPTS):
+        current = load_customer(app, gym_id, customer_id)
+        if expected_version is not None and current.version != expected_version:
+            raise VersionConflict(expected_version, current.version)
+        gym = _open_gym(app, gym_id)
+        events = decide(current, gym)
+        if not events:
+            return CommandResult(id=current.id, version=current.version, position=0)
+        try:
+            position = app.append(*events)
+        except StreamConflict:
+            if expected_version is not None:
+                raise
+            continue
+        return CommandResult(
+            id=current.id, version=events[-1].originator_version, position=position
+        )
+    raise StreamConflict(expected=-1, actual=-1)
+
+
+def change_customer(app: GymLedger, cmd: ChangeCustomer, ctx: CommandContext) -> CommandResult:
+    stamp = ctx.stamp()
+
+    def decide(current: customer.Customer, gym: Gym) -> list[DomainEvent]:
+        today = local_date(stamp.at, gym.timezone)
+        return customer.change(current, cmd.details, cmd.active, today=today, stamp=stamp)
+
+    return _decide_with_retry(app, cmd.gym_id, cmd.customer_id, cmd.expected_version, decide)
+
+
+def remove_customer(app: GymLedger, cmd: RemoveCustomer, ctx: CommandContext) -> CommandResult:
+    stamp = ctx.stamp()
+
+    def decide(current: customer.Customer, _: Gym) -> list[DomainEvent]:
+        return [customer.remove(current, stamp)]
+
+    return _decide_with_retry(app, cmd.gym_id, cmd.customer_id, cmd.expected_version, decide)
+
+
+def expire_membership(app: GymLedger, cmd: ExpireMembership, ctx: CommandContext) -> CommandResult:
+    """Run by the scheduler as "system"; a no-op unless the membership has lapsed."""
+    current = load_customer(app, None, cmd.customer_id)
+    gym = load_gym(app, current.gym_id)
+    stamp = ctx.stamp()
+    expired = customer.expire_membership(current, local_date(stamp.at, gym.timezone), stamp)
+    if expired is None:
+        return CommandResult(id=current.id, version=current.version, position=0)
+    position = app.append(expired)
+    return CommandResult(id=current.id, version=expired.originator_version, position=position)

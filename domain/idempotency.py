@@ -1,0 +1,85 @@
+"""Idempotency keys: a retried POST must not record its effect twice.
+
+A key (scoped to one gym) maps to a deterministic stream id. The first request
+appends `IdempotencyKeyUsed` in the same transaction as its own events, so of
+two concurrent requests with one key exactly one commits; the other (and any
+later retry) finds the key and gets the first request's result instead.
+"""
+
+from collections.abc import Iterable
+from uuid import UUID, uuid5
+
+import msgspec
+
+from domain.errors import DomainError, InvalidValue
+from domain.events import DomainEvent, Stamp
+
+_NAMESPACE = UUID("a4c1f0de-6a0e-4d8e-9f39-2f7c1c7b9e55")
+KEY_MAX = 255
+
+
+class IdempotencyKeyReused(DomainError):
+    """The key was already used for a request with a different body."""
+
+
+class IdempotencyKeyUsed(DomainEvent, frozen=True, kw_only=True):
+    scope: str  # e.g. the gym id
+    key: str
+    fingerprint: str  # digest of the request body that used the key first
+    result_id: UUID  # what that request created
+
+
+class IdempotencyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: UUID
+    version: int
+    fingerprint: str
+    result_id: UUID
+
+
+def stream_id(scope: str, key: str) -> UUID:
+    return uuid5(_NAMESPACE, f"{scope}\n{key}")
+
+
+def check_key(key: str) -> str:
+    if not 1 <= len(key) <= KEY_MAX or not key.isprintable():
+        raise InvalidValue("Idempotency-Key", f"must be 1 to {KEY_MAX} printable characters")
+    return key
+
+
+def replay(record: IdempotencyRecord, fingerprint: str) -> UUID:
+    """The earlier result for a retry; refuses a different request under the same key."""
+    if record.fingerprint != fingerprint:
+        raise IdempotencyKeyReused("Idempotency-Key was already used with a different request body")
+    return record.result_id
+
+
+def use(
+    scope: str, key: str, fingerprint: str, result_id: UUID, stamp: Stamp
+) -> IdempotencyKeyUsed:
+    return IdempotencyKeyUsed(
+        originator_id=stream_id(scope, check_key(key)),
+        originator_version=1,
+        timestamp=stamp.at,
+        metadata=stamp.metadata,
+        scope=scope,
+        key=key,
+        fingerprint=fingerprint,
+        result_id=result_id,
+    )
+
+
+def project(
+    record: IdempotencyRecord | None, events: Iterable[DomainEvent]
+) -> IdempotencyRecord | None:
+    for event in events:
+        if isinstance(event, IdempotencyKeyUsed):
+            record = IdempotencyRecord(
+                id=event.originator_id,
+                version=event.originator_version,
+                fingerprint=event.fingerprint,
+                result_id=event.result_id,
+            )
+    return record
+
+
+EVENTS: tuple[type[DomainEvent], ...] = (IdempotencyKeyUsed,)

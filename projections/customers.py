@@ -1,0 +1,236 @@
+"""Read model of customers: one row per present customer, searchable per gym.
+
+"Active" is computed at query time from the owner's flag and the membership end
+against today's date in the gym's timezone (the rule of domain.customer.is_active),
+so a lapsed membership reads as inactive without waiting for any job.
+"""
+
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import psycopg
+from psycopg import sql
+from psycopg.rows import TupleRow, class_row
+
+from domain.customer import (
+    DETAIL_FIELDS,
+    CustomerDeactivated,
+    CustomerDetailsChanged,
+    CustomerReactivated,
+    CustomerRegistered,
+    CustomerRemoved,
+    MembershipExpired,
+)
+from domain.events import DomainEvent
+from domain.gym import GymClosed
+
+MIGRATION_SQL = """
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE EXTENSION IF NOT EXISTS btree_gin;
+CREATE TABLE IF NOT EXISTS customers (
+    id uuid PRIMARY KEY,
+    gym_id uuid NOT NULL,
+    version integer NOT NULL,
+    first_name text NOT NULL,
+    last_name text NOT NULL,
+    email text NOT NULL,
+    phone text,
+    date_of_birth date,
+    membership_start date,
+    membership_end date,
+    notes text,
+    owner_active boolean NOT NULL,
+    expired_end date,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    search_text text GENERATED ALWAYS AS (
+        lower(first_name || ' ' || last_name || ' ' || email)) STORED
+);
+-- Newest first within a gym, with id as the tie-breaker that makes paging stable.
+CREATE INDEX IF NOT EXISTS customers_gym_newest
+    ON customers (gym_id, created_at DESC, id DESC);
+-- Substring search inside one gym (trigram GIN, gym_id via btree_gin).
+CREATE INDEX IF NOT EXISTS customers_gym_search
+    ON customers USING gin (gym_id, search_text gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS customers_gym_birth ON customers (gym_id, date_of_birth);
+-- The expiry job's work list: memberships that ended and are not yet recorded.
+CREATE INDEX IF NOT EXISTS customers_expiry_due ON customers (membership_end)
+    WHERE membership_end IS NOT NULL AND expired_end IS DISTINCT FROM membership_end;
+"""
+
+# SQL twin of domain.customer.is_active; %(today)s is the gym's local date.
+_ACTIVE = "(c.owner_active AND (c.membership_end IS NULL OR c.membership_end >= %(today)s))"
+
+
+class CustomerRow(msgspec.Struct, frozen=True):
+    id: UUID
+    gym_id: UUID
+    version: int
+    first_name: str
+    last_name: str
+    email: str
+    phone: str | None
+    date_of_birth: date | None
+    membership_start: date | None
+    membership_end: date | None
+    notes: str | None
+    owner_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class CustomerFilter(msgspec.Struct, frozen=True, kw_only=True):
+    active: bool | None = None
+    search: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    born_on_or_before: date | None = None  # from min_age
+    born_after: date | None = None  # from max_age
+    limit: int = 50
+    offset: int = 0
+
+
+class CustomersProjection:
+    tables: tuple[str, ...] = ("customers",)
+    rebuildable = True
+
+    def apply(self, cur: psycopg.Cursor[TupleRow], event: DomainEvent) -> None:
+        match event:
+            case CustomerRegistered():
+                cur.execute(
+                    "INSERT INTO customers (id, gym_id, version, first_name, last_name, email,"
+                    " phone, date_of_birth, membership_start, membership_end, notes,"
+                    " owner_active, created_at, updated_at)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (
+                        event.originator_id, event.gym_id, event.originator_version,
+                        event.first_name, event.last_name, event.email, event.phone,
+                        event.date_of_birth, event.membership_start, event.membership_end,
+                        event.notes, event.active, event.timestamp, event.timestamp,
+                    ),
+                )  # fmt: skip
+            case CustomerDetailsChanged():
+                changed = {
+                    f: getattr(event, f)
+                    for f in DETAIL_FIELDS
+                    if getattr(event, f) is not msgspec.UNSET
+                }
+                _update(cur, event, changed)
+            case CustomerDeactivated():
+                _update(cur, event, {"owner_active": False})
+            case CustomerReactivated():
+                _update(cur, event, {"owner_active": True})
+            case MembershipExpired():
+                cur.execute(
+                    "UPDATE customers SET version = %s, expired_end = %s WHERE id = %s",
+                    (event.originator_version, event.membership_end, event.originator_id),
+                )
+            case CustomerRemoved():
+                cur.execute("DELETE FROM customers WHERE id = %s", (event.originator_id,))
+            case GymClosed():
+                cur.execute("DELETE FROM customers WHERE gym_id = %s", (event.originator_id,))
+
+
+def _update(cur: psycopg.Cursor[TupleRow], event: DomainEvent, changed: dict[str, Any]) -> None:
+    assignments = sql.SQL("").join(sql.SQL("{} = %s, ").format(sql.Identifier(f)) for f in changed)
+    cur.execute(
+        sql.SQL("UPDATE customers SET {}version = %s, updated_at = %s WHERE id = %s").format(
+            assignments
+        ),
+        (*changed.values(), event.originator_version, event.timestamp, event.originator_id),
+    )
+
+
+# --- queries (gym_id first, always) ------------------------------------------------
+
+_COLUMNS = (
+    "c.id, c.gym_id, c.version, c.first_name, c.last_name, c.email, c.phone,"
+    " c.date_of_birth, c.membership_start, c.membership_end, c.notes, c.owner_active,"
+    " c.created_at, c.updated_at"
+)
+
+
+def _like(text: str) -> str:
+    """A case-insensitive substring pattern with LIKE's wildcards taken literally."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _where(gym_id: UUID, f: CustomerFilter, today: date) -> tuple[str, dict[str, Any]]:
+    clauses = ["c.gym_id = %(gym_id)s"]
+    params: dict[str, Any] = {"gym_id": gym_id, "today": today}
+    if f.active is not None:
+        clauses.append(_ACTIVE if f.active else f"NOT {_ACTIVE}")
+    # Every text filter is also a substring of search_text: that extra predicate
+    # lets the trigram index narrow the rows before the exact column check.
+    for i, (column, value) in enumerate(
+        (("search_text", f.search), ("first_name", f.first_name),
+         ("last_name", f.last_name), ("email", f.email))
+    ):  # fmt: skip
+        if value:
+            params[f"p{i}"] = _like(value)
+            clauses.append(f"c.search_text LIKE %(p{i})s")
+            if column != "search_text":
+                clauses.append(f"lower(c.{column}) LIKE %(p{i})s")
+    if f.born_on_or_before is not None:
+        clauses.append("c.date_of_birth <= %(born_on_or_before)s")
+        params["born_on_or_before"] = f.born_on_or_before
+    if f.born_after is not None:
+        clauses.append("c.date_of_birth > %(born_after)s")
+        params["born_after"] = f.born_after
+    return " AND ".join(clauses), params
+
+
+def list_query(gym_id: UUID, f: CustomerFilter, today: date) -> tuple[str, dict[str, Any]]:
+    where, params = _where(gym_id, f, today)
+    params |= {"limit": f.limit, "offset": f.offset}
+    return (
+        f"SELECT {_COLUMNS} FROM customers c WHERE {where}"  # noqa: S608 - fixed fragments
+        " ORDER BY c.created_at DESC, c.id DESC LIMIT %(limit)s OFFSET %(offset)s",
+        params,
+    )
+
+
+async def list_customers(
+    conn: psycopg.AsyncConnection[Any], gym_id: UUID, f: CustomerFilter, today: date
+) -> tuple[list[CustomerRow], int]:
+    """One page of matches, newest first, and the total number of matches."""
+    query, params = list_query(gym_id, f, today)
+    async with conn.cursor(row_factory=class_row(CustomerRow)) as cur:
+        await cur.execute(query, params)
+        rows = await cur.fetchall()
+    where, count_params = _where(gym_id, f, today)
+    counted = await conn.execute(
+        f"SELECT count(*) FROM customers c WHERE {where}",  # noqa: S608
+        count_params,
+    )
+    total = await counted.fetchone()
+    return rows, int(total[0]) if total else 0
+
+
+async def get_customer(
+    conn: psycopg.AsyncConnection[Any], gym_id: UUID, customer_id: UUID
+) -> CustomerRow | None:
+    async with conn.cursor(row_factory=class_row(CustomerRow)) as cur:
+        await cur.execute(
+            f"SELECT {_COLUMNS} FROM customers c WHERE c.gym_id = %s AND c.id = %s",  # noqa: S608
+            (gym_id, customer_id),
+        )
+        return await cur.fetchone()
+
+
+def due_for_expiry(conn: psycopg.Connection[Any], now: datetime, limit: int = 1000) -> list[UUID]:
+    """Customers whose membership ended before today in their gym's timezone and
+    whose expiry is not recorded yet."""
+    rows = conn.execute(
+        "SELECT c.id FROM customers c JOIN gyms g ON g.id = c.gym_id"
+        " WHERE c.membership_end IS NOT NULL"
+        " AND c.expired_end IS DISTINCT FROM c.membership_end"
+        " AND c.membership_end < (%s AT TIME ZONE g.timezone)::date"
+        " ORDER BY c.membership_end LIMIT %s",
+        (now, limit),
+    ).fetchall()
+    return [r[0] for r in rows]
