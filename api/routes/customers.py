@@ -10,7 +10,7 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
-from litestar.params import JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from api.auth import CallerGym, current_gym
 from api.commanding import execute
@@ -55,7 +55,11 @@ def _details(data: CustomerCreateRequest | CustomerPatchRequest) -> CustomerDeta
 
 
 async def _customer_response(
-    state: AppState, caller: CallerGym, customer_id: UUID, visible: bool, version: int | None = None
+    state: AppState,
+    caller: CallerGym,
+    customer_id: FromPath[UUID],
+    visible: bool,
+    version: int | None = None,
 ) -> CustomerResponse:
     today = caller.today(state.clock.now())
     if visible and version is None:
@@ -81,7 +85,7 @@ class CustomersController(Controller):
         request: AnyRequest,
         caller: Caller,
         data: JSONBody[CustomerCreateRequest],
-        idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key")] = None,
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
     ) -> CustomerResponse:
         state = AppState.of(request)
         command = RegisterCustomer(
@@ -100,15 +104,15 @@ class CustomersController(Controller):
         self,
         request: AnyRequest,
         caller: Caller,
-        active: bool | None = None,
-        search: Annotated[str | None, Parameter(max_length=200)] = None,
-        first_name: Annotated[str | None, Parameter(max_length=200)] = None,
-        last_name: Annotated[str | None, Parameter(max_length=200)] = None,
-        email: Annotated[str | None, Parameter(max_length=254)] = None,
-        min_age: Annotated[int | None, Parameter(ge=0, le=200)] = None,
-        max_age: Annotated[int | None, Parameter(ge=0, le=200)] = None,
-        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-        offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
+        active: FromQuery[bool | None] = None,
+        search: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        first_name: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        last_name: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        email: Annotated[str | None, QueryParameter(max_length=254)] = None,
+        min_age: Annotated[int | None, QueryParameter(ge=0, le=200)] = None,
+        max_age: Annotated[int | None, QueryParameter(ge=0, le=200)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
     ) -> Response[list[CustomerResponse]]:
         if min_age is not None and max_age is not None and min_age > max_age:
             raise HTTPException(status_code=400, detail="min_age must not be greater than max_age")
@@ -135,7 +139,7 @@ class CustomersController(Controller):
 
     @get("/{customer_id:uuid}")
     async def show(
-        self, request: AnyRequest, caller: Caller, customer_id: UUID
+        self, request: AnyRequest, caller: Caller, customer_id: FromPath[UUID]
     ) -> Response[CustomerResponse]:
         state = AppState.of(request)
         async with state.read_pool.connection() as conn:
@@ -151,9 +155,9 @@ class CustomersController(Controller):
         self,
         request: AnyRequest,
         caller: Caller,
-        customer_id: UUID,
+        customer_id: FromPath[UUID],
         data: JSONBody[CustomerPatchRequest],
-        if_match: Annotated[str | None, Parameter(header="If-Match")] = None,
+        if_match: Annotated[str | None, HeaderParameter(name="If-Match")] = None,
     ) -> Response[CustomerResponse]:
         state = AppState.of(request)
         command = ChangeCustomer(
@@ -172,8 +176,8 @@ class CustomersController(Controller):
         self,
         request: AnyRequest,
         caller: Caller,
-        customer_id: UUID,
-        if_match: Annotated[str | None, Parameter(header="If-Match")] = None,
+        customer_id: FromPath[UUID],
+        if_match: Annotated[str | None, HeaderParameter(name="If-Match")] = None,
     ) -> None:
         command = RemoveCustomer(
             gym_id=caller.id, customer_id=customer_id, expected_version=expected_version(if_match)

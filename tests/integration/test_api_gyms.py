@@ -20,6 +20,7 @@ GYM_FIELDS = {
     "gym_type",
     "monthly_fee_cents",
     "currency",
+    "timezone",
     "created_at",
     "updated_at",
 }
