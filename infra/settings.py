@@ -42,6 +42,7 @@ class Settings:
     smtp_starttls: bool = False
     smtp_timeout: float = 10.0
     mail_max_retries: int = 8
+    expiry_interval_seconds: float = 60.0
     log_level: str = "INFO"
 
     def __repr__(self) -> str:  # never print secrets or credentials in URLs
@@ -123,6 +124,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_starttls=get("SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
         smtp_timeout=_float(env, "SMTP_TIMEOUT", 10.0, problems),
         mail_max_retries=_int(env, "MAIL_MAX_RETRIES", 8, problems),
+        expiry_interval_seconds=_float(env, "EXPIRY_INTERVAL_SECONDS", 60.0, problems),
         log_level=get("LOG_LEVEL", "INFO").upper(),
     )
     if problems:

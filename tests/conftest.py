@@ -61,7 +61,7 @@ def mail_worker() -> Iterator[None]:
     """A real dramatiq worker consuming the session's Redis queue."""
     import dramatiq
 
-    from workers.mail import broker
+    from workers.tasks import broker
 
     worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
     worker.start()
@@ -108,6 +108,10 @@ def signup_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def signup_and_login(client: TestClient[Any], **overrides: Any) -> tuple[dict[str, Any], str]:

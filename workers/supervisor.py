@@ -57,7 +57,7 @@ def _commands(host: str, port: int, worker_threads: int) -> dict[str, list[str]]
             py,
             "-m",
             "dramatiq",
-            "workers.mail",
+            "workers.tasks",
             "--processes",
             "1",
             "--threads",
