@@ -5,4 +5,4 @@ from workers.mail import broker, settings
 
 broker.add_middleware(expiry.SchedulerMiddleware(settings.expiry_interval_seconds))
 
-__all__ = ["expiry", "mail"]
+__all__ = ["broker", "expiry", "mail"]
