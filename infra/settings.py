@@ -42,6 +42,7 @@ class Settings:
     smtp_starttls: bool = False
     smtp_timeout: float = 10.0
     mail_max_retries: int = 8
+    mail_requeue_after_seconds: int = 300
     expiry_interval_seconds: float = 60.0
     log_level: str = "INFO"
 
@@ -124,6 +125,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_starttls=get("SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
         smtp_timeout=_float(env, "SMTP_TIMEOUT", 10.0, problems),
         mail_max_retries=_int(env, "MAIL_MAX_RETRIES", 8, problems),
+        mail_requeue_after_seconds=_int(env, "MAIL_REQUEUE_AFTER_SECONDS", 300, problems, low=1),
         expiry_interval_seconds=_float(env, "EXPIRY_INTERVAL_SECONDS", 60.0, problems),
         log_level=get("LOG_LEVEL", "INFO").upper(),
     )

@@ -4,6 +4,7 @@ Recipients starting with "refuse-" get a permanent 550, so tests can exercise
 retries and the dead-letter state against a real protocol exchange.
 """
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -26,12 +27,16 @@ class Inbox:
     def __init__(self) -> None:
         self._messages: list[EmailMessage] = []
         self._lock = threading.Lock()
+        self.stalled: set[str] = set()  # "slow-" recipients held up once, mid-conversation
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
     ) -> str:
         if address.startswith("refuse-"):
             return "550 mailbox unavailable"
+        if address.startswith("slow-") and address not in self.stalled:
+            self.stalled.add(address)  # the client now waits: a moment to kill it
+            await asyncio.sleep(10)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

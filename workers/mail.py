@@ -20,9 +20,6 @@ from projections import mail_outbox
 log = logging.getLogger("gymledger.mail")
 settings = load_settings()
 broker = configure_broker(settings.redis_url, settings.queue_namespace)
-# A relay re-enqueues a pending mail whose message was handed over this long ago
-# without being settled: the message was lost (worker crash, Redis restart).
-REENQUEUE_AFTER_SECONDS = 600
 
 
 class MailDeliveryFailed(Exception):
@@ -80,7 +77,9 @@ def send_mail(mail_id: int) -> None:
 def relay_outbox(conn: psycopg.Connection[tuple[object, ...]]) -> int:
     """Hand pending mails to the queue; returns how many were enqueued."""
     with conn.transaction():
-        ids = mail_outbox.take_unenqueued(conn, REENQUEUE_AFTER_SECONDS)
+        # A mail handed over long ago and still pending lost its message (a worker
+        # crashed mid-send, Redis restarted): hand it over again.
+        ids = mail_outbox.take_unenqueued(conn, settings.mail_requeue_after_seconds)
     sent = 0
     for mail_id in ids:
         try:
