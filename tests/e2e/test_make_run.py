@@ -80,6 +80,25 @@ def test_owner_journey_over_http(running_system: str, inbox: Inbox) -> None:
         assert patched.json()["monthly_fee_cents"] == 0
         assert http.get(f"{api}/gyms/me", headers=auth).json()["monthly_fee_cents"] == 0
         assert len(inbox.wait_for(body["email"])) == 1
+        member = {"first_name": "Wire", "last_name": "Member", "email": f"m-{body['email']}"}
+        created_member = http.post(
+            f"{api}/customers", json=member, headers={**auth, "Idempotency-Key": "e2e-member"}
+        )
+        assert created_member.status_code == 201, created_member.text
+        member_url = f"{api}/customers/{created_member.json()['id']}"
+        etag = http.get(member_url, headers=auth).headers["etag"]
+        renamed = http.patch(
+            member_url, json={"first_name": "Wired"}, headers={**auth, "If-Match": etag}
+        )
+        assert renamed.status_code == 200
+        stale = http.patch(member_url, json={"notes": "x"}, headers={**auth, "If-Match": etag})
+        assert stale.status_code == 412
+        listed = http.get(f"{api}/customers", params={"search": "wired"}, headers=auth)
+        assert [c["id"] for c in listed.json()] == [created_member.json()["id"]]
+        assert listed.headers["x-total-count"] == "1"
+        assert len(inbox.wait_for(member["email"])) == 1
+        assert http.delete(member_url, headers=auth).status_code == 204
+        assert http.get(member_url, headers=auth).status_code == 404
         assert http.delete(f"{api}/gyms/me", headers=auth).status_code == 204
         assert http.get(f"{api}/gyms/me", headers=auth).status_code == 401
         assert http.get(f"{running_system}/schema/openapi.json").status_code == 200
