@@ -13,8 +13,9 @@ from eventsourcing.application import AggregateNotFoundError
 from commands.application import GymLedger, StreamConflict
 from commands.context import CommandContext
 from commands.gyms import load_gym
+from commands.idempotency import earlier_result, key_used
 from commands.results import CommandResult
-from domain import customer, idempotency
+from domain import customer
 from domain.errors import GymIsClosed, NotFound, VersionConflict
 from domain.events import DomainEvent
 from domain.gym import Gym
@@ -75,17 +76,8 @@ def _open_gym(app: GymLedger, gym_id: UUID) -> Gym:
 
 
 def _earlier_result(app: GymLedger, cmd: RegisterCustomer) -> CommandResult | None:
-    if cmd.idempotency_key is None:
-        return None
-    key_stream = idempotency.stream_id(str(cmd.gym_id), cmd.idempotency_key)
-    try:
-        record: idempotency.IdempotencyRecord = app.repository.get(
-            key_stream, projector_func=idempotency.project
-        )
-    except AggregateNotFoundError:
-        return None
-    customer_id = idempotency.replay(record, cmd.fingerprint)
-    return CommandResult(id=customer_id, version=1, position=0, replayed=True)
+    found = earlier_result(app, str(cmd.gym_id), cmd.idempotency_key, cmd.fingerprint)
+    return None if found is None else CommandResult(found, 1, 0, replayed=True)
 
 
 def register_customer(app: GymLedger, cmd: RegisterCustomer, ctx: CommandContext) -> CommandResult:
@@ -102,15 +94,10 @@ def register_customer(app: GymLedger, cmd: RegisterCustomer, ctx: CommandContext
         today=local_date(stamp.at, gym.timezone),
         stamp=stamp,
     )
-    key_used = (
-        idempotency.use(
-            str(gym.id), cmd.idempotency_key, cmd.fingerprint, registered.originator_id, stamp
-        )
-        if cmd.idempotency_key is not None
-        else None
-    )
+    key = key_used(str(gym.id), cmd.idempotency_key, cmd.fingerprint, registered.originator_id,
+                   stamp)  # fmt: skip
     try:
-        position = app.append(registered, key_used)
+        position = app.append(registered, key)
     except StreamConflict:
         # Only the key stream can collide (the customer id is new): a concurrent
         # request with the same key won, so answer as it did.

@@ -7,10 +7,15 @@ from eventsourcing.application import AggregateNotFoundError
 
 from commands.application import GymLedger, StreamConflict
 from commands.context import CommandContext
+from commands.idempotency import earlier_result, key_used
 from commands.results import CommandResult
 from domain import email_claim, gym
 from domain.errors import EmailAlreadyRegistered, NotFound
-from infra.passwords import hash_password
+from domain.idempotency import IdempotencyKeyReused
+from infra.passwords import hash_password, verify_password
+
+# Signups have no gym yet: their idempotency keys share one scope.
+SIGNUP_SCOPE = "signup"
 
 
 class RegisterGym(msgspec.Struct, frozen=True, kw_only=True):
@@ -23,6 +28,8 @@ class RegisterGym(msgspec.Struct, frozen=True, kw_only=True):
     description: str | None = None
     gym_type: str | None = None
     timezone: str = "UTC"
+    idempotency_key: str | None = None
+    fingerprint: str = ""  # digest of the request without the password
 
 
 class UpdateGymProfile(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,9 +41,9 @@ class CloseGym(msgspec.Struct, frozen=True, kw_only=True):
     gym_id: UUID
 
 
-def load_gym(app: GymLedger, gym_id: UUID) -> gym.Gym:
+def load_gym(app: GymLedger, gym_id: UUID, version: int | None = None) -> gym.Gym:
     try:
-        found: gym.Gym = app.repository.get(gym_id, projector_func=gym.project)
+        found: gym.Gym = app.repository.get(gym_id, version=version, projector_func=gym.project)
     except AggregateNotFoundError:
         raise NotFound("gym") from None
     return found
@@ -52,7 +59,21 @@ def _load_claim(app: GymLedger, email: str) -> email_claim.EmailClaim | None:
     return claim
 
 
+def _earlier_signup(app: GymLedger, cmd: RegisterGym) -> CommandResult | None:
+    found = earlier_result(app, SIGNUP_SCOPE, cmd.idempotency_key, cmd.fingerprint)
+    if found is None:
+        return None
+    # The fingerprint leaves the password out (no password digests in the log);
+    # the first request's hash decides whether this is really the same body.
+    if not verify_password(load_gym(app, found, version=1).password_hash, cmd.password):
+        raise IdempotencyKeyReused("Idempotency-Key was already used with a different request")
+    return CommandResult(id=found, version=1, position=0, replayed=True)
+
+
 def register_gym(app: GymLedger, cmd: RegisterGym, ctx: CommandContext) -> CommandResult:
+    earlier = _earlier_signup(app, cmd)
+    if earlier is not None:
+        return earlier
     gym_id = uuid4()
     stamp = ctx.stamp()
     registered = gym.register(
@@ -70,10 +91,14 @@ def register_gym(app: GymLedger, cmd: RegisterGym, ctx: CommandContext) -> Comma
         stamp=stamp,
     )
     claimed = email_claim.claim(_load_claim(app, registered.email), registered.email, gym_id, stamp)
+    key = key_used(SIGNUP_SCOPE, cmd.idempotency_key, cmd.fingerprint, gym_id, stamp)
     try:
-        position = app.append(registered, claimed)
+        position = app.append(registered, claimed, key)
     except StreamConflict:
-        # Someone claimed the same email between our read and our write.
+        # Someone else won the race: a retry with the same key, or the same email.
+        earlier = _earlier_signup(app, cmd)
+        if earlier is not None:
+            return earlier
         raise EmailAlreadyRegistered(registered.email) from None
     return CommandResult(id=gym_id, version=1, position=position)
 

@@ -1,13 +1,15 @@
 """Signup, login and the owner's own gym (`/gyms/me`)."""
 
-from typing import Any
+import hashlib
+from typing import Annotated, Any
 from uuid import UUID
 
 import anyio.to_thread
+import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
-from litestar.params import JSONBody, URLEncodedBody
+from litestar.params import HeaderParameter, JSONBody, URLEncodedBody
 
 from api.auth import CallerGym, current_gym, issue_token
 from api.commanding import execute
@@ -44,11 +46,23 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/signup", status_code=201)
-    async def signup(self, request: AnyRequest, data: JSONBody[SignupRequest]) -> GymResponse:
+    async def signup(
+        self,
+        request: AnyRequest,
+        data: JSONBody[SignupRequest],
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
+    ) -> GymResponse:
         state = AppState.of(request)
-        command = RegisterGym(**{f: getattr(data, f) for f in data.__struct_fields__})
-        result, visible = await execute(state, register_gym, command, actor="anonymous")
-        return await _gym_response(state, result.id, visible)
+        without_password = msgspec.structs.replace(data, password="")
+        command = RegisterGym(
+            **{f: getattr(data, f) for f in data.__struct_fields__},
+            idempotency_key=idempotency_key,
+            fingerprint=hashlib.sha256(msgspec.json.encode(without_password)).hexdigest(),
+        )
+        result, _ = await execute(state, register_gym, command, actor="anonymous")
+        # Version 1 is what this signup created: a retried key gets the very same body.
+        gym = await anyio.to_thread.run_sync(load_gym, state.ledger, result.id, 1)
+        return GymResponse.of(gym)
 
     @post("/login", status_code=200)
     async def login(

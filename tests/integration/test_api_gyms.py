@@ -202,3 +202,20 @@ def test_unknown_route_is_json_404(client: TestClient[Any]) -> None:
     response = client.get(f"{API}/nope")
     assert response.status_code == 404
     assert response.json()["status_code"] == 404
+
+
+def test_signup_idempotency_key(client: TestClient[Any]) -> None:
+    body = signup_body()
+    headers = {"Idempotency-Key": f"signup-{body['email']}"}
+    first = client.post(f"{API}/auth/signup", json=body, headers=headers)
+    again = client.post(f"{API}/auth/signup", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    other_password = client.post(
+        f"{API}/auth/signup", json={**body, "password": "another-password"}, headers=headers
+    )
+    assert other_password.status_code == 422
+    other_name = client.post(f"{API}/auth/signup", json={**body, "name": "X"}, headers=headers)
+    assert other_name.status_code == 422
+    without_key = client.post(f"{API}/auth/signup", json=body)
+    assert without_key.status_code == 400  # the email is taken; no key, no replay

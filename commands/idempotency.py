@@ -1,0 +1,35 @@
+"""Idempotency keys for commands that create something (see domain/idempotency.py)."""
+
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+
+from commands.application import GymLedger
+from domain import idempotency
+from domain.events import Stamp
+
+
+def earlier_result(app: GymLedger, scope: str, key: str | None, fingerprint: str) -> UUID | None:
+    """The id an earlier request with this key created; None for a new key.
+
+    Raises IdempotencyKeyReused when the earlier request had another body.
+    """
+    if key is None:
+        return None
+    try:
+        record: idempotency.IdempotencyRecord = app.repository.get(
+            idempotency.stream_id(scope, idempotency.check_key(key)),
+            projector_func=idempotency.project,
+        )
+    except AggregateNotFoundError:
+        return None
+    return idempotency.replay(record, fingerprint)
+
+
+def key_used(
+    scope: str, key: str | None, fingerprint: str, result_id: UUID, stamp: Stamp
+) -> idempotency.IdempotencyKeyUsed | None:
+    """The event to append with the command's own events (None without a key)."""
+    if key is None:
+        return None
+    return idempotency.use(scope, key, fingerprint, result_id, stamp)
