@@ -7,13 +7,10 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Mapper, Recording
 
-from domain import EVENT_TYPES
 from domain.errors import VersionConflict
 from domain.events import DomainEvent
 from infra.db import eventsourcing_env
-from infra.event_codec import EventCodec, MsgspecMapper
-
-CODEC = EventCodec(EVENT_TYPES)
+from infra.event_codec import CODEC, MsgspecMapper
 
 
 class StreamConflict(VersionConflict):

@@ -94,8 +94,9 @@ def register_customer(app: GymLedger, cmd: RegisterCustomer, ctx: CommandContext
         today=local_date(stamp.at, gym.timezone),
         stamp=stamp,
     )
-    key = key_used(str(gym.id), cmd.idempotency_key, cmd.fingerprint, registered.originator_id,
-                   stamp)  # fmt: skip
+    key = key_used(
+        str(gym.id), cmd.idempotency_key, cmd.fingerprint, registered.originator_id, gym.id, stamp
+    )
     try:
         position = app.append(registered, key)
     except StreamConflict:

@@ -91,7 +91,7 @@ def register_gym(app: GymLedger, cmd: RegisterGym, ctx: CommandContext) -> Comma
         stamp=stamp,
     )
     claimed = email_claim.claim(_load_claim(app, registered.email), registered.email, gym_id, stamp)
-    key = key_used(SIGNUP_SCOPE, cmd.idempotency_key, cmd.fingerprint, gym_id, stamp)
+    key = key_used(SIGNUP_SCOPE, cmd.idempotency_key, cmd.fingerprint, gym_id, gym_id, stamp)
     try:
         position = app.append(registered, claimed, key)
     except StreamConflict:

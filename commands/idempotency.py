@@ -27,9 +27,9 @@ def earlier_result(app: GymLedger, scope: str, key: str | None, fingerprint: str
 
 
 def key_used(
-    scope: str, key: str | None, fingerprint: str, result_id: UUID, stamp: Stamp
+    scope: str, key: str | None, fingerprint: str, result_id: UUID, gym_id: UUID, stamp: Stamp
 ) -> idempotency.IdempotencyKeyUsed | None:
     """The event to append with the command's own events (None without a key)."""
     if key is None:
         return None
-    return idempotency.use(scope, key, fingerprint, result_id, stamp)
+    return idempotency.use(scope, key, fingerprint, result_id, gym_id, stamp)

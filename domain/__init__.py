@@ -1,5 +1,7 @@
 """Pure domain model: aggregates, events and the rules they enforce."""
 
+from uuid import UUID
+
 from domain import customer, email_claim, gym, idempotency
 from domain.events import DomainEvent
 
@@ -10,3 +12,9 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     *customer.EVENTS,
     *idempotency.EVENTS,
 )
+
+
+def gym_of(event: DomainEvent) -> UUID:
+    """The tenant an event belongs to: its `gym_id`, or itself for the gym's own stream."""
+    gym_id = getattr(event, "gym_id", None)
+    return gym_id if isinstance(gym_id, UUID) else event.originator_id

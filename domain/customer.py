@@ -21,8 +21,13 @@ UNSET = msgspec.UNSET
 Unset = msgspec.UnsetType
 
 
-class CustomerRegistered(DomainEvent, frozen=True, kw_only=True):
+class CustomerEvent(DomainEvent, frozen=True, kw_only=True):
+    """Every customer event names the gym, so the log can be read per tenant."""
+
     gym_id: UUID
+
+
+class CustomerRegistered(CustomerEvent, frozen=True, kw_only=True):
     first_name: str
     last_name: str
     email: str
@@ -34,7 +39,7 @@ class CustomerRegistered(DomainEvent, frozen=True, kw_only=True):
     active: bool
 
 
-class CustomerDetailsChanged(DomainEvent, frozen=True, kw_only=True):
+class CustomerDetailsChanged(CustomerEvent, frozen=True, kw_only=True):
     """Only the fields that changed are present."""
 
     first_name: str | Unset = UNSET
@@ -47,19 +52,19 @@ class CustomerDetailsChanged(DomainEvent, frozen=True, kw_only=True):
     notes: str | Unset | None = UNSET
 
 
-class CustomerDeactivated(DomainEvent, frozen=True, kw_only=True):
+class CustomerDeactivated(CustomerEvent, frozen=True, kw_only=True):
     pass
 
 
-class CustomerReactivated(DomainEvent, frozen=True, kw_only=True):
+class CustomerReactivated(CustomerEvent, frozen=True, kw_only=True):
     pass
 
 
-class MembershipExpired(DomainEvent, frozen=True, kw_only=True):
+class MembershipExpired(CustomerEvent, frozen=True, kw_only=True):
     membership_end: date
 
 
-class CustomerRemoved(DomainEvent, frozen=True, kw_only=True):
+class CustomerRemoved(CustomerEvent, frozen=True, kw_only=True):
     pass
 
 
@@ -183,6 +188,7 @@ def change(
         events.append(
             CustomerDetailsChanged(
                 originator_id=customer.id,
+                gym_id=customer.gym_id,
                 originator_version=version,
                 timestamp=stamp.at,
                 metadata=stamp.metadata,
@@ -195,6 +201,7 @@ def change(
         events.append(
             switch(
                 originator_id=customer.id,
+                gym_id=customer.gym_id,
                 originator_version=version,
                 timestamp=stamp.at,
                 metadata=stamp.metadata,
@@ -213,6 +220,7 @@ def expire_membership(customer: Customer, today: date, stamp: Stamp) -> Membersh
         return None
     return MembershipExpired(
         originator_id=customer.id,
+        gym_id=customer.gym_id,
         originator_version=customer.version + 1,
         timestamp=stamp.at,
         metadata=stamp.metadata,
@@ -224,6 +232,7 @@ def remove(customer: Customer, stamp: Stamp) -> CustomerRemoved:
     require_present(customer)
     return CustomerRemoved(
         originator_id=customer.id,
+        gym_id=customer.gym_id,
         originator_version=customer.version + 1,
         timestamp=stamp.at,
         metadata=stamp.metadata,

@@ -23,7 +23,8 @@ class IdempotencyKeyReused(DomainError):
 
 
 class IdempotencyKeyUsed(DomainEvent, frozen=True, kw_only=True):
-    scope: str  # e.g. the gym id
+    gym_id: UUID  # the gym the request acted for (for a signup: the new gym)
+    scope: str  # the gym id, or "signup"
     key: str
     fingerprint: str  # digest of the request body that used the key first
     result_id: UUID  # what that request created
@@ -54,9 +55,10 @@ def replay(record: IdempotencyRecord, fingerprint: str) -> UUID:
 
 
 def use(
-    scope: str, key: str, fingerprint: str, result_id: UUID, stamp: Stamp
+    scope: str, key: str, fingerprint: str, result_id: UUID, gym_id: UUID, stamp: Stamp
 ) -> IdempotencyKeyUsed:
     return IdempotencyKeyUsed(
+        gym_id=gym_id,
         originator_id=stream_id(scope, check_key(key)),
         originator_version=1,
         timestamp=stamp.at,

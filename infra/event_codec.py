@@ -13,6 +13,7 @@ from uuid import UUID
 import msgspec
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 
+from domain import EVENT_TYPES
 from domain.events import DomainEvent
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -95,3 +96,7 @@ class MsgspecMapper(Mapper[UUID]):
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         return self.codec.decode(stored_event.topic, bytes(stored_event.state))
+
+
+# Every event type the log may hold (the domain's registry of types).
+CODEC = EventCodec(EVENT_TYPES)

@@ -8,7 +8,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-_DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0123456789"  # noqa: S105
+# Development and tests only; production refuses to start with it.
+_DEV_SECRET = "dev-only-insecure-secret-change-me-0123456789"  # noqa: S105
 ENVIRONMENTS = ("development", "test", "production")
 MAIL_BACKENDS = ("console", "smtp", "directory")
 
@@ -27,7 +28,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     api_prefix: str = "/api/v1"
-    jwt_secret: str = _DEV_JWT_SECRET
+    jwt_secret: str = field(default=_DEV_SECRET, repr=False)
+    # Signs the audit chain's checkpoints; keep it outside the database.
+    audit_key: str = field(default=_DEV_SECRET, repr=False)
     jwt_ttl_seconds: int = 24 * 3600
     read_your_writes_timeout: float = 2.0
     projector_batch_size: int = 500
@@ -78,6 +81,19 @@ def _float(env: Mapping[str, str], key: str, default: float, problems: list[str]
     return value
 
 
+def _secret(env: Mapping[str, str], key: str, environment: str, problems: list[str]) -> str:
+    value = env.get(key) or ""
+    if not value:
+        if environment == "production":
+            problems.append(f"{key} is required in production")
+        return _DEV_SECRET
+    if len(value) < 32:
+        problems.append(f"{key} must be at least 32 characters")
+    elif environment == "production" and value == _DEV_SECRET:
+        problems.append(f"{key} must not be the development default in production")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     problems: list[str] = []
@@ -88,15 +104,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     for key in ("DATABASE_URL", "REDIS_URL"):
         if not get(key):
             problems.append(f"{key} is required (make run / make test start embedded servers)")
-    jwt_secret = get("JWT_SECRET") or ""
-    if not jwt_secret:
-        if environment == "production":
-            problems.append("JWT_SECRET is required in production")
-        jwt_secret = _DEV_JWT_SECRET
-    elif len(jwt_secret) < 32:
-        problems.append("JWT_SECRET must be at least 32 characters")
-    if environment == "production" and jwt_secret == _DEV_JWT_SECRET:
-        problems.append("JWT_SECRET must not be the development default in production")
+    jwt_secret = _secret(env, "JWT_SECRET", environment, problems)
+    audit_key = _secret(env, "AUDIT_HMAC_KEY", environment, problems)
     prefix = get("API_PREFIX", "/api/v1").rstrip("/")
     if prefix and not prefix.startswith("/"):
         problems.append("API_PREFIX must start with '/'")
@@ -111,6 +120,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         port=_int(env, "PORT", 8000, problems, low=1),
         api_prefix=prefix,
         jwt_secret=jwt_secret,
+        audit_key=audit_key,
         jwt_ttl_seconds=_int(env, "JWT_TTL_SECONDS", 24 * 3600, problems, low=60),
         read_your_writes_timeout=_float(env, "READ_YOUR_WRITES_TIMEOUT", 2.0, problems),
         projector_batch_size=_int(env, "PROJECTOR_BATCH_SIZE", 500, problems, low=1),

@@ -25,6 +25,7 @@ from domain.customer import (
 )
 from domain.events import DomainEvent
 from domain.gym import GymClosed
+from projections.engine import Projection, Recorded
 
 MIGRATION_SQL = """
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
@@ -96,11 +97,12 @@ class CustomerFilter(msgspec.Struct, frozen=True, kw_only=True):
     offset: int = 0
 
 
-class CustomersProjection:
+class CustomersProjection(Projection):
     tables: tuple[str, ...] = ("customers",)
     rebuildable = True
 
-    def apply(self, cur: psycopg.Cursor[TupleRow], event: DomainEvent) -> None:
+    def apply(self, cur: psycopg.Cursor[TupleRow], recorded: Recorded) -> None:
+        event = recorded.event
         match event:
             case CustomerRegistered():
                 cur.execute(

@@ -12,7 +12,7 @@ under concurrent writers).
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
@@ -31,13 +31,29 @@ CREATE TABLE IF NOT EXISTS projector_positions (
 """
 
 
-class Projection(Protocol):
+@dataclass(frozen=True)
+class Recorded:
+    """One event as the log holds it: its global position, stored form and decoded form."""
+
+    position: int
+    stream_id: UUID
+    version: int
+    topic: str
+    state: bytes
+    event: DomainEvent
+
+
+class Projection:
     """A read model: the tables it owns and how one event changes them."""
 
-    tables: tuple[str, ...]  # emptied by a rebuild
-    rebuildable: bool  # False for side-effect records such as the mail outbox
+    tables: tuple[str, ...] = ()  # emptied by a rebuild
+    rebuildable = True  # False for records that must survive a rebuild (outbox, hash chain)
 
-    def apply(self, cur: psycopg.Cursor[TupleRow], event: DomainEvent) -> None: ...
+    def apply(self, cur: psycopg.Cursor[TupleRow], recorded: Recorded) -> None:
+        raise NotImplementedError
+
+    def end_batch(self, cur: psycopg.Cursor[TupleRow]) -> None:
+        """Called once per batch, inside its transaction, after the last event."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +75,8 @@ class Projector:
         self.codec = codec
         self.batch_size = batch_size
         self._select = sql.SQL(
-            "SELECT notification_id, topic, state FROM {} WHERE notification_id > %s"
+            "SELECT notification_id, originator_id, originator_version, topic, state"
+            " FROM {} WHERE notification_id > %s"
             " ORDER BY notification_id LIMIT %s"
         ).format(sql.Identifier(EVENTS_TABLE))
 
@@ -82,12 +99,21 @@ class Projector:
                 raise RuntimeError(f"projector {self.name!r} has no position row; migrate first")
             position = int(row[0])
             rows = cur.execute(self._select, (position, self.batch_size), prepare=True).fetchall()
-            for notification_id, topic, state in rows:
-                event = self.codec.decode(str(topic), bytes(state))
+            for notification_id, stream_id, version, topic, state in rows:
+                recorded = Recorded(
+                    position=notification_id,
+                    stream_id=stream_id,
+                    version=version,
+                    topic=topic,
+                    state=bytes(state),
+                    event=self.codec.decode(topic, bytes(state)),
+                )
                 for projection in self.projections:
-                    projection.apply(cur, event)
+                    projection.apply(cur, recorded)
                 position = int(notification_id)
             if rows:
+                for projection in self.projections:
+                    projection.end_batch(cur)
                 cur.execute(
                     "UPDATE projector_positions SET position = %s, updated_at = now()"
                     " WHERE name = %s",

@@ -13,8 +13,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow, class_row
 
-from domain.events import DomainEvent
 from domain.gym import PROFILE_FIELDS, GymClosed, GymProfileUpdated, GymRegistered
+from projections.engine import Projection, Recorded
 
 MIGRATION_SQL = """
 CREATE TABLE IF NOT EXISTS gyms (
@@ -59,11 +59,12 @@ class GymView(msgspec.Struct, frozen=True):
     updated_at: datetime
 
 
-class GymsProjection:
+class GymsProjection(Projection):
     tables: tuple[str, ...] = ("gym_logins", "gyms")
     rebuildable = True
 
-    def apply(self, cur: psycopg.Cursor[TupleRow], event: DomainEvent) -> None:
+    def apply(self, cur: psycopg.Cursor[TupleRow], recorded: Recorded) -> None:
+        event = recorded.event
         match event:
             case GymRegistered():
                 cur.execute(

@@ -16,6 +16,7 @@ from psycopg.rows import TupleRow, class_row
 from domain.customer import CustomerRegistered
 from domain.events import DomainEvent
 from domain.gym import GymRegistered
+from projections.engine import Projection, Recorded
 
 MIGRATION_SQL = """
 CREATE TABLE IF NOT EXISTS mail_outbox (
@@ -71,11 +72,12 @@ def welcome_customer(event: CustomerRegistered, gym_name: str) -> tuple[str, str
     return subject, body
 
 
-class MailOutboxProjection:
+class MailOutboxProjection(Projection):
     tables: tuple[str, ...] = ("mail_outbox",)
     rebuildable = False
 
-    def apply(self, cur: psycopg.Cursor[TupleRow], event: DomainEvent) -> None:
+    def apply(self, cur: psycopg.Cursor[TupleRow], recorded: Recorded) -> None:
+        event = recorded.event
         match event:
             case GymRegistered():
                 subject, body = welcome_gym_owner(event)

@@ -1,7 +1,7 @@
 """Every read-side table, as ordered migrations (applied by `gymledger migrate`)."""
 
 from infra.migrate import Migration
-from projections import customers, engine, gyms, mail_outbox
+from projections import audit_chain, customers, engine, event_log, gyms, mail_outbox
 
 MIGRATIONS = (
     Migration("0001_projector_positions", engine.MIGRATION_SQL),
@@ -9,4 +9,6 @@ MIGRATIONS = (
     Migration("0003_mail_outbox", mail_outbox.MIGRATION_SQL),
     Migration("0004_gym_timezone", gyms.TIMEZONE_MIGRATION_SQL),
     Migration("0005_customers", customers.MIGRATION_SQL),
+    Migration("0006_event_index", event_log.MIGRATION_SQL),
+    Migration("0007_audit_chain", audit_chain.MIGRATION_SQL),
 )

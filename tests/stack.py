@@ -38,6 +38,7 @@ class TestStack:
                 "REDIS_URL": urls.redis_url,
                 "ENVIRONMENT": "test",
                 "JWT_SECRET": "test-secret-" + uuid.uuid4().hex + uuid.uuid4().hex,
+                "AUDIT_HMAC_KEY": "audit-key-" + uuid.uuid4().hex + uuid.uuid4().hex,
                 "QUEUE_NAMESPACE": f"gymledger-test-{self.database}",
                 "MAIL_BACKEND": "smtp",
                 "SMTP_HOST": "127.0.0.1",

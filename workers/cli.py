@@ -15,7 +15,7 @@ def _rebuild() -> int:
 
     settings = load_settings()
     migrate(settings.database_url)
-    projector = read_model_projector(settings.projector_batch_size)
+    projector = read_model_projector(settings.audit_key, settings.projector_batch_size)
     with psycopg.connect(settings.database_url) as conn:
         projector.ensure_position_row(conn)
         # One transaction: readers see the old tables until the new ones commit, and a

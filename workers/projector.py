@@ -41,7 +41,7 @@ def run_projector(settings: Settings, stop: threading.Event) -> None:
     batch retried with growing pauses: the projector neither dies, nor spins, nor
     skips the event. Parking such events is a separate, explicit operation.
     """
-    projector = read_model_projector(settings.projector_batch_size)
+    projector = read_model_projector(settings.audit_key, settings.projector_batch_size)
     pause = 1.0
     while not stop.is_set():
         try:

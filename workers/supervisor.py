@@ -25,9 +25,9 @@ DATA_DIR = Path(".data")
 STOP_GRACE_SECONDS = 20
 
 
-def _dev_jwt_secret() -> str:
-    """A random secret kept under .data/, so tokens survive restarts in development."""
-    path = DATA_DIR / "jwt_secret"
+def _dev_secret(name: str) -> str:
+    """A random secret kept under .data/, so tokens and signatures survive restarts."""
+    path = DATA_DIR / name
     if not path.exists():
         DATA_DIR.mkdir(exist_ok=True)
         path.write_text(secrets.token_urlsafe(48))
@@ -73,8 +73,9 @@ def supervise() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with services(DATA_DIR) as urls:
         env = {**os.environ, "DATABASE_URL": urls.database_url, "REDIS_URL": urls.redis_url}
-        if not env.get("JWT_SECRET") and env.get("ENVIRONMENT", "development") != "production":
-            env["JWT_SECRET"] = _dev_jwt_secret()
+        if env.get("ENVIRONMENT", "development") != "production":
+            for variable in ("JWT_SECRET", "AUDIT_HMAC_KEY"):
+                env[variable] = env.get(variable) or _dev_secret(variable.lower())
         settings = load_settings(env)  # fail fast, before any child starts
         log.info("migrations applied", extra={"applied": migrate(settings.database_url)})
         children = {

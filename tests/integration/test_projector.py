@@ -15,12 +15,12 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import TupleRow
 
-from commands.application import CODEC, GymLedger, StreamConflict
+from commands.application import GymLedger, StreamConflict
 from commands.context import CommandContext
 from commands.gyms import UpdateGymProfile, update_gym_profile
 from domain import gym
-from domain.events import DomainEvent
-from projections.engine import Projector
+from infra.event_codec import CODEC
+from projections.engine import Projection, Projector, Recorded
 from tests.integration.helpers import (
     gyms_table,
     head_position,
@@ -30,7 +30,7 @@ from tests.integration.helpers import (
 )
 
 
-class Recorder:
+class Recorder(Projection):
     """A projection that remembers what it saw, in order."""
 
     tables: tuple[str, ...] = ()
@@ -39,8 +39,8 @@ class Recorder:
     def __init__(self) -> None:
         self.seen: list[tuple[UUID, int]] = []
 
-    def apply(self, cur: psycopg.Cursor[TupleRow], event: DomainEvent) -> None:
-        self.seen.append((event.originator_id, event.originator_version))
+    def apply(self, cur: psycopg.Cursor[TupleRow], recorded: Recorded) -> None:
+        self.seen.append((recorded.stream_id, recorded.version))
 
 
 def rename_many(ledger: GymLedger, gym_ids: list[UUID], count: int, workers: int) -> None:

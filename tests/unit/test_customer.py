@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commands.application import CODEC
 from domain import customer
 from domain.customer import CustomerDetails
 from domain.errors import DomainError, InvalidValue, NotFound
 from domain.events import DomainEvent, EventMetadata, Stamp
+from infra.event_codec import CODEC
 
 TODAY = date(2026, 6, 15)
 T0 = datetime(2026, 6, 15, 9, tzinfo=UTC)

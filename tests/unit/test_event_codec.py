@@ -7,10 +7,9 @@ from uuid import uuid4
 import msgspec
 import pytest
 
-from commands.application import CODEC
 from domain.events import DomainEvent, EventMetadata
 from domain.gym import GymProfileUpdated
-from infra.event_codec import EventCodec, UnknownEventType
+from infra.event_codec import CODEC, EventCodec, UnknownEventType
 
 META = EventMetadata(actor="t", correlation_id="c")
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

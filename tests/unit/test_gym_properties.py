@@ -7,11 +7,11 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commands.application import CODEC
 from domain import gym
 from domain.errors import DomainError
 from domain.events import DomainEvent, EventMetadata, Stamp
 from domain.validation import ISO_4217
+from infra.event_codec import CODEC
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 META = EventMetadata(actor="prop", correlation_id="prop")
