@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from api.consistency import ProjectionWatcher
 from api.errors import EXCEPTION_HANDLERS
 from api.middleware import request_id_middleware
+from api.routes.audit import AuditController
 from api.routes.customers import CustomersController
 from api.routes.gyms import AuthController, MyGymController
 from api.routes.health import health
@@ -51,7 +52,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     api = Router(
         path=settings.api_prefix or "/",
-        route_handlers=[AuthController, MyGymController, CustomersController],
+        route_handlers=[AuthController, MyGymController, CustomersController, AuditController],
     )
     return Litestar(
         route_handlers=[api, health],

@@ -1,30 +1,45 @@
-"""Bearer tokens (HS256 JWT) and the dependency that turns one into a gym id."""
+"""Bearer tokens (HS256 JWT) and the dependencies that turn one into a caller.
+
+Two scopes: "owner" (everything for their gym) and "auditor" (read-only access
+to history, time travel, the event feed and verification, until it expires).
+"""
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
-from uuid import UUID
+from typing import Any, Literal
+from uuid import UUID, uuid4
 
 import jwt
 from litestar import Request
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
 from api.state import AppState
 from domain.validation import local_date
 from projections.gyms import open_gym_timezone
 
 _ALGORITHM = "HS256"
+Scope = Literal["owner", "auditor"]
 
 
-def issue_token(gym_id: UUID, secret: str, ttl_seconds: int, now: datetime | None = None) -> str:
-    issued = now or datetime.now(UTC)
+def issue_token(
+    gym_id: UUID,
+    secret: str,
+    expires_at: datetime,
+    scope: Scope = "owner",
+    token_id: UUID | None = None,
+) -> str:
     claims = {
         "sub": str(gym_id),
-        "iat": issued,
-        "exp": issued + timedelta(seconds=ttl_seconds),
-        "scope": "owner",
+        "iat": datetime.now(UTC),
+        "exp": expires_at,
+        "scope": scope,
+        "jti": str(token_id or uuid4()),
     }
     return jwt.encode(claims, secret, algorithm=_ALGORITHM)
+
+
+def owner_token(gym_id: UUID, secret: str, ttl_seconds: int) -> str:
+    return issue_token(gym_id, secret, datetime.now(UTC) + timedelta(seconds=ttl_seconds))
 
 
 def _unauthorized() -> NotAuthorizedException:
@@ -33,37 +48,52 @@ def _unauthorized() -> NotAuthorizedException:
     )
 
 
-def gym_id_from_token(token: str, secret: str) -> UUID:
+def claims_from_token(token: str, secret: str) -> tuple[UUID, Scope]:
     try:
         # Pinning the algorithm list rejects "none" and algorithm-swap tokens.
         claims = jwt.decode(
             token, secret, algorithms=[_ALGORITHM], options={"require": ["exp", "iat", "sub"]}
         )
-        return UUID(str(claims["sub"]))
+        scope = claims.get("scope", "owner")
+        if scope not in ("owner", "auditor"):
+            raise ValueError(scope)
+        return UUID(str(claims["sub"])), scope
     except (jwt.PyJWTError, ValueError):
         raise _unauthorized() from None
 
 
 @dataclass(frozen=True)
 class CallerGym:
-    """The authenticated caller: their gym and its timezone (for "today")."""
+    """The authenticated caller: their gym, its timezone (for "today") and scope."""
 
     id: UUID
     timezone: str
+    scope: Scope = "owner"
 
     def today(self, now: datetime) -> date:
         return local_date(now, self.timezone)
 
 
-async def current_gym(request: Request[Any, Any, Any]) -> CallerGym:
-    """Dependency: the gym of a valid token whose gym is still open, or 401."""
+async def current_reader(request: Request[Any, Any, Any]) -> CallerGym:
+    """Dependency: owner or auditor of an open gym, or 401."""
     state = AppState.of(request)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized()
-    gym_id = gym_id_from_token(token.strip(), state.settings.jwt_secret)
+    gym_id, scope = claims_from_token(token.strip(), state.settings.jwt_secret)
     async with state.read_pool.connection() as conn:
         timezone = await open_gym_timezone(conn, gym_id)
     if timezone is None:
         raise _unauthorized()
-    return CallerGym(id=gym_id, timezone=timezone)
+    return CallerGym(id=gym_id, timezone=timezone, scope=scope)
+
+
+def require_owner(caller: CallerGym) -> CallerGym:
+    if caller.scope != "owner":
+        raise PermissionDeniedException(detail="Auditor tokens are read-only")
+    return caller
+
+
+async def current_gym(request: Request[Any, Any, Any]) -> CallerGym:
+    """Dependency: the owner of an open gym; 401 without a valid token, 403 for auditors."""
+    return require_owner(await current_reader(request))

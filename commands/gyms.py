@@ -1,5 +1,6 @@
 """Commands on gyms and their handlers (one handler per command)."""
 
+from datetime import datetime
 from uuid import UUID, uuid4
 
 import msgspec
@@ -39,6 +40,12 @@ class UpdateGymProfile(msgspec.Struct, frozen=True, kw_only=True):
 
 class CloseGym(msgspec.Struct, frozen=True, kw_only=True):
     gym_id: UUID
+
+
+class GrantAuditorAccess(msgspec.Struct, frozen=True, kw_only=True):
+    gym_id: UUID
+    token_id: UUID
+    expires_at: datetime
 
 
 def load_gym(app: GymLedger, gym_id: UUID, version: int | None = None) -> gym.Gym:
@@ -137,12 +144,10 @@ def close_gym(app: GymLedger, cmd: CloseGym, ctx: CommandContext) -> CommandResu
     return CommandResult(id=current.id, version=closed.originator_version, position=position)
 
 
-__all__ = [
-    "CloseGym",
-    "RegisterGym",
-    "UpdateGymProfile",
-    "close_gym",
-    "load_gym",
-    "register_gym",
-    "update_gym_profile",
-]
+def grant_auditor_access(
+    app: GymLedger, cmd: GrantAuditorAccess, ctx: CommandContext
+) -> CommandResult:
+    current = load_gym(app, cmd.gym_id)
+    granted = gym.grant_auditor_access(current, cmd.token_id, cmd.expires_at, ctx.stamp())
+    position = app.append(granted)
+    return CommandResult(id=current.id, version=granted.originator_version, position=position)

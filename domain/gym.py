@@ -6,13 +6,13 @@ pure, so the same code rebuilds a gym from the log and checks a new command.
 """
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import msgspec
 
 from domain import validation as v
-from domain.errors import GymIsClosed
+from domain.errors import GymIsClosed, InvalidValue
 from domain.events import DomainEvent, Stamp
 
 UNSET: msgspec.UnsetType = msgspec.UNSET
@@ -45,6 +45,13 @@ class GymProfileUpdated(DomainEvent, frozen=True, kw_only=True):
 
 class GymClosed(DomainEvent, frozen=True, kw_only=True):
     pass
+
+
+class AuditorAccessGranted(DomainEvent, frozen=True, kw_only=True):
+    """The owner issued a read-only auditor token (recorded so access is auditable)."""
+
+    token_id: UUID
+    expires_at: datetime
 
 
 class Gym(msgspec.Struct, frozen=True, kw_only=True):
@@ -169,6 +176,25 @@ def close(gym: Gym, stamp: Stamp) -> GymClosed:
     )
 
 
+MAX_AUDITOR_ACCESS = timedelta(days=90)
+
+
+def grant_auditor_access(
+    gym: Gym, token_id: UUID, expires_at: datetime, stamp: Stamp
+) -> AuditorAccessGranted:
+    _require_open(gym)
+    if not stamp.at < expires_at <= stamp.at + MAX_AUDITOR_ACCESS:
+        raise InvalidValue("expires_in_seconds", "must be between 1 second and 90 days")
+    return AuditorAccessGranted(
+        originator_id=gym.id,
+        originator_version=gym.version + 1,
+        timestamp=stamp.at,
+        metadata=stamp.metadata,
+        token_id=token_id,
+        expires_at=expires_at,
+    )
+
+
 def _require_open(gym: Gym) -> None:
     if gym.closed:
         raise GymIsClosed(str(gym.id))
@@ -199,6 +225,8 @@ def evolve(gym: Gym | None, event: DomainEvent) -> Gym:
             return msgspec.structs.replace(
                 gym, version=event.originator_version, updated_at=event.timestamp, **changed
             )
+        case AuditorAccessGranted(), Gym():
+            return msgspec.structs.replace(gym, version=event.originator_version)
         case GymClosed(), Gym():
             return msgspec.structs.replace(
                 gym, version=event.originator_version, updated_at=event.timestamp, closed=True
@@ -213,4 +241,9 @@ def project(gym: Gym | None, events: Iterable[DomainEvent]) -> Gym | None:
     return gym
 
 
-EVENTS: tuple[type[DomainEvent], ...] = (GymRegistered, GymProfileUpdated, GymClosed)
+EVENTS: tuple[type[DomainEvent], ...] = (
+    GymRegistered,
+    GymProfileUpdated,
+    GymClosed,
+    AuditorAccessGranted,
+)

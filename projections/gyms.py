@@ -13,7 +13,13 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow, class_row
 
-from domain.gym import PROFILE_FIELDS, GymClosed, GymProfileUpdated, GymRegistered
+from domain.gym import (
+    PROFILE_FIELDS,
+    AuditorAccessGranted,
+    GymClosed,
+    GymProfileUpdated,
+    GymRegistered,
+)
 from projections.engine import Projection, Recorded
 
 MIGRATION_SQL = """
@@ -115,6 +121,11 @@ class GymsProjection(Projection):
                         "UPDATE gym_logins SET email = %s WHERE gym_id = %s",
                         (changed["email"], event.originator_id),
                     )
+            case AuditorAccessGranted():
+                cur.execute(
+                    "UPDATE gyms SET version = %s WHERE id = %s",
+                    (event.originator_version, event.originator_id),
+                )
             case GymClosed():
                 cur.execute("DELETE FROM gyms WHERE id = %s", (event.originator_id,))
 

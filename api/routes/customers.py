@@ -2,6 +2,7 @@
 
 import hashlib
 import re
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -12,7 +13,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
-from api.auth import CallerGym, current_gym
+from api.auth import CallerGym, current_gym, current_reader, require_owner
 from api.commanding import execute
 from api.schemas import CustomerCreateRequest, CustomerPatchRequest, CustomerResponse
 from api.state import AppState
@@ -25,9 +26,12 @@ from commands.customers import (
     register_customer,
     remove_customer,
 )
+from domain import customer
 from domain.customer import CustomerDetails, birth_date_range
 from domain.errors import VersionConflict
+from infra.event_codec import CODEC
 from projections.customers import CustomerFilter, get_customer, list_customers
+from projections.event_log import tenant_stream
 
 AnyRequest = Request[Any, Any, Any]
 Caller = NamedDependency[CallerGym]
@@ -72,6 +76,28 @@ async def _customer_response(
         load_customer, state.ledger, caller.id, customer_id, version
     )
     return CustomerResponse.of(stored, today)
+
+
+async def _time_travel(
+    state: AppState, caller: CallerGym, customer_id: UUID, as_of: datetime | None,
+    version: int | None,
+) -> Response[CustomerResponse]:  # fmt: skip
+    if as_of is not None and as_of.tzinfo is None:
+        raise HTTPException(status_code=422, detail="as_of must be an RFC 3339 time with offset")
+    async with state.read_pool.connection() as conn:
+        rows = await tenant_stream(conn, caller.id, customer_id)
+    events = [
+        e
+        for e in (CODEC.decode(row.topic, row.state) for row in rows)
+        if (version is None or e.originator_version <= version)
+        and (as_of is None or e.timestamp <= as_of)
+    ]
+    then = customer.project(None, events)
+    if then is None or then.removed:
+        raise HTTPException(status_code=404, detail="Customer not found")
+    moment = as_of or events[-1].timestamp
+    body = CustomerResponse.of(then, caller.today(moment))
+    return Response(body, headers=etag(then.version))
 
 
 class CustomersController(Controller):
@@ -137,11 +163,21 @@ class CustomersController(Controller):
             headers={"X-Total-Count": str(total)},
         )
 
-    @get("/{customer_id:uuid}")
+    @get("/{customer_id:uuid}", dependencies={"caller": Provide(current_reader)})
     async def show(
-        self, request: AnyRequest, caller: Caller, customer_id: FromPath[UUID]
+        self,
+        request: AnyRequest,
+        caller: Caller,
+        customer_id: FromPath[UUID],
+        as_of: FromQuery[datetime | None] = None,
+        version: Annotated[int | None, QueryParameter(ge=1, le=2**31)] = None,
     ) -> Response[CustomerResponse]:
+        """The customer now (owner), or as they were at `as_of` / `version` (owner or
+        auditor), rebuilt from the event log rather than the read table."""
         state = AppState.of(request)
+        if as_of is not None or version is not None:
+            return await _time_travel(state, caller, customer_id, as_of, version)
+        require_owner(caller)
         async with state.read_pool.connection() as conn:
             row = await get_customer(conn, caller.id, customer_id)
         if row is None:

@@ -11,7 +11,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.params import HeaderParameter, JSONBody, URLEncodedBody
 
-from api.auth import CallerGym, current_gym, issue_token
+from api.auth import CallerGym, current_gym, owner_token
 from api.commanding import execute
 from api.schemas import GymPatchRequest, GymResponse, LoginForm, SignupRequest, TokenResponse
 from api.state import AppState
@@ -78,7 +78,7 @@ class AuthController(Controller):
         ok = await anyio.to_thread.run_sync(verify_password, password_hash, data.password)
         if not ok or found is None:
             raise HTTPException(status_code=400, detail="Incorrect email or password")
-        token = issue_token(found[0], state.settings.jwt_secret, state.settings.jwt_ttl_seconds)
+        token = owner_token(found[0], state.settings.jwt_secret, state.settings.jwt_ttl_seconds)
         return TokenResponse(access_token=token)
 
 
