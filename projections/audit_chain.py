@@ -54,12 +54,16 @@ GENESIS = bytes(32)
 
 
 def content_digest(stream_id: UUID, version: int, topic: str, state: bytes) -> bytes:
+    return content_from_state_digest(stream_id, version, topic, hashlib.sha256(state).digest())
+
+
+def content_from_state_digest(
+    stream_id: UUID, version: int, topic: str, state_sha256: bytes
+) -> bytes:
+    """The same digest from the state's sha256 alone (what an export carries)."""
     topic_bytes = topic.encode()
     return hashlib.sha256(
-        stream_id.bytes
-        + struct.pack(">qI", version, len(topic_bytes))
-        + topic_bytes
-        + hashlib.sha256(state).digest()
+        stream_id.bytes + struct.pack(">qI", version, len(topic_bytes)) + topic_bytes + state_sha256
     ).digest()
 
 
@@ -87,8 +91,9 @@ class AuditChainProjection(Projection):
         if head is not None and head[0] >= recorded.position:
             return  # already chained (a rebuild replays the log; the chain stays as it is)
         previous = GENESIS if head is None else bytes(head[1])
-        content = content_digest(recorded.stream_id, recorded.version, recorded.topic,
-                                 recorded.state)  # fmt: skip
+        content = content_digest(
+            recorded.stream_id, recorded.version, recorded.topic, recorded.state
+        )
         link = link_hash(previous, recorded.position, content)
         cur.execute(
             "INSERT INTO event_chain (position, gym_id, content, link) VALUES (%s, %s, %s, %s)",
@@ -147,8 +152,9 @@ class Report:
         }
 
 
-def verify(conn: psycopg.Connection[Any], key: bytes, codec: EventCodec,
-           gym_id: UUID | None = None) -> Report:  # fmt: skip
+def verify(
+    conn: psycopg.Connection[Any], key: bytes, codec: EventCodec, gym_id: UUID | None = None
+) -> Report:
     """Recompute the chain(s) from the stored events; None checks every gym."""
     report = Report(gym_id)
     gyms = [gym_id] if gym_id else [r[0] for r in conn.execute("SELECT gym_id FROM chain_heads")]

@@ -111,12 +111,22 @@ class CustomersProjection(Projection):
                     " owner_active, created_at, updated_at)"
                     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     (
-                        event.originator_id, event.gym_id, event.originator_version,
-                        event.first_name, event.last_name, event.email, event.phone,
-                        event.date_of_birth, event.membership_start, event.membership_end,
-                        event.notes, event.active, event.timestamp, event.timestamp,
+                        event.originator_id,
+                        event.gym_id,
+                        event.originator_version,
+                        event.first_name,
+                        event.last_name,
+                        event.email,
+                        event.phone,
+                        event.date_of_birth,
+                        event.membership_start,
+                        event.membership_end,
+                        event.notes,
+                        event.active,
+                        event.timestamp,
+                        event.timestamp,
                     ),
-                )  # fmt: skip
+                )
             case CustomerDetailsChanged():
                 changed = {
                     f: getattr(event, f)
@@ -172,9 +182,13 @@ def _where(gym_id: UUID, f: CustomerFilter, today: date) -> tuple[str, dict[str,
     # Every text filter is also a substring of search_text: that extra predicate
     # lets the trigram index narrow the rows before the exact column check.
     for i, (column, value) in enumerate(
-        (("search_text", f.search), ("first_name", f.first_name),
-         ("last_name", f.last_name), ("email", f.email))
-    ):  # fmt: skip
+        (
+            ("search_text", f.search),
+            ("first_name", f.first_name),
+            ("last_name", f.last_name),
+            ("email", f.email),
+        )
+    ):
         if value:
             params[f"p{i}"] = _like(value)
             clauses.append(f"c.search_text LIKE %(p{i})s")

@@ -74,9 +74,10 @@ class Projector:
         self.projections = projections
         self.codec = codec
         self.batch_size = batch_size
+        self.until: int | None = None  # stop after this position (replays up to a snapshot)
         self._select = sql.SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state"
-            " FROM {} WHERE notification_id > %s"
+            " FROM {} WHERE notification_id > %s AND notification_id <= %s"
             " ORDER BY notification_id LIMIT %s"
         ).format(sql.Identifier(EVENTS_TABLE))
 
@@ -98,7 +99,8 @@ class Projector:
             if row is None:
                 raise RuntimeError(f"projector {self.name!r} has no position row; migrate first")
             position = int(row[0])
-            rows = cur.execute(self._select, (position, self.batch_size), prepare=True).fetchall()
+            until = 2**63 - 1 if self.until is None else self.until
+            rows = cur.execute(self._select, (position, until, self.batch_size)).fetchall()
             for notification_id, stream_id, version, topic, state in rows:
                 recorded = Recorded(
                     position=notification_id,

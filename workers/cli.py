@@ -1,55 +1,175 @@
-"""`gymledger` command line for operators: run, migrate, rebuild projections."""
+"""`gymledger`: the operators' and auditors' command line.
+
+    gymledger run                          API, projector and worker (what `make run` does)
+    gymledger migrate                      create the event store and read tables
+    gymledger projections rebuild [--blue-green]
+    gymledger replay --verify              rebuild into a scratch schema, compare with live
+    gymledger export --gym ID [-o FILE]    a gym's history as NDJSON
+    gymledger verify FILE                  check an export's chain (and signatures with the key)
+    gymledger audit verify [--gym ID]      check the stored hash chains for tampering
+
+Without DATABASE_URL/REDIS_URL the commands use the embedded servers under .data/.
+"""
 
 import argparse
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
 
+import msgspec
 import psycopg
 
+from infra.embedded import services
 from infra.logs import configure_logging
-from infra.settings import ConfigError, load_settings
+from infra.settings import ConfigError, Settings, load_settings
+
+DATA_DIR = Path(".data")
 
 
-def _rebuild() -> int:
-    from projections.read_model import read_model_projector
+@contextlib.contextmanager
+def _settings() -> Iterator[Settings]:
+    with services(DATA_DIR) as urls:
+        os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = urls.database_url, urls.redis_url
+        yield load_settings()
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(value)).decode() + "\n")
+
+
+def _migrate(_: argparse.Namespace) -> int:
     from workers.setup import migrate
 
-    settings = load_settings()
-    migrate(settings.database_url)
-    projector = read_model_projector(settings.audit_key, settings.projector_batch_size)
-    with psycopg.connect(settings.database_url) as conn:
-        projector.ensure_position_row(conn)
-        # One transaction: readers see the old tables until the new ones commit, and a
-        # running projector waits on the position row instead of interleaving.
-        with conn.transaction():
-            projector.reset(conn)
-            events = projector.catch_up(conn)
+    with _settings() as settings:
+        print("applied:", ", ".join(migrate(settings.database_url)) or "nothing")
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from projections.read_model import read_model_projector
+    from projections.rebuild import blue_green_rebuild, terminal_progress
+    from workers.setup import migrate
+
+    with _settings() as settings:
+        migrate(settings.database_url)
+        if args.blue_green:
+            events = blue_green_rebuild(settings.database_url, terminal_progress)
+            print(f"\nrebuilt read model from {events} events (blue/green switch-over)")
+            return 0
+        projector = read_model_projector(settings.audit_key, settings.projector_batch_size)
+        with psycopg.connect(settings.database_url) as conn:
+            projector.ensure_position_row(conn)
+            # One transaction: readers see the old tables until the new ones commit, and a
+            # running projector waits on the position row instead of interleaving.
+            with conn.transaction():
+                projector.reset(conn)
+                events = projector.catch_up(conn)
     print(f"rebuilt read model from {events} events")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gymledger")
+def _replay(args: argparse.Namespace) -> int:
+    from projections.rebuild import replay_and_compare, terminal_progress
+
+    if not args.verify:
+        print("nothing to do: use --verify", file=sys.stderr)
+        return 2
+    with _settings() as settings:
+        events, found = replay_and_compare(settings.database_url, terminal_progress)
+    print(f"\nreplayed {events} events into a scratch schema")
+    if found:
+        print("differences between replay and live read tables:")
+        _print_json(found)
+        return 1
+    print("read tables equal the replay")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from projections.export import export_gym
+
+    with _settings() as settings, psycopg.connect(settings.database_url) as conn:
+        out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
+        try:
+            for line in export_gym(conn, args.gym):
+                out.write(line)
+        finally:
+            if args.output:
+                out.close()
+    return 0
+
+
+def _verify_file(args: argparse.Namespace) -> int:
+    from projections.export import verify_export
+
+    key = os.environ.get("AUDIT_HMAC_KEY")
+    with open(args.file, "rb") as lines:
+        report = verify_export(lines, key.encode() if key else None)
+    if key is None:
+        print("AUDIT_HMAC_KEY not set: checkpoint signatures not checked", file=sys.stderr)
+    _print_json(report.as_dict())
+    return 0 if report.ok else 1
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from infra.event_codec import CODEC
+    from projections.audit_chain import verify
+
+    with _settings() as settings, psycopg.connect(settings.database_url) as conn:
+        report = verify(conn, settings.audit_key.encode(), CODEC, args.gym)
+    _print_json(report.as_dict())
+    return 0 if report.ok else 1
+
+
+def _run(_: argparse.Namespace) -> int:
+    from workers.supervisor import supervise
+
+    return supervise()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gymledger",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="API, projector and worker in the foreground (make run)")
-    sub.add_parser("migrate", help="create the event store and read tables")
-    projections = sub.add_parser("projections", help="read-model maintenance")
+    sub.add_parser("run").set_defaults(handler=_run)
+    sub.add_parser("migrate").set_defaults(handler=_migrate)
+    projections = sub.add_parser("projections")
     projections.add_argument("action", choices=["rebuild"])
-    args = parser.parse_args(argv)
-    configure_logging()
+    projections.add_argument("--blue-green", action="store_true")
+    projections.set_defaults(handler=_rebuild)
+    replay = sub.add_parser("replay")
+    replay.add_argument("--verify", action="store_true")
+    replay.set_defaults(handler=_replay)
+    export = sub.add_parser("export")
+    export.add_argument("--gym", type=UUID, required=True)
+    export.add_argument("-o", "--output")
+    export.set_defaults(handler=_export)
+    verify_file = sub.add_parser("verify")
+    verify_file.add_argument("file")
+    verify_file.set_defaults(handler=_verify_file)
+    audit = sub.add_parser("audit")
+    audit.add_argument("action", choices=["verify"])
+    audit.add_argument("--gym", type=UUID)
+    audit.set_defaults(handler=_audit_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging(os.environ.get("LOG_LEVEL", "WARNING"))
     try:
-        if args.command == "run":
-            from workers.supervisor import supervise
-
-            return supervise()
-        if args.command == "migrate":
-            from workers.setup import migrate
-
-            print("applied:", ", ".join(migrate(load_settings().database_url)) or "nothing")
-            return 0
-        return _rebuild()
+        code: int = args.handler(args)
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
+    return code
 
 
 if __name__ == "__main__":

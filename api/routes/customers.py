@@ -79,9 +79,12 @@ async def _customer_response(
 
 
 async def _time_travel(
-    state: AppState, caller: CallerGym, customer_id: UUID, as_of: datetime | None,
+    state: AppState,
+    caller: CallerGym,
+    customer_id: UUID,
+    as_of: datetime | None,
     version: int | None,
-) -> Response[CustomerResponse]:  # fmt: skip
+) -> Response[CustomerResponse]:
     if as_of is not None and as_of.tzinfo is None:
         raise HTTPException(status_code=422, detail="as_of must be an RFC 3339 time with offset")
     async with state.read_pool.connection() as conn:

@@ -12,9 +12,20 @@ from tests.conftest import bearer, signup_and_login, unique_email
 
 API = "/api/v1"
 FIELDS = {
-    "id", "gym_id", "first_name", "last_name", "email", "phone", "active", "date_of_birth",
-    "membership_start", "membership_end", "notes", "created_at", "updated_at",
-}  # fmt: skip
+    "id",
+    "gym_id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "active",
+    "date_of_birth",
+    "membership_start",
+    "membership_end",
+    "notes",
+    "created_at",
+    "updated_at",
+}
 
 
 def person(**overrides: Any) -> dict[str, Any]:
@@ -47,8 +58,13 @@ def event_count(settings: Any, stream_id: str) -> int:
 def test_create_returns_the_documented_shape(
     client: TestClient[Any], owner: dict[str, str]
 ) -> None:
-    body = person(phone="+49 30 1234", date_of_birth="1990-02-03", membership_start="2026-01-01",
-                  membership_end="2099-12-31", notes="likes kettlebells")  # fmt: skip
+    body = person(
+        phone="+49 30 1234",
+        date_of_birth="1990-02-03",
+        membership_start="2026-01-01",
+        membership_end="2099-12-31",
+        notes="likes kettlebells",
+    )
     response = client.post(f"{API}/customers", headers=owner, json=body)
     assert response.status_code == 201
     created = response.json()
@@ -92,14 +108,33 @@ def test_missing_required_field_is_422(client: TestClient[Any], owner: dict[str,
 
 def test_list_filters_and_counts(client: TestClient[Any], owner: dict[str, str]) -> None:
     today = date.today()
-    ada = create(client, owner, first_name="Ada", last_name="Lovelace", email="ada@engine.org",
-                 date_of_birth=str(today.replace(year=today.year - 30)))  # fmt: skip
-    grace = create(client, owner, first_name="Grace", last_name="Hopper", email="gh@navy.mil",
-                   date_of_birth=str(today.replace(year=today.year - 45)))  # fmt: skip
-    lapsed = create(client, owner, first_name="Alan", last_name="Turing", email="at@bletchley.uk",
-                    membership_end=str(today - timedelta(days=1)))  # fmt: skip
-    off = create(client, owner, first_name="Off", last_name="Switch", email="off@x.org",
-                 active=False)  # fmt: skip
+    ada = create(
+        client,
+        owner,
+        first_name="Ada",
+        last_name="Lovelace",
+        email="ada@engine.org",
+        date_of_birth=str(today.replace(year=today.year - 30)),
+    )
+    grace = create(
+        client,
+        owner,
+        first_name="Grace",
+        last_name="Hopper",
+        email="gh@navy.mil",
+        date_of_birth=str(today.replace(year=today.year - 45)),
+    )
+    lapsed = create(
+        client,
+        owner,
+        first_name="Alan",
+        last_name="Turing",
+        email="at@bletchley.uk",
+        membership_end=str(today - timedelta(days=1)),
+    )
+    off = create(
+        client, owner, first_name="Off", last_name="Switch", email="off@x.org", active=False
+    )
     assert lapsed["active"] is False
     assert off["active"] is False
 
@@ -143,9 +178,17 @@ def test_paging_returns_every_customer_exactly_once(
 
 @pytest.mark.parametrize(
     "query",
-    ["limit=0", "limit=201", "offset=-1", "min_age=-1", "max_age=-2", "limit=abc", "active=maybe",
-     "offset=99999999999999999999"],
-)  # fmt: skip
+    [
+        "limit=0",
+        "limit=201",
+        "offset=-1",
+        "min_age=-1",
+        "max_age=-2",
+        "limit=abc",
+        "active=maybe",
+        "offset=99999999999999999999",
+    ],
+)
 def test_out_of_range_parameters_are_422(
     client: TestClient[Any], owner: dict[str, str], query: str
 ) -> None:
@@ -267,9 +310,10 @@ def test_idempotency_key_replays_and_refuses_other_bodies(
     # Keys are per gym: another gym may use the same key for its own customer.
     _, other_token = signup_and_login(client)
     other = client.post(
-        f"{API}/customers", headers={**bearer(other_token), "Idempotency-Key": "create-ada-1"},
+        f"{API}/customers",
+        headers={**bearer(other_token), "Idempotency-Key": "create-ada-1"},
         json=body,
-    )  # fmt: skip
+    )
     assert other.status_code == 201
     assert other.json()["id"] != first.json()["id"]
 

@@ -48,8 +48,9 @@ def test_histories_show_every_event_without_secrets(
     client: TestClient[Any], gym: tuple[dict[str, Any], dict[str, str]]
 ) -> None:
     created, owner = gym
-    client.patch(f"{API}/gyms/me", headers={**owner, "X-Request-ID": "rename-1"},
-                 json={"name": "Renamed"})  # fmt: skip
+    client.patch(
+        f"{API}/gyms/me", headers={**owner, "X-Request-ID": "rename-1"}, json={"name": "Renamed"}
+    )
     history = client.get(f"{API}/gyms/me/history", headers=owner).json()
     assert [e["type"] for e in history] == ["GymRegistered", "GymProfileUpdated"]
     assert [e["version"] for e in history] == [1, 2]
@@ -57,8 +58,16 @@ def test_histories_show_every_event_without_secrets(
     assert history[1]["actor"] == created["id"]
     assert history[1]["correlation_id"] == "rename-1"
     assert history[1]["data"] == {"name": "Renamed"}
-    assert set(history[0]) == {"position", "stream_id", "version", "type", "recorded_at",
-                               "actor", "correlation_id", "data"}  # fmt: skip
+    assert set(history[0]) == {
+        "position",
+        "stream_id",
+        "version",
+        "type",
+        "recorded_at",
+        "actor",
+        "correlation_id",
+        "data",
+    }
     assert "password_hash" not in json.dumps(history)
     assert "argon2" not in json.dumps(history)
     c = new_customer(client, owner)
@@ -68,8 +77,10 @@ def test_histories_show_every_event_without_secrets(
     customer_history = client.get(f"{url}/history", headers=owner)
     assert customer_history.status_code == 200  # removed customers' history stays readable
     assert [e["type"] for e in customer_history.json()] == [
-        "CustomerRegistered", "CustomerDetailsChanged", "CustomerRemoved",
-    ]  # fmt: skip
+        "CustomerRegistered",
+        "CustomerDetailsChanged",
+        "CustomerRemoved",
+    ]
 
 
 def test_time_travel(client: TestClient[Any], gym: tuple[dict[str, Any], dict[str, str]]) -> None:
@@ -115,9 +126,10 @@ def test_feed_pages_filters_and_streams(
     only = client.get(f"{API}/events", headers=owner, params={"type": "CustomerRegistered"})
     assert [e["type"] for e in only.json()] == ["CustomerRegistered"] * 3
     streamed = client.get(
-        f"{API}/events", headers={**owner, "Accept": "application/x-ndjson"},
+        f"{API}/events",
+        headers={**owner, "Accept": "application/x-ndjson"},
         params={"limit": 1000},
-    )  # fmt: skip
+    )
     assert streamed.headers["content-type"].startswith("application/x-ndjson")
     assert [json.loads(line) for line in streamed.text.splitlines()] == everything
     for bad in ({"limit": 0}, {"limit": 1001}, {"after": -1}, {"type": "NoSuchEvent"}):
@@ -132,8 +144,10 @@ def test_other_gyms_see_nothing_of_history_or_feed(
     _, other_token = signup_and_login(client)
     other = bearer(other_token)
     assert client.get(f"{API}/customers/{c['id']}/history", headers=other).status_code == 404
-    assert client.get(f"{API}/customers/{c['id']}", headers=other,
-                      params={"version": 1}).status_code == 404  # fmt: skip
+    assert (
+        client.get(f"{API}/customers/{c['id']}", headers=other, params={"version": 1}).status_code
+        == 404
+    )
     feed = client.get(f"{API}/events", headers=other, params={"limit": 1000}).json()
     assert all(e["stream_id"] not in (c["id"], first["id"]) for e in feed)
     assert client.get(f"{API}/gyms/me/history", headers=other).json()[0]["stream_id"] != first["id"]
@@ -205,8 +219,9 @@ def test_feed_never_misses_or_repeats_under_concurrent_writers(
 
     def write(worker: int) -> None:
         for i in range(15):
-            details = CustomerDetails(first_name=f"W{worker}", last_name=f"N{i}",
-                                      email=unique_email())  # fmt: skip
+            details = CustomerDetails(
+                first_name=f"W{worker}", last_name=f"N{i}", email=unique_email()
+            )
             command = RegisterCustomer(gym_id=gym_id, details=details)
             register_customer(ledger, command, CommandContext.system())
 
@@ -216,8 +231,9 @@ def test_feed_never_misses_or_repeats_under_concurrent_writers(
     seen: list[int] = []
     after = 0
     while True:
-        page = client.get(f"{API}/events", headers=owner,
-                          params={"after": after, "limit": 7}).json()  # fmt: skip
+        page = client.get(
+            f"{API}/events", headers=owner, params={"after": after, "limit": 7}
+        ).json()
         seen += [e["position"] for e in page]
         after = seen[-1] if seen else 0
         if done.is_set() and not page:

@@ -64,10 +64,15 @@ def test_membership_lapses_with_the_clock_and_is_recorded_once(
 ) -> None:
     owner = owner_of(moved_client)
     created = moved_client.post(
-        f"{API}/customers", headers=owner,
-        json={"first_name": "Mo", "last_name": "Ment", "email": "mo@x.org",
-              "membership_end": "2030-01-15"},
-    ).json()  # fmt: skip
+        f"{API}/customers",
+        headers=owner,
+        json={
+            "first_name": "Mo",
+            "last_name": "Ment",
+            "email": "mo@x.org",
+            "membership_end": "2030-01-15",
+        },
+    ).json()
     url = f"{API}/customers/{created['id']}"
     assert created["active"] is True
     clock.set(datetime(2030, 1, 15, 23, 59, tzinfo=UTC))
@@ -99,8 +104,12 @@ def test_today_is_the_gym_s_today(
 ) -> None:
     # 12:00 UTC on Jan 15 is already Jan 16 in Kiritimati (UTC+14).
     clock.set(datetime(2030, 1, 15, 12, tzinfo=UTC))
-    body = {"first_name": "Tz", "last_name": "Test", "email": "tz@x.org",
-            "membership_end": "2030-01-15"}  # fmt: skip
+    body = {
+        "first_name": "Tz",
+        "last_name": "Test",
+        "email": "tz@x.org",
+        "membership_end": "2030-01-15",
+    }
     early = owner_of(moved_client, "Pacific/Kiritimati")
     late = owner_of(moved_client, "UTC")
     in_kiritimati = moved_client.post(f"{API}/customers", headers=early, json=body).json()
@@ -142,10 +151,15 @@ def test_scheduled_job_records_real_lapsed_memberships(
         f"{API}/auth/login", data={"username": body["email"], "password": body["password"]}
     ).json()["access_token"]
     created = client.post(
-        f"{API}/customers", headers=bearer(token),
-        json={"first_name": "Old", "last_name": "Member", "email": "old@x.org",
-              "membership_end": "2020-01-01"},
-    ).json()  # fmt: skip
+        f"{API}/customers",
+        headers=bearer(token),
+        json={
+            "first_name": "Old",
+            "last_name": "Member",
+            "email": "old@x.org",
+            "membership_end": "2020-01-01",
+        },
+    ).json()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and expiry_events(settings, created["id"]) == 0:
         time.sleep(0.2)

@@ -42,11 +42,13 @@ def test_register_normalises_and_defaults() -> None:
         ({"last_name": "  "}, "last_name"),
         ({"email": "ann"}, "email"),
         ({"date_of_birth": TODAY + timedelta(days=1)}, "date_of_birth"),
-        ({"membership_start": date(2026, 2, 1), "membership_end": date(2026, 1, 31)},
-         "membership_end"),
+        (
+            {"membership_start": date(2026, 2, 1), "membership_end": date(2026, 1, 31)},
+            "membership_end",
+        ),
         ({"phone": "1" * 41}, "phone"),
     ],
-)  # fmt: skip
+)
 def test_invalid_details_are_refused(changes: dict[str, object], field: str) -> None:
     with pytest.raises(InvalidValue) as error:
         new(msgspec.structs.replace(BASE, **changes))
@@ -79,9 +81,12 @@ def test_membership_end_checked_against_the_stored_start() -> None:
     c = new(msgspec.structs.replace(BASE, membership_start=date(2026, 3, 1)))
     with pytest.raises(InvalidValue):
         customer.change(
-            c, CustomerDetails(membership_end=date(2026, 2, 1)), msgspec.UNSET,
-            today=TODAY, stamp=STAMP,
-        )  # fmt: skip
+            c,
+            CustomerDetails(membership_end=date(2026, 2, 1)),
+            msgspec.UNSET,
+            today=TODAY,
+            stamp=STAMP,
+        )
 
 
 def test_active_is_derived_from_switch_and_membership() -> None:
@@ -99,9 +104,12 @@ def test_expiry_recorded_once_per_membership_end() -> None:
     assert customer.expire_membership(c, TODAY, STAMP) is None
     # Extended, then lapsed again: a new membership end, a new record.
     extended = customer.change(
-        c, CustomerDetails(membership_end=date(2026, 6, 10)), msgspec.UNSET,
-        today=TODAY, stamp=STAMP,
-    )  # fmt: skip
+        c,
+        CustomerDetails(membership_end=date(2026, 6, 10)),
+        msgspec.UNSET,
+        today=TODAY,
+        stamp=STAMP,
+    )
     c = customer.evolve(c, extended[0])
     assert customer.expire_membership(c, TODAY, STAMP) is not None
     assert customer.expire_membership(c, date(2026, 6, 10), STAMP) is None  # not lapsed yet
