@@ -5,7 +5,6 @@ import itertools
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -41,7 +40,7 @@ def project(url: str, key: str) -> None:
 
 
 @pytest.fixture
-def log(fresh_database: str, settings: Any) -> Iterator[tuple[str, UUID]]:
+def log(fresh_database: str, settings: Any) -> tuple[str, UUID]:
     """Two gyms' events with a gap in the positions, fully chained."""
     ledger = GymLedger(fresh_database)
     gyms = [register(ledger).id for _ in range(2)]
