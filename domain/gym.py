@@ -7,6 +7,7 @@ pure, so the same code rebuilds a gym from the log and checks a new command.
 
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Any, ClassVar
 from uuid import UUID
 
 import msgspec
@@ -18,7 +19,17 @@ from domain.events import DomainEvent, Stamp
 UNSET: msgspec.UnsetType = msgspec.UNSET
 
 
+def _v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 predates gym time zones: those gyms ran on UTC."""
+    return {**payload, "timezone": payload.get("timezone", "UTC")}
+
+
 class GymRegistered(DomainEvent, frozen=True, kw_only=True):
+    """v2 added `timezone`; stored v1 events are upcast on reading (infra/event_codec.py)."""
+
+    class_version: ClassVar[int] = 2
+    upcasters: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {1: _v1_to_v2}
+
     name: str
     email: str
     password_hash: str
@@ -27,7 +38,7 @@ class GymRegistered(DomainEvent, frozen=True, kw_only=True):
     gym_type: str | None
     monthly_fee_cents: int
     currency: str
-    timezone: str = "UTC"  # added after v1 shipped: old events decode with the default
+    timezone: str
 
 
 class GymProfileUpdated(DomainEvent, frozen=True, kw_only=True):
