@@ -4,17 +4,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import redis.asyncio as aioredis
 from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp
 from psycopg_pool import AsyncConnectionPool
 
 from api.consistency import ProjectionWatcher
 from api.errors import EXCEPTION_HANDLERS
-from api.middleware import request_id_middleware
+from api.middleware import in_progress_middleware, observed
+from api.routes import health
 from api.routes.audit import AuditController
 from api.routes.customers import CustomersController
 from api.routes.gyms import AuthController, MyGymController
-from api.routes.health import health
 from api.state import AppState
 from commands.application import GymLedger
 from infra.clock import Clock, SystemClock
@@ -23,7 +26,7 @@ from infra.settings import Settings, load_settings
 from projections.read_model import READ_MODEL
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> ASGIApp:
     settings = settings or load_settings()
     configure_logging(settings.log_level)
 
@@ -36,17 +39,22 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         ledger = GymLedger(settings.database_url)
         watcher = ProjectionWatcher(settings.database_url, READ_MODEL)
         await watcher.start()
+        redis_client = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
+        )
         app.state["gymledger"] = AppState(
             settings=settings,
             clock=clock or SystemClock(),
             ledger=ledger,
             read_pool=read_pool,
             watcher=watcher,
+            redis=redis_client,
         )
         try:
             yield
         finally:
             await watcher.stop()
+            await redis_client.aclose()
             await read_pool.close()
             ledger.close()
 
@@ -54,12 +62,16 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         path=settings.api_prefix or "/",
         route_handlers=[AuthController, MyGymController, CustomersController, AuditController],
     )
-    return Litestar(
-        route_handlers=[api, health],
+    cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
+    app = Litestar(
+        route_handlers=[api, *health.ROUTES],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[request_id_middleware],
+        middleware=[in_progress_middleware],
+        cors_config=cors,
+        request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="GymLedger", version="0.1.0"),
         debug=False,
         logging_config=None,  # infra/logs.py owns logging (JSON lines)
     )
+    return observed(app)

@@ -1,5 +1,6 @@
 """Run a command handler off the event loop, then wait for the read model to catch up."""
 
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
@@ -10,9 +11,22 @@ from api.state import AppState
 from commands.application import GymLedger
 from commands.context import CommandContext
 from commands.results import CommandResult
+from domain.errors import EmailAlreadyRegistered, VersionConflict
+from domain.idempotency import IdempotencyKeyReused
+from infra import metrics
 from infra.logs import request_id_var
 
 C = TypeVar("C")
+
+
+def _reason(refused: Exception) -> str:
+    if isinstance(refused, EmailAlreadyRegistered):
+        return "duplicate"
+    if isinstance(refused, IdempotencyKeyReused):
+        return "idempotency_key"
+    return "version"  # 412: someone else changed it first
+
+
 Handler = Callable[[GymLedger, C, CommandContext], CommandResult]
 
 
@@ -27,6 +41,14 @@ async def execute(
     ctx = CommandContext(
         actor=actor, correlation_id=request_id_var.get() or "unknown", clock=state.clock
     )
-    result = await anyio.to_thread.run_sync(partial(handler, state.ledger, command, ctx))
+    name = type(command).__name__
+    started = time.perf_counter()
+    try:
+        result = await anyio.to_thread.run_sync(partial(handler, state.ledger, command, ctx))
+    except (VersionConflict, EmailAlreadyRegistered, IdempotencyKeyReused) as refused:
+        metrics.COMMAND_CONFLICTS.labels(name, _reason(refused)).inc()
+        raise
+    finally:
+        metrics.COMMAND_DURATION.labels(name).observe(time.perf_counter() - started)
     visible = await state.watcher.wait_for(result.position, state.settings.read_your_writes_timeout)
     return result, visible

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio as aioredis
 from litestar import Litestar, Request
 from psycopg_pool import AsyncConnectionPool
 
@@ -19,6 +20,7 @@ class AppState:
     ledger: GymLedger
     read_pool: AsyncConnectionPool[Any]
     watcher: ProjectionWatcher
+    redis: aioredis.Redis
 
     @staticmethod
     def of(request: Request[Any, Any, Any]) -> "AppState":

@@ -9,6 +9,7 @@ from eventsourcing.persistence import IntegrityError, Mapper, Recording
 
 from domain.errors import VersionConflict
 from domain.events import DomainEvent
+from infra import metrics
 from infra.db import eventsourcing_env
 from infra.event_codec import CODEC, MsgspecMapper
 
@@ -39,6 +40,8 @@ class GymLedger(Application[UUID]):
             recordings: list[Recording[UUID]] = self.save(*to_save)
         except IntegrityError as error:
             raise StreamConflict(expected=to_save[0].originator_version, actual=-1) from error
+        for event in to_save:
+            metrics.EVENTS_APPENDED.labels(type(event).__name__).inc()
         return max(r.notification.id for r in recordings)
 
     def create_tables(self) -> None:

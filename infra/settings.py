@@ -47,6 +47,12 @@ class Settings:
     mail_max_retries: int = 8
     mail_requeue_after_seconds: int = 300
     expiry_interval_seconds: float = 60.0
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 1_048_576
+    login_attempts_per_email: int = 10
+    login_attempts_per_address: int = 30
+    login_window_seconds: int = 60
+    ready_max_lag_events: int = 10_000
     log_level: str = "INFO"
 
     def __repr__(self) -> str:  # never print secrets or credentials in URLs
@@ -137,6 +143,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         mail_max_retries=_int(env, "MAIL_MAX_RETRIES", 8, problems),
         mail_requeue_after_seconds=_int(env, "MAIL_REQUEUE_AFTER_SECONDS", 300, problems, low=1),
         expiry_interval_seconds=_float(env, "EXPIRY_INTERVAL_SECONDS", 60.0, problems),
+        cors_origins=tuple(o.strip() for o in get("CORS_ORIGINS", "").split(",") if o.strip()),
+        max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_048_576, problems, low=1024),
+        login_attempts_per_email=_int(env, "LOGIN_ATTEMPTS_PER_EMAIL", 10, problems, low=1),
+        login_attempts_per_address=_int(env, "LOGIN_ATTEMPTS_PER_ADDRESS", 30, problems, low=1),
+        login_window_seconds=_int(env, "LOGIN_WINDOW_SECONDS", 60, problems, low=1),
+        ready_max_lag_events=_int(env, "READY_MAX_LAG_EVENTS", 10_000, problems, low=1),
         log_level=get("LOG_LEVEL", "INFO").upper(),
     )
     if problems:

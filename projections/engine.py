@@ -74,6 +74,7 @@ class Projector:
         self.projections = projections
         self.codec = codec
         self.batch_size = batch_size
+        self.position = 0  # last committed position seen by this instance
         self.until: int | None = None  # stop after this position (replays up to a snapshot)
         self._select = sql.SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state"
@@ -122,6 +123,7 @@ class Projector:
                     (position, self.name),
                 )
                 cur.execute("SELECT pg_notify(%s, %s)", (PROJECTED_CHANNEL, str(position)))
+        self.position = position
         return BatchResult(events=len(rows), position=position)
 
     def catch_up(self, conn: psycopg.Connection[TupleRow]) -> int:

@@ -143,16 +143,19 @@ def record_failure(conn: psycopg.Connection[Any], mail_id: int, error: str, fina
     )
 
 
-def take_unenqueued(conn: psycopg.Connection[Any], stale_after_seconds: int) -> list[int]:
-    """Pending mails never handed to the queue, or handed over long ago (lost message)."""
+def take_unenqueued(
+    conn: psycopg.Connection[Any], stale_after_seconds: int
+) -> list[tuple[int, str]]:
+    """(id, request id) of pending mails never handed to the queue, or handed over long
+    ago (the message was lost)."""
     rows = conn.execute(
         "UPDATE mail_outbox SET enqueued_at = now() WHERE id IN ("
         " SELECT id FROM mail_outbox WHERE status = 'pending' AND (enqueued_at IS NULL"
         "  OR enqueued_at < now() - make_interval(secs => %s))"
-        " ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED) RETURNING id",
+        " ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED) RETURNING id, correlation_id",
         (stale_after_seconds,),
     ).fetchall()
-    return sorted(int(r[0]) for r in rows)
+    return sorted((int(r[0]), str(r[1])) for r in rows)
 
 
 def unmark_enqueued(conn: psycopg.Connection[Any], mail_ids: list[int]) -> None:

@@ -22,6 +22,7 @@ from commands.application import GymLedger, StreamConflict
 from commands.context import CommandContext
 from commands.customers import ExpireMembership, expire_membership
 from domain.errors import NotFound
+from infra import metrics
 from infra.clock import Clock, SystemClock
 from projections.customers import due_for_expiry
 from workers.mail import settings
@@ -42,6 +43,8 @@ def expire_due_memberships(ledger: GymLedger, database_url: str, clock: Clock) -
         except (StreamConflict, NotFound):
             continue  # changed or removed meanwhile; the next run looks again
         recorded += result.position > 0
+    metrics.EXPIRY_RUNS.inc()
+    metrics.CUSTOMERS_EXPIRED.inc(recorded)
     log.info("expiry run", extra={"due": len(due), "recorded": recorded})
     return recorded
 

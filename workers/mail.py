@@ -12,6 +12,7 @@ import dramatiq
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from infra import metrics
 from infra.mail import Mail, MailBackend, backend_from_settings
 from infra.queue import configure_broker
 from infra.settings import Settings, load_settings
@@ -54,10 +55,12 @@ def deliver(
             error = exc
         else:
             mail_outbox.mark_sent(conn, mail_id)
+            metrics.MAIL_SENT.inc()
             log.info("mail sent", extra={"mail_id": mail_id, "request_id": row.correlation_id})
             return
         final = row.attempts + 1 > s.mail_max_retries
         mail_outbox.record_failure(conn, mail_id, f"{type(error).__name__}: {error}", final)
+    (metrics.MAIL_FAILED if final else metrics.MAIL_RETRIED).inc()
     log.warning("mail failed", extra={"mail_id": mail_id, "final": final})
     if not final:
         raise MailDeliveryFailed(f"mail {mail_id}") from error
@@ -79,15 +82,16 @@ def relay_outbox(conn: psycopg.Connection[tuple[object, ...]]) -> int:
     with conn.transaction():
         # A mail handed over long ago and still pending lost its message (a worker
         # crashed mid-send, Redis restarted): hand it over again.
-        ids = mail_outbox.take_unenqueued(conn, settings.mail_requeue_after_seconds)
+        pending = mail_outbox.take_unenqueued(conn, settings.mail_requeue_after_seconds)
     sent = 0
-    for mail_id in ids:
+    for mail_id, request_id in pending:
         try:
-            send_mail.send(mail_id)
+            # The request id travels with the message, so the worker logs under it.
+            send_mail.send_with_options(args=(mail_id,), request_id=request_id)
             sent += 1
         except Exception:  # Redis unavailable: keep the rest pending, retry next time
             log.warning("queue unavailable; mail stays pending", exc_info=True)
             with conn.transaction():
-                mail_outbox.unmark_enqueued(conn, ids[sent:])
+                mail_outbox.unmark_enqueued(conn, [m for m, _ in pending[sent:]])
             break
     return sent

@@ -12,6 +12,7 @@ import threading
 import psycopg
 from psycopg import sql
 
+from infra import metrics
 from infra.db import EVENTS_CHANNEL
 from infra.logs import configure_logging
 from infra.settings import Settings, load_settings
@@ -57,6 +58,7 @@ def run_projector(settings: Settings, stop: threading.Event) -> None:
                 while not stop.is_set():
                     applied = projector.catch_up(worker)
                     pause = 1.0
+                    metrics.PROJECTION_POSITION.labels(READ_MODEL).set(projector.position)
                     if applied:
                         log.debug("applied events", extra={"events": applied})
                     relay_outbox(worker)
@@ -76,6 +78,7 @@ def run_projector(settings: Settings, stop: threading.Event) -> None:
 def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level)
+    metrics.serve_if_configured()
     stop = threading.Event()
     # SIGTERM/SIGINT end the loop between batches: the current batch commits first.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -9,6 +9,7 @@ operator never keeps running half a system without noticing.
 import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +34,15 @@ def _dev_secret(name: str) -> str:
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def _fresh_metrics_dir() -> Path:
+    """Every process writes its metrics here; the API's /metrics sums them up.
+    Emptied at start so counters from a previous run do not leak in."""
+    path = DATA_DIR / "metrics"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path.resolve()
 
 
 def _commands(host: str, port: int, worker_threads: int) -> dict[str, list[str]]:
@@ -77,6 +87,7 @@ def supervise() -> int:
             for variable in ("JWT_SECRET", "AUDIT_HMAC_KEY"):
                 env[variable] = env.get(variable) or _dev_secret(variable.lower())
         settings = load_settings(env)  # fail fast, before any child starts
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_metrics_dir())
         log.info("migrations applied", extra={"applied": migrate(settings.database_url)})
         children = {
             name: subprocess.Popen(cmd, env=env, start_new_session=True)  # noqa: S603

@@ -2,7 +2,10 @@
 
 from workers import expiry, mail
 from workers.mail import broker, settings
+from workers.task_middleware import TaskObservability
 
 broker.add_middleware(expiry.SchedulerMiddleware(settings.expiry_interval_seconds))
+# Last, so the Retries middleware has already decided whether a failure is final.
+broker.add_middleware(TaskObservability())
 
 __all__ = ["broker", "expiry", "mail"]

@@ -11,6 +11,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.params import HeaderParameter, JSONBody, URLEncodedBody
 
+from api import rate_limit
 from api.auth import CallerGym, current_gym, owner_token
 from api.commanding import execute
 from api.schemas import GymPatchRequest, GymResponse, LoginForm, SignupRequest, TokenResponse
@@ -71,8 +72,20 @@ class AuthController(Controller):
         data: URLEncodedBody[LoginForm],
     ) -> TokenResponse:
         state = AppState.of(request)
+        s = state.settings
+        email = data.username.strip().lower()
+        client = request.client.host if request.client else "unknown"
+        await rate_limit.hit(
+            state.redis, f"login:email:{email}", s.login_attempts_per_email, s.login_window_seconds
+        )
+        await rate_limit.hit(
+            state.redis,
+            f"login:address:{client}",
+            s.login_attempts_per_address,
+            s.login_window_seconds,
+        )
         async with state.read_pool.connection() as conn:
-            found = await find_login(conn, data.username)
+            found = await find_login(conn, email)
         password_hash = found[1] if found else None
         # argon2 is CPU-heavy by design: keep it off the event loop.
         ok = await anyio.to_thread.run_sync(verify_password, password_hash, data.password)

@@ -1,0 +1,38 @@
+"""Fixed-window rate limits in Redis, shared by every API process.
+
+Used for login: per email (slows guessing one account's password) and per client
+address (slows spraying many accounts). If Redis is unreachable the limit fails
+open: logging in matters more than throttling for the minutes Redis is down.
+"""
+
+import hashlib
+import logging
+
+import redis.asyncio as aioredis
+from litestar.exceptions import HTTPException
+
+log = logging.getLogger("gymledger.ratelimit")
+
+
+class TooManyRequests(HTTPException):
+    status_code = 429
+
+
+async def hit(client: aioredis.Redis, key: str, limit: int, window_seconds: int) -> None:
+    """Count one attempt under `key`; raise 429 with Retry-After once over `limit`."""
+    name = "gymledger:ratelimit:" + hashlib.sha256(key.encode()).hexdigest()[:32]
+    try:
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.incr(name)
+            pipe.expire(name, window_seconds, nx=True)
+            pipe.ttl(name)
+            count, _, ttl = await pipe.execute()
+    except aioredis.RedisError:
+        log.warning("rate limiter unavailable; allowing the attempt", exc_info=True)
+        return
+    if int(count) > limit:
+        retry_after = max(1, int(ttl))
+        raise TooManyRequests(
+            detail="Too many login attempts; try again later",
+            headers={"Retry-After": str(retry_after)},
+        )

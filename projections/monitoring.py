@@ -1,0 +1,49 @@
+"""Read-only numbers operators watch: projector lag and the mail outbox."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import psycopg
+
+
+class PipelineStatus(msgspec.Struct, frozen=True):
+    head: int  # newest log position
+    position: int  # newest position the read model includes
+    lag_events: int
+    lag_seconds: float  # age of the oldest event not yet applied
+    mail_pending: int
+    mail_failed: int
+
+
+_STATUS_SQL = """
+SELECT
+    (SELECT coalesce(max(notification_id), 0) FROM gymledger_events),
+    (SELECT coalesce(max(position), 0) FROM projector_positions WHERE name = %(name)s),
+    (SELECT count(*) FROM mail_outbox WHERE status = 'pending'),
+    (SELECT count(*) FROM mail_outbox WHERE status = 'failed')
+"""
+
+
+async def pipeline_status(conn: psycopg.AsyncConnection[Any], projection: str) -> PipelineStatus:
+    cur = await conn.execute(_STATUS_SQL, {"name": projection})
+    row = await cur.fetchone()
+    head, position, pending, failed = row if row else (0, 0, 0, 0)
+    lag_seconds = 0.0
+    if head > position:
+        # The log itself has no time column; the projector's last position's
+        # successor is not indexed yet, so measure from when the projector last moved.
+        cur = await conn.execute(
+            "SELECT updated_at FROM projector_positions WHERE name = %s", (projection,)
+        )
+        moved = await cur.fetchone()
+        if moved is not None:
+            lag_seconds = max(0.0, (datetime.now(UTC) - moved[0]).total_seconds())
+    return PipelineStatus(
+        head=int(head),
+        position=int(position),
+        lag_events=max(0, int(head) - int(position)),
+        lag_seconds=lag_seconds,
+        mail_pending=int(pending),
+        mail_failed=int(failed),
+    )
