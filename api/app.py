@@ -19,7 +19,6 @@ from api.routes.audit import AuditController
 from api.routes.customers import CustomersController
 from api.routes.gyms import AuthController, MyGymController
 from api.state import AppState
-from commands.application import GymLedger
 from infra.clock import Clock, SystemClock
 from infra.logs import configure_logging
 from infra.settings import Settings, load_settings
@@ -36,16 +35,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             settings.database_url, min_size=2, max_size=10, open=False
         )
         await read_pool.open()
-        ledger = GymLedger(settings.database_url)
         watcher = ProjectionWatcher(settings.database_url, READ_MODEL)
         await watcher.start()
         redis_client = aioredis.Redis.from_url(
             settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
         )
-        app.state["gymledger"] = AppState(
+        state = app.state["gymledger"] = AppState(
             settings=settings,
             clock=clock or SystemClock(),
-            ledger=ledger,
             read_pool=read_pool,
             watcher=watcher,
             redis=redis_client,
@@ -56,7 +53,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await watcher.stop()
             await redis_client.aclose()
             await read_pool.close()
-            ledger.close()
+            state.close()
 
     api = Router(
         path=settings.api_prefix or "/",

@@ -2,10 +2,7 @@
 
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import TypeVar
-
-import anyio.to_thread
 
 from api.state import AppState
 from commands.application import GymLedger
@@ -44,7 +41,7 @@ async def execute(
     name = type(command).__name__
     started = time.perf_counter()
     try:
-        result = await anyio.to_thread.run_sync(partial(handler, state.ledger, command, ctx))
+        result = await state.on_ledger(handler, command, ctx)
     except (VersionConflict, EmailAlreadyRegistered, IdempotencyKeyReused) as refused:
         metrics.COMMAND_CONFLICTS.labels(name, _reason(refused)).inc()
         raise

@@ -10,10 +10,12 @@ import re
 import uuid
 from typing import Any
 
+import psycopg
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
+from psycopg_pool import PoolTimeout
 
 from domain.errors import (
     DomainError,
@@ -94,6 +96,14 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return response
 
 
+def unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """PostgreSQL down or restarting: fail fast and tell clients when to retry."""
+    log.warning("database unavailable", extra={"error": type(exc).__name__})
+    response = error_body(503, "Service temporarily unavailable; retry shortly")
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 def unexpected_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     error_id = uuid.uuid4().hex
     log.error("unhandled error", exc_info=exc, extra={"error_id": error_id})
@@ -105,5 +115,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     InvalidValue: invalid_value,
     DomainError: domain_error,
     HTTPException: http_error,
+    psycopg.OperationalError: unavailable,
+    PoolTimeout: unavailable,
     Exception: unexpected_error,
 }

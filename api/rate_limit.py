@@ -18,15 +18,18 @@ class TooManyRequests(HTTPException):
     status_code = 429
 
 
-async def hit(client: aioredis.Redis, key: str, limit: int, window_seconds: int) -> None:
+async def hit(
+    client: aioredis.Redis, namespace: str, key: str, limit: int, window_seconds: int
+) -> None:
     """Count one attempt under `key`; raise 429 with Retry-After once over `limit`."""
-    name = "gymledger:ratelimit:" + hashlib.sha256(key.encode()).hexdigest()[:32]
+    name = f"{namespace}:ratelimit:" + hashlib.sha256(key.encode()).hexdigest()[:32]
     try:
         async with client.pipeline(transaction=True) as pipe:
+            # SET NX starts the window (EXPIRE ... NX needs Redis 7; this works on 6).
+            pipe.set(name, 0, ex=window_seconds, nx=True)
             pipe.incr(name)
-            pipe.expire(name, window_seconds, nx=True)
             pipe.ttl(name)
-            count, _, ttl = await pipe.execute()
+            _, count, ttl = await pipe.execute()
     except aioredis.RedisError:
         log.warning("rate limiter unavailable; allowing the attempt", exc_info=True)
         return

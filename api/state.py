@@ -1,8 +1,11 @@
 """Process-wide resources of the API, created in the app's lifespan."""
 
-from dataclasses import dataclass
-from typing import Any
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
+import anyio.to_thread
 import redis.asyncio as aioredis
 from litestar import Litestar, Request
 from psycopg_pool import AsyncConnectionPool
@@ -12,15 +15,36 @@ from commands.application import GymLedger
 from infra.clock import Clock
 from infra.settings import Settings
 
+T = TypeVar("T")
+
 
 @dataclass
 class AppState:
     settings: Settings
     clock: Clock
-    ledger: GymLedger
     read_pool: AsyncConnectionPool[Any]
     watcher: ProjectionWatcher
     redis: aioredis.Redis
+    _ledger: GymLedger | None = None
+    _ledger_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def on_ledger(self, work: Callable[..., T], *args: Any) -> T:
+        """Run write-side work in a worker thread (eventsourcing is synchronous).
+
+        The application is created on first use, in that thread: an API started
+        while PostgreSQL is down still starts, answers 503, and recovers by itself.
+        """
+        return await anyio.to_thread.run_sync(lambda: work(self._get_ledger(), *args))
+
+    def _get_ledger(self) -> GymLedger:
+        with self._ledger_lock:
+            if self._ledger is None:
+                self._ledger = GymLedger(self.settings.database_url)
+            return self._ledger
+
+    def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
 
     @staticmethod
     def of(request: Request[Any, Any, Any]) -> "AppState":

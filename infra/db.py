@@ -23,5 +23,7 @@ def eventsourcing_env(database_url: str, pool_size: int = 5) -> dict[str, str]:
         "POSTGRES_MAX_OVERFLOW": str(pool_size),
         "POSTGRES_PRE_PING": "y",
         "POSTGRES_LOCK_TIMEOUT": "5",
+        # Fail fast when PostgreSQL is down: callers answer 503 rather than hang.
+        "POSTGRES_CONNECT_TIMEOUT": "5",
         "CREATE_TABLE": "n",
     }

@@ -47,6 +47,8 @@ class TestStack:
                 "EXPIRY_INTERVAL_SECONDS": "1",
                 "READ_YOUR_WRITES_TIMEOUT": "5",
                 "LOG_LEVEL": "WARNING",
+                # Every test logs in from the same address; the limit has its own test.
+                "LOGIN_ATTEMPTS_PER_ADDRESS": "1000000",
             }
         )
         from workers.setup import migrate

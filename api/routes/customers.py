@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-import anyio.to_thread
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
@@ -72,9 +71,7 @@ async def _customer_response(
         if row is not None:
             return CustomerResponse.of(row, today)
     # Projector lagging, or a past version asked for: rebuild from the event log.
-    stored = await anyio.to_thread.run_sync(
-        load_customer, state.ledger, caller.id, customer_id, version
-    )
+    stored = await state.on_ledger(load_customer, caller.id, customer_id, version)
     return CustomerResponse.of(stored, today)
 
 

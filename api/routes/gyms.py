@@ -39,7 +39,7 @@ async def _gym_response(state: AppState, gym_id: UUID, visible: bool) -> GymResp
         if view is not None:
             return GymResponse.of(view)
     # The projector lags or is down: the command is stored, answer from the log.
-    return GymResponse.of(await anyio.to_thread.run_sync(load_gym, state.ledger, gym_id))
+    return GymResponse.of(await state.on_ledger(load_gym, gym_id))
 
 
 class AuthController(Controller):
@@ -62,7 +62,7 @@ class AuthController(Controller):
         )
         result, _ = await execute(state, register_gym, command, actor="anonymous")
         # Version 1 is what this signup created: a retried key gets the very same body.
-        gym = await anyio.to_thread.run_sync(load_gym, state.ledger, result.id, 1)
+        gym = await state.on_ledger(load_gym, result.id, 1)
         return GymResponse.of(gym)
 
     @post("/login", status_code=200)
@@ -75,15 +75,11 @@ class AuthController(Controller):
         s = state.settings
         email = data.username.strip().lower()
         client = request.client.host if request.client else "unknown"
-        await rate_limit.hit(
-            state.redis, f"login:email:{email}", s.login_attempts_per_email, s.login_window_seconds
-        )
-        await rate_limit.hit(
-            state.redis,
-            f"login:address:{client}",
-            s.login_attempts_per_address,
-            s.login_window_seconds,
-        )
+        for key, limit in (
+            (f"login:email:{email}", s.login_attempts_per_email),
+            (f"login:address:{client}", s.login_attempts_per_address),
+        ):
+            await rate_limit.hit(state.redis, s.queue_namespace, key, limit, s.login_window_seconds)
         async with state.read_pool.connection() as conn:
             found = await find_login(conn, email)
         password_hash = found[1] if found else None
