@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lint format migrate rebuild lock clean
+.PHONY: install run test test-fast lint format migrate rebuild backup restore lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,15 @@ migrate: install
 ## Rebuild every read table from the full event log (never re-sends mail).
 rebuild: install
 	$(PY) -m workers.cli projections rebuild
+
+## Back up the event log, outbox and audit chain (BACKUP_DIR, default backups/<time>).
+BACKUP_DIR ?= backups/$(shell date -u +%Y%m%dT%H%M%SZ)
+backup: install
+	$(PY) -m workers.cli backup $(BACKUP_DIR)
+
+## Restore into an empty database, then rebuild the read model: make restore BACKUP_DIR=...
+restore: install
+	$(PY) -m workers.cli restore $(BACKUP_DIR)
 
 ## Refresh pinned versions after changing dependencies in pyproject.toml.
 lock:

@@ -9,9 +9,9 @@ import pytest
 from litestar.testing import TestClient
 
 from tests.smtp import Inbox
-from tests.stack import TestStack
+from tests.stack import ServerStack
 
-_stack = TestStack()
+_stack = ServerStack()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -27,7 +27,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack() -> TestStack:
+def stack() -> ServerStack:
     return _stack
 
 
@@ -78,7 +78,7 @@ def client(settings: Any, projector: None, mail_worker: None) -> Iterator[TestCl
 
 
 @pytest.fixture
-def fresh_database(stack: TestStack) -> Iterator[str]:
+def fresh_database(stack: ServerStack) -> Iterator[str]:
     """A migrated database of its own, for tests that need the whole log to themselves."""
     url = stack.create_database()
     yield url

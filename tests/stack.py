@@ -19,7 +19,7 @@ from infra.embedded import services
 from tests.smtp import SmtpServer
 
 
-class TestStack:
+class ServerStack:
     def __init__(self) -> None:
         self._exit = contextlib.ExitStack()
         self.smtp = SmtpServer()

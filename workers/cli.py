@@ -7,6 +7,7 @@
     gymledger export --gym ID [-o FILE]    a gym's history as NDJSON
     gymledger verify FILE                  check an export's chain (and signatures with the key)
     gymledger audit verify [--gym ID]      check the stored hash chains for tampering
+    gymledger backup DIR | restore DIR     the tables a rebuild cannot recreate
 
 Without DATABASE_URL/REDIS_URL the commands use the embedded servers under .data/.
 """
@@ -125,6 +126,33 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+# What a rebuild cannot recreate: the log, what was mailed, and what was signed.
+BACKUP_TABLES = (
+    "gymledger_events", "mail_outbox", "event_chain", "chain_heads", "chain_checkpoints",
+)  # fmt: skip
+SERIAL_COLUMNS = {"gymledger_events": "notification_id", "mail_outbox": "id"}
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from infra.backup import backup
+
+    with _settings() as settings:
+        counts = backup(settings.database_url, BACKUP_TABLES, Path(args.directory))
+    print(f"backed up {counts} to {args.directory}")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from infra.backup import restore
+    from workers.setup import migrate
+
+    with _settings() as settings:
+        migrate(settings.database_url)
+        counts = restore(settings.database_url, Path(args.directory), SERIAL_COLUMNS)
+    print(f"restored {counts}; rebuilding the read model")
+    return _rebuild(argparse.Namespace(blue_green=False))
+
+
 def _run(_: argparse.Namespace) -> int:
     from workers.supervisor import supervise
 
@@ -154,6 +182,12 @@ def _parser() -> argparse.ArgumentParser:
     verify_file = sub.add_parser("verify")
     verify_file.add_argument("file")
     verify_file.set_defaults(handler=_verify_file)
+    backup = sub.add_parser("backup")
+    backup.add_argument("directory")
+    backup.set_defaults(handler=_backup)
+    restore = sub.add_parser("restore")
+    restore.add_argument("directory")
+    restore.set_defaults(handler=_restore)
     audit = sub.add_parser("audit")
     audit.add_argument("action", choices=["verify"])
     audit.add_argument("--gym", type=UUID)
