@@ -7,17 +7,19 @@ from typing import Any
 import dramatiq
 
 from infra import metrics
-from infra.logs import request_id_var
+from infra.logs import configure_logging, request_id_var
 
 
 class TaskObservability(dramatiq.Middleware):
     """Sets the sender's request id while a message is processed, counts outcomes,
     and serves /metrics on METRICS_PORT from one worker process."""
 
-    def __init__(self) -> None:
+    def __init__(self, log_level: str) -> None:
+        self.log_level = log_level
         self._tokens: dict[str, contextvars.Token[str | None]] = {}
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        configure_logging(self.log_level)  # JSON lines, like the API and the projector
         # With several worker processes only the first binds the port; the
         # multiprocess registry lets that one report for all of them.
         with contextlib.suppress(OSError):

@@ -6,6 +6,6 @@ from workers.task_middleware import TaskObservability
 
 broker.add_middleware(expiry.SchedulerMiddleware(settings.expiry_interval_seconds))
 # Last, so the Retries middleware has already decided whether a failure is final.
-broker.add_middleware(TaskObservability())
+broker.add_middleware(TaskObservability(settings.log_level))
 
 __all__ = ["broker", "expiry", "mail"]

@@ -1,5 +1,6 @@
 """End to end over real HTTP: `gymledger run` starts API, projector and worker together."""
 
+import json
 import os
 import signal
 import subprocess
@@ -47,24 +48,39 @@ def stop_system(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
     return proc.returncode, out.decode()
 
 
+def check_logs(output: str, secrets: list[str]) -> None:
+    """Every log line is one JSON object; one request id follows signup into the worker."""
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert lines
+    access = [x for x in lines if x["logger"] == "gymledger.access" and x["request_id"] == "e2e-1"]
+    assert access[0]["route"] == "/api/v1/auth/signup"
+    assert {"method", "status", "duration_ms", "level"} <= set(access[0])
+    sent = [x for x in lines if x["logger"] == "gymledger.mail" and x["request_id"] == "e2e-1"]
+    assert sent, "the worker should log the welcome mail under the signup's request id"
+    for secret in secrets:
+        assert secret not in output
+
+
 @pytest.fixture
-def running_system() -> Iterator[str]:
+def running_system() -> Iterator[dict[str, Any]]:
     port = free_port()
     env = {**os.environ, "PORT": str(port), "LOG_LEVEL": "INFO"}
     proc = start_system(env, ROOT)
-    base = f"http://127.0.0.1:{port}"
+    system: dict[str, Any] = {"base": f"http://127.0.0.1:{port}", "secrets": []}
     try:
-        wait_healthy(base, proc)
-        yield base
+        wait_healthy(system["base"], proc)
+        yield system
     finally:
         if proc.poll() is None:
             code, output = stop_system(proc)
             assert code == 0, output[-3000:]
             assert "GymLedger stopped" in output
+            check_logs(output, system["secrets"])
 
 
-def test_owner_journey_over_http(running_system: str, inbox: Inbox) -> None:
-    api = f"{running_system}/api/v1"
+def test_owner_journey_over_http(running_system: dict[str, Any], inbox: Inbox) -> None:
+    base = running_system["base"]
+    api = f"{base}/api/v1"
     body = signup_body(name="Over The Wire")
     with httpx.Client(timeout=10) as http:
         created = http.post(f"{api}/auth/signup", json=body, headers={"X-Request-ID": "e2e-1"})
@@ -101,7 +117,16 @@ def test_owner_journey_over_http(running_system: str, inbox: Inbox) -> None:
         assert http.get(member_url, headers=auth).status_code == 404
         assert http.delete(f"{api}/gyms/me", headers=auth).status_code == 204
         assert http.get(f"{api}/gyms/me", headers=auth).status_code == 401
-        assert http.get(f"{running_system}/schema/openapi.json").status_code == 200
+        assert http.get(f"{base}/schema/openapi.json").status_code == 200
+        # Metrics of the worker and projector processes show up in the API's /metrics.
+        text = http.get(f"{base}/metrics").text
+        for family in (
+            "gymledger_mail_sent_total 2.0",
+            'gymledger_tasks_total{actor="send_mail"',
+            'gymledger_projection_position{projection="read_model"}',
+        ):
+            assert family in text, family
+        running_system["secrets"] += [body["password"], token]
 
 
 def test_embedded_servers_when_no_urls_are_given(tmp_path: Path, inbox: Any) -> None:
