@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lint format migrate rebuild backup restore lock clean
+.PHONY: install run test coverage test-fast lint format migrate rebuild backup restore lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ run: install
 ## The whole suite: unit, integration (real PostgreSQL, Redis, SMTP) and end-to-end over HTTP.
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## The whole suite with coverage (subprocesses included) and the 85% gate of hosted CI.
+coverage: install
+	$(PY) -m pytest --cov --cov-report=term-missing:skip-covered --cov-fail-under=85 $(PYTEST_ARGS)
 
 ## Unit tests only (no servers).
 test-fast: install
