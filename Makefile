@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: install run test coverage test-fast lint format migrate rebuild backup restore lock clean
+.PHONY: install run test coverage test-fast lint format migrate rebuild backup restore lock clean bench
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,3 +61,9 @@ lock:
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+## Benchmarks (see bench/README.md): BENCH_SCALES, BENCH_SECONDS, BENCH_API_WORKERS.
+bench: install
+	command -v wrk >/dev/null || (apt-get install -y -q wrk || sudo apt-get install -y -q wrk)
+	command -v pgbench >/dev/null || (apt-get install -y -q postgresql-client || sudo apt-get install -y -q postgresql-client)
+	$(PY) bench/run.py

@@ -45,34 +45,17 @@ def _fresh_metrics_dir() -> Path:
     return path.resolve()
 
 
-def _commands(host: str, port: int, worker_threads: int) -> dict[str, list[str]]:
+def _commands(host: str, port: int) -> dict[str, list[str]]:
     py = sys.executable
+    api = f"--host {host} --port {port} --no-access-log --timeout-graceful-shutdown 15"
+    # API_WORKERS uvicorn processes, WORKER_THREADS dramatiq threads (both default small).
+    api += f" --workers {os.environ.get('API_WORKERS', '1')}"
+    api += f" --log-level {os.environ.get('LOG_LEVEL', 'info').lower()}"
+    threads = os.environ.get("WORKER_THREADS", "4")
     return {
-        "api": [
-            py,
-            "-m",
-            "uvicorn",
-            "api.app:create_app",
-            "--factory",
-            "--host",
-            host,
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--timeout-graceful-shutdown",
-            "15",
-        ],
+        "api": [py, "-m", "uvicorn", "api.app:create_app", "--factory", *api.split()],
         "projector": [py, "-m", "workers.projector"],
-        "worker": [
-            py,
-            "-m",
-            "dramatiq",
-            "workers.tasks",
-            "--processes",
-            "1",
-            "--threads",
-            str(worker_threads),
-        ],
+        "worker": [py, "-m", "dramatiq", "workers.tasks", "--processes", "1", "--threads", threads],
     }
 
 
@@ -91,7 +74,7 @@ def supervise() -> int:
         log.info("migrations applied", extra={"applied": migrate(settings.database_url)})
         children = {
             name: subprocess.Popen(cmd, env=env, start_new_session=True)  # noqa: S603
-            for name, cmd in _commands(settings.host, settings.port, 4).items()
+            for name, cmd in _commands(settings.host, settings.port).items()
         }
         log.info("GymLedger running", extra={"url": f"http://{settings.host}:{settings.port}"})
         exit_code = 0

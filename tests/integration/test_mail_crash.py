@@ -1,5 +1,6 @@
 """A mail worker killed in the middle of an SMTP conversation: the mail still goes out once."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -29,20 +30,28 @@ def isolated_env(fresh_database: str) -> dict[str, str]:
 
 
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # A session of its own: dramatiq forks worker processes, and a crash test must
+    # kill all of them (as a dying machine would), not orphan them.
     return subprocess.Popen(
         [sys.executable, "-m", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    proc.wait(30)
 
 
 @pytest.fixture
 def projector_process(isolated_env: dict[str, str]) -> Iterator[None]:
     proc = spawn(["workers.projector"], isolated_env)
     yield
-    proc.terminate()
-    proc.wait(10)
+    stop(proc)
 
 
 def worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -72,8 +81,7 @@ def test_worker_killed_mid_send_delivers_exactly_once(
     while email not in inbox.stalled and time.monotonic() < deadline:
         time.sleep(0.05)
     assert email in inbox.stalled, "the worker never reached the SMTP server"
-    first.send_signal(signal.SIGKILL)  # dies between RCPT and DATA
-    first.wait()
+    stop(first, signal.SIGKILL)  # the worker dies between RCPT and DATA
     assert mail_status(url, email) == "pending"
     second = worker(isolated_env)
     try:
@@ -84,5 +92,4 @@ def test_worker_killed_mid_send_delivers_exactly_once(
         time.sleep(2.5)  # a late duplicate would arrive now
         assert len(inbox.to(email)) == 1
     finally:
-        second.terminate()
-        second.wait(15)
+        stop(second)

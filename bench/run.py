@@ -1,0 +1,512 @@
+"""`make bench`: GymLedger's throughput, latency, catch-up speed, lag and memory.
+
+Starts the system the way `make run` does (embedded servers unless DATABASE_URL /
+REDIS_URL are set), in a fresh database, and writes bench/results/<time>.json and
+.md. Scales and durations come from BENCH_SCALES and BENCH_SECONDS.
+"""
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from statistics import quantiles
+from typing import Any
+
+import httpx
+import msgspec
+import psutil
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from commands.application import GymLedger
+from commands.context import CommandContext
+from commands.customers import RegisterCustomer, register_customer
+from domain import customer, gym
+from domain.customer import CustomerDetails
+from domain.events import EventMetadata, Stamp
+from infra.db import PROJECTED_CHANNEL
+from infra.embedded import services
+from infra.event_codec import CODEC
+from projections.read_model import read_model_projector
+from workers.setup import migrate
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "20"))
+SCALES = [int(s) for s in os.environ.get("BENCH_SCALES", "10000,100000,1000000").split(",")]
+QUERY_GYM_SIZE = int(os.environ.get("BENCH_QUERY_CUSTOMERS", "100000"))
+CONNECTIONS = 16
+AUDIT_KEY = "bench-audit-key-" + "x" * 32
+
+
+def log(message: str) -> None:
+    print(f"[bench {datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+# --- database set-up -------------------------------------------------------------------
+
+
+def fresh_database(server_url: str) -> str:
+    name = f"gymledger_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = make_conninfo(server_url, dbname=name)
+    migrate(url)
+    return url
+
+
+def drop_database(server_url: str, url: str) -> None:
+    name = conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name)))
+        )
+
+
+def synthetic_log(url: str, events: int, gym_id: uuid.UUID | None = None) -> uuid.UUID:
+    """Store `events` real, codec-encoded events (one gym, its customers, some edits)
+    with COPY: the fastest honest way to get a large log for catch-up and queries."""
+    gym_id = gym_id or uuid.uuid4()
+    meta = EventMetadata(actor="bench", correlation_id="bench")
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    rows: list[tuple[uuid.UUID, int, str, bytes]] = []
+    first = gym.register(
+        gym_id,
+        name="Bench Gym",
+        email=f"{gym_id.hex[:8]}@bench.example",
+        password="password1",
+        address=None,
+        description=None,
+        gym_type=None,
+        monthly_fee_cents=0,
+        currency="EUR",
+        hash_password=lambda _: "not-a-hash",
+        stamp=Stamp(at=start, metadata=meta),
+    )
+    rows.append((gym_id, 1, *CODEC.encode(first)))
+    i = 0
+    while len(rows) < events:
+        i += 1
+        stamp = Stamp(at=start + timedelta(milliseconds=i), metadata=meta)
+        details = CustomerDetails(
+            first_name=f"Bench{i}",
+            last_name=f"Load{i * 7919 % 100003}",
+            email=f"member{i}@bench.example",
+            date_of_birth=date(1950, 1, 1) + timedelta(i % 20000),
+            membership_end=date(2024, 1, 1) + timedelta(i % 900),
+        )
+        registered = customer.register(
+            uuid.uuid4(), gym_id, details, active=i % 10 != 0, today=date(2026, 1, 1), stamp=stamp
+        )
+        rows.append((registered.originator_id, 1, *CODEC.encode(registered)))
+        if i % 4 == 0 and len(rows) < events:  # some customers get edited
+            state = customer.evolve(None, registered)
+            change = customer.change(
+                state,
+                CustomerDetails(notes=f"note {i}"),
+                msgspec.UNSET,
+                today=date(2026, 1, 1),
+                stamp=stamp,
+            )[0]
+            rows.append((change.originator_id, 2, *CODEC.encode(change)))
+    with (
+        psycopg.connect(url) as conn,
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY gymledger_events (originator_id, originator_version, topic, state) FROM STDIN"
+        ) as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+    return gym_id
+
+
+def catch_up(url: str) -> tuple[int, float]:
+    projector = read_model_projector(AUDIT_KEY, batch_size=1000)
+    with psycopg.connect(url) as conn:
+        projector.ensure_position_row(conn)
+        started = time.perf_counter()
+        events = projector.catch_up(conn)
+        return events, time.perf_counter() - started
+
+
+def rebuild(url: str) -> tuple[int, float]:
+    projector = read_model_projector(AUDIT_KEY, batch_size=1000)
+    with psycopg.connect(url) as conn:
+        started = time.perf_counter()
+        with conn.transaction():
+            projector.reset(conn)
+            events = projector.catch_up(conn)
+        return events, time.perf_counter() - started
+
+
+# --- the running system ----------------------------------------------------------------
+
+
+class System:
+    """`gymledger run` against the bench database, with peak memory sampling."""
+
+    def __init__(self, url: str, redis_url: str, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.jwt_secret = secrets.token_urlsafe(48)
+        self.mail_dir = Path(f"/tmp/gymledger-bench-mail-{port}")
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "REDIS_URL": redis_url,
+            "PORT": str(port),
+            "LOG_LEVEL": "WARNING",
+            "MAIL_BACKEND": "directory",
+            "MAIL_DIR": str(self.mail_dir),
+            "QUEUE_NAMESPACE": f"bench-{port}",
+            "AUDIT_HMAC_KEY": AUDIT_KEY,
+            "JWT_SECRET": self.jwt_secret,
+            "API_WORKERS": os.environ.get("BENCH_API_WORKERS", "2"),
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "run"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        self.peak: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+
+    def token_for(self, gym_id: uuid.UUID) -> str:
+        """A token for a synthetic gym (no password): signed the way the API signs."""
+        from api.auth import owner_token
+
+        return owner_token(gym_id, self.jwt_secret, 3600)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.base}/health/ready", timeout=1).status_code == 200:
+                    self._sampler.start()
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("system did not become ready")
+
+    def _role(self, p: psutil.Process) -> str:
+        cmd = " ".join(p.cmdline())
+        if "uvicorn" in cmd or ("multiprocessing" in cmd and "spawn" in cmd):
+            return "api"
+        if "workers.projector" in cmd:
+            return "projector"
+        if "dramatiq" in cmd or "workers.tasks" in cmd:
+            return "worker"
+        return "other"
+
+    def _sample(self) -> None:
+        root = psutil.Process(self.proc.pid)
+        while not self._stop.wait(0.25):
+            per_process: dict[str, int] = {}
+            try:
+                for child in root.children(recursive=True):
+                    role = self._role(child)
+                    rss = child.memory_info().rss
+                    per_process[role] = max(per_process.get(role, 0), rss)
+            except psutil.Error:
+                continue
+            for role, rss in per_process.items():
+                self.peak[role] = max(self.peak.get(role, 0), rss)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.proc.send_signal(2)
+        self.proc.wait(60)
+        shutil.rmtree(self.mail_dir, ignore_errors=True)
+
+
+def owner_token(base: str) -> tuple[str, str]:
+    email = f"owner-{uuid.uuid4().hex[:8]}@bench.example"
+    body = {
+        "name": "Bench",
+        "email": email,
+        "password": "password1",
+        "monthly_fee_cents": 0,
+        "currency": "EUR",
+    }
+    created = httpx.post(f"{base}/api/v1/auth/signup", json=body, timeout=10).json()
+    form = {"username": email, "password": "password1"}
+    token = httpx.post(f"{base}/api/v1/auth/login", data=form, timeout=10).json()["access_token"]
+    return created["id"], token
+
+
+def wrk(script: str, url: str, env: dict[str, str]) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            str(CONNECTIONS),
+            "-d",
+            f"{SECONDS}s",
+            "--latency",
+            "-s",
+            str(ROOT / "bench" / script),
+            url,
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def ms(label: str) -> float:
+        found = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        if not found:
+            return float("nan")
+        value, unit = float(found.group(1)), found.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "requests_per_second": float(rps.group(1)) if rps else 0.0,
+        "p50_ms": ms("50"),
+        "p99_ms": ms("99"),
+        "errors": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else "",
+    }
+
+
+def lag_at_rate(url: str, rate: int, seconds: int) -> dict[str, Any]:
+    """Commands straight to the write side at a fixed rate; time until visible."""
+    ledger = GymLedger(url, pool_size=8)
+    gym_id = synthetic_log(url, 1)
+    time.sleep(2)  # projector picks the gym up
+    committed: dict[int, float] = {}
+    visible: dict[int, float] = {}
+    done = threading.Event()
+
+    def listen() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(PROJECTED_CHANNEL)))
+            while not done.is_set():
+                for note in conn.notifies(timeout=0.5):
+                    visible.setdefault(int(note.payload), time.perf_counter())
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    time.sleep(0.5)
+
+    def send(i: int) -> None:
+        details = CustomerDetails(first_name="Lag", last_name=f"L{i}", email=f"lag{i}@b.example")
+        result = register_customer(
+            ledger, RegisterCustomer(gym_id=gym_id, details=details), CommandContext.system()
+        )
+        committed[result.position] = time.perf_counter()
+
+    started = time.perf_counter()
+    threads: list[threading.Thread] = []
+    for i in range(rate * seconds):
+        due = started + i / rate
+        time.sleep(max(0.0, due - time.perf_counter()))
+        thread = threading.Thread(target=send, args=(i,))
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join()
+    achieved = len(committed) / (time.perf_counter() - started)
+    time.sleep(2)
+    done.set()
+    listener.join()
+    ledger.close()
+    notified = sorted(visible.items())
+    lags: list[float] = []
+    for position, at in committed.items():
+        seen = next((t for p, t in notified if p >= position), None)
+        if seen is not None:
+            lags.append(max(0.0, seen - at) * 1000)
+    cuts = quantiles(lags, n=100) if len(lags) > 1 else [float("nan")] * 99
+    return {
+        "target_rate": rate,
+        "achieved_rate": round(achieved, 1),
+        "commands": len(committed),
+        "p50_ms": round(cuts[49], 2),
+        "p99_ms": round(cuts[98], 2),
+    }
+
+
+def pg_ceiling(url: str) -> float:
+    """pgbench: single-row INSERT transactions per second at the same concurrency."""
+    info = conninfo_to_dict(url)
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_ceiling (id bigserial, v text)")
+    script = ROOT / "bench" / "results" / "ceiling.sql"
+    script.write_text("INSERT INTO bench_ceiling (v) VALUES ('x');\n")
+    env = {
+        **os.environ,
+        "PGHOST": str(info.get("host", "")),
+        "PGPORT": str(info.get("port", "")),
+        "PGUSER": str(info.get("user", "postgres")),
+        "PGDATABASE": str(info["dbname"]),
+    }
+    out = subprocess.run(
+        ["pgbench", "-n", "-c", str(CONNECTIONS), "-j", "2", "-T", "10", "-f", str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    script.unlink()
+    found = re.search(r"tps = ([\d.]+)", out)
+    return float(found.group(1)) if found else 0.0
+
+
+def main() -> None:
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(),
+        "cpus": os.cpu_count(),
+        "seconds": SECONDS,
+        "connections": CONNECTIONS,
+    }
+    with ExitStack() as stack:
+        urls = stack.enter_context(services(ROOT / ".data" / "bench"))
+        results["servers"] = "embedded" if urls.embedded else "given by DATABASE_URL/REDIS_URL"
+        url = fresh_database(urls.database_url)
+        stack.callback(drop_database, urls.database_url, url)
+
+        log(f"catch-up scaling: {SCALES}")
+        scaling = []
+        for scale in SCALES:
+            scratch = fresh_database(urls.database_url)
+            try:
+                synthetic_log(scratch, scale)
+                events, first = catch_up(scratch)
+                again, second = rebuild(scratch)
+                scaling.append(
+                    {
+                        "events": events,
+                        "first_catch_up_s": round(first, 2),
+                        "first_events_per_s": round(events / first),
+                        "rebuild_s": round(second, 2),
+                        "rebuild_events_per_s": round(again / second),
+                    }
+                )
+                log(f"  {scaling[-1]}")
+            finally:
+                drop_database(urls.database_url, scratch)
+        results["projector_catch_up"] = scaling
+
+        log(f"large gym: {QUERY_GYM_SIZE} customers")
+        big_gym = synthetic_log(url, QUERY_GYM_SIZE)
+        system = System(url, urls.redis_url, 18000 + os.getpid() % 1000)
+        stack.callback(system.stop)
+        system.wait_ready()
+        wait_projected(url)
+        _, token = owner_token(system.base)
+        log("commands over HTTP")
+        results["commands"] = wrk(
+            "post_customers.lua",
+            system.base,
+            {"BENCH_TOKEN": token, "BENCH_PATH": "/api/v1/customers"},
+        )
+        log(f"  {results['commands']}")
+
+        log("queries over HTTP on the large gym")
+        wait_projected(url)  # the command run above left a backlog of welcome mails and rows
+        with psycopg.connect(url, autocommit=True) as conn:
+            ids = [
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT id FROM customers WHERE gym_id = %s LIMIT 5000", (big_gym,)
+                )
+            ]
+            conn.execute("VACUUM ANALYZE customers")  # what autovacuum does soon after a load
+        big_token = system.token_for(big_gym)
+        ids_file = ROOT / "bench" / "results" / "ids.txt"
+        ids_file.write_text("\n".join(ids) + "\n")
+        results["queries"] = wrk(
+            "queries.lua",
+            system.base,
+            {
+                "BENCH_TOKEN": big_token,
+                "BENCH_PATH": "/api/v1/customers",
+                "BENCH_IDS": str(ids_file),
+            },
+        )
+        ids_file.unlink()
+        log(f"  {results['queries']}")
+
+        log("projection lag at 1000 commands/s")
+        results["lag"] = lag_at_rate(url, 1000, 10)
+        log(f"  {results['lag']}")
+        results["peak_rss_mb"] = {k: round(v / 2**20, 1) for k, v in system.peak.items()}
+        log("PostgreSQL ceiling (pgbench)")
+        results["pg_insert_tps"] = pg_ceiling(url)
+        results["commands_vs_ceiling"] = round(
+            results["commands"]["requests_per_second"] / results["pg_insert_tps"], 3
+        )
+        log(f"  {results['pg_insert_tps']} tps")
+    write(results)
+
+
+def wait_projected(url: str, timeout: float = 1800) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT (SELECT max(notification_id) FROM gymledger_events),"
+                " (SELECT position FROM projector_positions WHERE name = 'read_model')"
+            ).fetchone()
+            if row and row[1] is not None and row[1] >= row[0]:
+                return
+            time.sleep(1)
+    raise RuntimeError("projector did not catch up")
+
+
+def write(results: dict[str, Any]) -> None:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = ROOT / "bench" / "results"
+    (out / f"{stamp}.json").write_text(json.dumps(results, indent=2))
+    c, q, lag = results["commands"], results["queries"], results["lag"]
+
+    def http(r: dict[str, Any]) -> str:
+        return (
+            f"{r['requests_per_second']:.0f}/s (p50 {r['p50_ms']:.1f} ms,"
+            f" p99 {r['p99_ms']:.1f} ms, errors {r['errors']})"
+        )
+
+    lines = [
+        f"# GymLedger bench {results['date']} ({results['cpus']} cores, {results['servers']})",
+        "",
+        "| figure | measured | target |",
+        "|---|---|---|",
+        f"| commands, {CONNECTIONS} connections | {http(c)} | ≥ 3000/s, p99 ≤ 25 ms |",
+        f"| queries at {QUERY_GYM_SIZE} customers | {http(q)} | ≥ 4000/s, p99 ≤ 15 ms |",
+        *[
+            f"| catch-up, {s['events']} events | first {s['first_events_per_s']}/s,"
+            f" rebuild {s['rebuild_events_per_s']}/s ({s['rebuild_s']} s) | ≥ 30000/s |"
+            for s in results["projector_catch_up"]
+        ],
+        f"| lag at {lag['achieved_rate']} cmd/s | p50 {lag['p50_ms']} ms, p99 {lag['p99_ms']} ms"
+        " | p99 ≤ 20 ms |",
+        f"| peak RSS (MB) | {results['peak_rss_mb']} | API ≤ 100 |",
+        f"| PostgreSQL INSERT tps | {results['pg_insert_tps']:.0f}"
+        f" (commands = {results['commands_vs_ceiling']:.0%} of it) | |",
+    ]
+    (out / f"{stamp}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
