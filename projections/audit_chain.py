@@ -25,7 +25,7 @@ from psycopg.rows import TupleRow
 
 from domain import gym_of
 from infra.event_codec import EventCodec
-from projections.engine import Projection, Recorded
+from projections.engine import BulkInsert, Projection, Recorded
 
 MIGRATION_SQL = """
 CREATE TABLE IF NOT EXISTS event_chain (
@@ -81,45 +81,56 @@ class AuditChainProjection(Projection):
 
     def __init__(self, key: bytes) -> None:
         self.key = key
+        self._heads: dict[UUID, tuple[int, bytes]] = {}  # this batch's view of each head
         self._touched: set[UUID] = set()
+        self._links = BulkInsert(
+            "event_chain",
+            {"position": "bigint", "gym_id": "uuid", "content": "bytea", "link": "bytea"},
+        )
+
+    def begin_batch(self, cur: psycopg.Cursor[TupleRow]) -> None:
+        self._heads.clear()
+        self._touched.clear()
+        self._links.rows.clear()
+
+    def _head(self, cur: psycopg.Cursor[TupleRow], gym_id: UUID) -> tuple[int, bytes]:
+        if gym_id not in self._heads:
+            row = cur.execute(
+                "SELECT position, link FROM chain_heads WHERE gym_id = %s FOR UPDATE", (gym_id,)
+            ).fetchone()
+            self._heads[gym_id] = (0, GENESIS) if row is None else (row[0], bytes(row[1]))
+        return self._heads[gym_id]
 
     def apply(self, cur: psycopg.Cursor[TupleRow], recorded: Recorded) -> None:
         gym_id = gym_of(recorded.event)
-        head = cur.execute(
-            "SELECT position, link FROM chain_heads WHERE gym_id = %s FOR UPDATE", (gym_id,)
-        ).fetchone()
-        if head is not None and head[0] >= recorded.position:
+        head_position, previous = self._head(cur, gym_id)
+        if head_position >= recorded.position:
             return  # already chained (a rebuild replays the log; the chain stays as it is)
-        previous = GENESIS if head is None else bytes(head[1])
         content = content_digest(
             recorded.stream_id, recorded.version, recorded.topic, recorded.state
         )
         link = link_hash(previous, recorded.position, content)
-        cur.execute(
-            "INSERT INTO event_chain (position, gym_id, content, link) VALUES (%s, %s, %s, %s)",
-            (recorded.position, gym_id, content, link),
-        )
-        cur.execute(
-            "INSERT INTO chain_heads (gym_id, position, link) VALUES (%s, %s, %s)"
-            " ON CONFLICT (gym_id) DO UPDATE"
-            " SET position = excluded.position, link = excluded.link",
-            (gym_id, recorded.position, link),
-        )
+        self._links.add(recorded.position, gym_id, content, link)
+        self._heads[gym_id] = (recorded.position, link)
         self._touched.add(gym_id)
 
     def end_batch(self, cur: psycopg.Cursor[TupleRow]) -> None:
-        """Sign the head of every chain this batch extended (read back from the table,
-        so a gym left over from a failed batch signs what was really committed)."""
-        touched, self._touched = sorted(self._touched), set()
-        heads = cur.execute(
-            "SELECT gym_id, position, link FROM chain_heads WHERE gym_id = ANY(%s)", (touched,)
-        ).fetchall()
-        for gym_id, position, link in heads:
+        """Write the links, then move and sign the head of every chain extended."""
+        self._links.flush(cur)
+        for gym_id in sorted(self._touched):
+            position, link = self._heads[gym_id]
+            cur.execute(
+                "INSERT INTO chain_heads (gym_id, position, link) VALUES (%s, %s, %s)"
+                " ON CONFLICT (gym_id) DO UPDATE"
+                " SET position = excluded.position, link = excluded.link",
+                (gym_id, position, link),
+            )
             cur.execute(
                 "INSERT INTO chain_checkpoints (gym_id, position, link, mac)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (gym_id, position, link, sign(self.key, gym_id, position, bytes(link))),
+                (gym_id, position, link, sign(self.key, gym_id, position, link)),
             )
+        self._touched.clear()
 
 
 @dataclass

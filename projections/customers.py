@@ -18,6 +18,7 @@ from domain.customer import (
     DETAIL_FIELDS,
     CustomerDeactivated,
     CustomerDetailsChanged,
+    CustomerEvent,
     CustomerReactivated,
     CustomerRegistered,
     CustomerRemoved,
@@ -25,7 +26,7 @@ from domain.customer import (
 )
 from domain.events import DomainEvent
 from domain.gym import GymClosed
-from projections.engine import Projection, Recorded
+from projections.engine import BulkInsert, Projection, Recorded
 
 MIGRATION_SQL = """
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
@@ -101,32 +102,58 @@ class CustomersProjection(Projection):
     tables: tuple[str, ...] = ("customers",)
     rebuildable = True
 
+    def __init__(self) -> None:
+        # New customers are inserted together; any other change to the table first
+        # flushes them, so statements still reach PostgreSQL in log order.
+        self._new = BulkInsert(
+            "customers",
+            {
+                "id": "uuid",
+                "gym_id": "uuid",
+                "version": "integer",
+                "first_name": "text",
+                "last_name": "text",
+                "email": "text",
+                "phone": "text",
+                "date_of_birth": "date",
+                "membership_start": "date",
+                "membership_end": "date",
+                "notes": "text",
+                "owner_active": "boolean",
+                "created_at": "timestamptz",
+                "updated_at": "timestamptz",
+            },
+        )
+
+    def begin_batch(self, cur: psycopg.Cursor[TupleRow]) -> None:
+        self._new.rows.clear()
+
+    def end_batch(self, cur: psycopg.Cursor[TupleRow]) -> None:
+        self._new.flush(cur)
+
     def apply(self, cur: psycopg.Cursor[TupleRow], recorded: Recorded) -> None:
         event = recorded.event
+        if isinstance(event, CustomerRegistered):
+            self._new.add(
+                event.originator_id,
+                event.gym_id,
+                event.originator_version,
+                event.first_name,
+                event.last_name,
+                event.email,
+                event.phone,
+                event.date_of_birth,
+                event.membership_start,
+                event.membership_end,
+                event.notes,
+                event.active,
+                event.timestamp,
+                event.timestamp,
+            )
+            return
+        if isinstance(event, CustomerEvent | GymClosed):
+            self._new.flush(cur)
         match event:
-            case CustomerRegistered():
-                cur.execute(
-                    "INSERT INTO customers (id, gym_id, version, first_name, last_name, email,"
-                    " phone, date_of_birth, membership_start, membership_end, notes,"
-                    " owner_active, created_at, updated_at)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    (
-                        event.originator_id,
-                        event.gym_id,
-                        event.originator_version,
-                        event.first_name,
-                        event.last_name,
-                        event.email,
-                        event.phone,
-                        event.date_of_birth,
-                        event.membership_start,
-                        event.membership_end,
-                        event.notes,
-                        event.active,
-                        event.timestamp,
-                        event.timestamp,
-                    ),
-                )
             case CustomerDetailsChanged():
                 changed = {
                     f: getattr(event, f)

@@ -16,7 +16,7 @@ from psycopg.rows import TupleRow
 
 from domain import gym_of
 from infra.event_codec import CODEC, split_topic
-from projections.engine import Projection, Recorded
+from projections.engine import BulkInsert, Projection, Recorded
 
 MIGRATION_SQL = """
 CREATE TABLE IF NOT EXISTS event_index (
@@ -35,18 +35,32 @@ class EventIndexProjection(Projection):
     tables: tuple[str, ...] = ("event_index",)
     rebuildable = True
 
-    def apply(self, cur: psycopg.Cursor[TupleRow], recorded: Recorded) -> None:
-        cur.execute(
-            "INSERT INTO event_index (position, gym_id, stream_id, event_type, recorded_at)"
-            " VALUES (%s, %s, %s, %s, %s)",
-            (
-                recorded.position,
-                gym_of(recorded.event),
-                recorded.stream_id,
-                split_topic(recorded.topic)[0],
-                recorded.event.timestamp,
-            ),
+    def __init__(self) -> None:
+        self._rows = BulkInsert(
+            "event_index",
+            {
+                "position": "bigint",
+                "gym_id": "uuid",
+                "stream_id": "uuid",
+                "event_type": "text",
+                "recorded_at": "timestamptz",
+            },
         )
+
+    def begin_batch(self, cur: psycopg.Cursor[TupleRow]) -> None:
+        self._rows.rows.clear()
+
+    def apply(self, cur: psycopg.Cursor[TupleRow], recorded: Recorded) -> None:
+        self._rows.add(
+            recorded.position,
+            gym_of(recorded.event),
+            recorded.stream_id,
+            split_topic(recorded.topic)[0],
+            recorded.event.timestamp,
+        )
+
+    def end_batch(self, cur: psycopg.Cursor[TupleRow]) -> None:
+        self._rows.flush(cur)
 
 
 class StoredRow(NamedTuple):

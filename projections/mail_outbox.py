@@ -15,8 +15,8 @@ from psycopg.rows import TupleRow, class_row
 
 from domain.customer import CustomerRegistered
 from domain.events import DomainEvent
-from domain.gym import GymRegistered
-from projections.engine import Projection, Recorded
+from domain.gym import GymClosed, GymProfileUpdated, GymRegistered
+from projections.engine import BulkInsert, Projection, Recorded
 
 MIGRATION_SQL = """
 CREATE TABLE IF NOT EXISTS mail_outbox (
@@ -76,36 +76,61 @@ class MailOutboxProjection(Projection):
     tables: tuple[str, ...] = ("mail_outbox",)
     rebuildable = False
 
+    def __init__(self) -> None:
+        # Gym names seen in this batch (None: closed), so a burst of new customers
+        # does not read the gyms table once per mail.
+        self._names: dict[UUID, str | None] = {}
+        self._mails = BulkInsert(
+            "mail_outbox",
+            {
+                "dedupe_key": "text",
+                "gym_id": "uuid",
+                "recipient": "text",
+                "subject": "text",
+                "body": "text",
+                "correlation_id": "text",
+            },
+            suffix="ON CONFLICT (dedupe_key) DO NOTHING",
+        )
+
+    def begin_batch(self, cur: psycopg.Cursor[TupleRow]) -> None:
+        self._names.clear()
+        self._mails.rows.clear()
+
+    def end_batch(self, cur: psycopg.Cursor[TupleRow]) -> None:
+        self._mails.flush(cur)
+
+    def _enqueue(
+        self, key: str, gym_id: UUID, event: DomainEvent, recipient: str, mail: tuple[str, str]
+    ) -> None:
+        subject, body = mail
+        self._mails.add(key, gym_id, recipient, subject, body, event.metadata.correlation_id)
+
+    def _gym_name(self, cur: psycopg.Cursor[TupleRow], gym_id: UUID) -> str | None:
+        if gym_id not in self._names:
+            row = cur.execute("SELECT name FROM gyms WHERE id = %s", (gym_id,)).fetchone()
+            self._names[gym_id] = None if row is None else str(row[0])
+        return self._names[gym_id]
+
     def apply(self, cur: psycopg.Cursor[TupleRow], recorded: Recorded) -> None:
         event = recorded.event
         match event:
             case GymRegistered():
-                subject, body = welcome_gym_owner(event)
+                self._names[event.originator_id] = event.name
                 key = f"welcome-gym:{event.originator_id}"
-                _enqueue(cur, key, event.originator_id, event, event.email, subject, body)
+                self._enqueue(
+                    key, event.originator_id, event, event.email, welcome_gym_owner(event)
+                )
+            case GymProfileUpdated() if isinstance(event.name, str):
+                self._names[event.originator_id] = event.name
+            case GymClosed():
+                self._names[event.originator_id] = None
             case CustomerRegistered():
-                row = cur.execute("SELECT name FROM gyms WHERE id = %s", (event.gym_id,))
-                gym = row.fetchone()
-                if gym is not None:  # the gym closed before this replay got here
-                    subject, body = welcome_customer(event, gym[0])
+                gym_name = self._gym_name(cur, event.gym_id)
+                if gym_name is not None:  # the gym closed before this replay got here
                     key = f"welcome-customer:{event.originator_id}"
-                    _enqueue(cur, key, event.gym_id, event, event.email, subject, body)
-
-
-def _enqueue(
-    cur: psycopg.Cursor[TupleRow],
-    dedupe_key: str,
-    gym_id: UUID,
-    event: DomainEvent,
-    recipient: str,
-    subject: str,
-    body: str,
-) -> None:
-    cur.execute(
-        "INSERT INTO mail_outbox (dedupe_key, gym_id, recipient, subject, body, correlation_id)"
-        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (dedupe_key) DO NOTHING",
-        (dedupe_key, gym_id, recipient, subject, body, event.metadata.correlation_id),
-    )
+                    mail = welcome_customer(event, gym_name)
+                    self._enqueue(key, event.gym_id, event, event.email, mail)
 
 
 # --- used by the mail worker and relay -------------------------------------------------
