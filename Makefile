@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: install run test coverage test-fast lint format migrate rebuild backup restore lock clean bench
+.PHONY: install run test test-reliability coverage test-fast lint format migrate rebuild backup restore lock clean bench
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: install
 ## The whole suite with coverage (subprocesses included) and the 85% gate of hosted CI.
 coverage: install
 	$(PY) -m pytest --cov --cov-report=term-missing:skip-covered --cov-fail-under=85 $(PYTEST_ARGS)
+
+## The reliability suites at full size (kills, races, hostile input); `make test` runs them short.
+test-reliability: install
+	RELIABILITY=full $(PY) -m pytest tests/reliability $(PYTEST_ARGS)
 
 ## Unit tests only (no servers).
 test-fast: install

@@ -104,6 +104,16 @@ def unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return response
 
 
+def too_deep(_: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
+    """Only JSON decoding recurses on input: a body nested thousands deep."""
+    log.warning("request body nested too deeply")
+    return error_body(400, "Request body is nested too deeply")
+
+
+def not_utf8(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Any]:
+    return error_body(400, "Request body is not valid UTF-8")
+
+
 def unexpected_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     error_id = uuid.uuid4().hex
     log.error("unhandled error", exc_info=exc, extra={"error_id": error_id})
@@ -117,5 +127,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     HTTPException: http_error,
     psycopg.OperationalError: unavailable,
     PoolTimeout: unavailable,
+    RecursionError: too_deep,
+    UnicodeDecodeError: not_utf8,
     Exception: unexpected_error,
 }

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -290,7 +291,7 @@ def wrk(script: str, url: str, env: dict[str, str]) -> dict[str, Any]:
 
 def lag_at_rate(url: str, rate: int, seconds: int) -> dict[str, Any]:
     """Commands straight to the write side at a fixed rate; time until visible."""
-    ledger = GymLedger(url, pool_size=8)
+    ledger = GymLedger(url, pool_size=16)
     gym_id = synthetic_log(url, 1)
     time.sleep(2)  # projector picks the gym up
     committed: dict[int, float] = {}
@@ -310,21 +311,16 @@ def lag_at_rate(url: str, rate: int, seconds: int) -> dict[str, Any]:
 
     def send(i: int) -> None:
         details = CustomerDetails(first_name="Lag", last_name=f"L{i}", email=f"lag{i}@b.example")
-        result = register_customer(
-            ledger, RegisterCustomer(gym_id=gym_id, details=details), CommandContext.system()
-        )
+        command = RegisterCustomer(gym_id=gym_id, details=details)
+        result = register_customer(ledger, command, CommandContext.system())
         committed[result.position] = time.perf_counter()
 
+    # Open loop: submissions follow the clock, not the responses (at most 32 in flight).
     started = time.perf_counter()
-    threads: list[threading.Thread] = []
-    for i in range(rate * seconds):
-        due = started + i / rate
-        time.sleep(max(0.0, due - time.perf_counter()))
-        thread = threading.Thread(target=send, args=(i,))
-        thread.start()
-        threads.append(thread)
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(32) as pool:
+        for i in range(rate * seconds):
+            time.sleep(max(0.0, started + i / rate - time.perf_counter()))
+            pool.submit(send, i)
     achieved = len(committed) / (time.perf_counter() - started)
     time.sleep(2)
     done.set()
@@ -409,6 +405,11 @@ def main() -> None:
 
         log(f"large gym: {QUERY_GYM_SIZE} customers")
         big_gym = synthetic_log(url, QUERY_GYM_SIZE)
+        # Project the import before the system starts, and treat its welcome mails as
+        # sent: an 80,000-mail backlog would otherwise be what this measures.
+        catch_up(url)
+        with psycopg.connect(url) as conn:
+            conn.execute("UPDATE mail_outbox SET status = 'sent', sent_at = now()")
         system = System(url, urls.redis_url, 18000 + os.getpid() % 1000)
         stack.callback(system.stop)
         system.wait_ready()
@@ -448,7 +449,7 @@ def main() -> None:
         log(f"  {results['queries']}")
 
         log("projection lag at 1000 commands/s")
-        results["lag"] = lag_at_rate(url, 1000, 10)
+        results["lag"] = lag_at_rate(url, 1000, 5)
         log(f"  {results['lag']}")
         results["peak_rss_mb"] = {k: round(v / 2**20, 1) for k, v in system.peak.items()}
         log("PostgreSQL ceiling (pgbench)")

@@ -62,6 +62,12 @@ PROJECTION_LAG_SECONDS = Gauge(
     ["projection"],
     multiprocess_mode="mostrecent",
 )
+PROJECTION_PARKED = Gauge(
+    "gymledger_projection_parked",
+    "1 while the projection is parked at an event it cannot apply",
+    ["projection"],
+    multiprocess_mode="mostrecent",
+)
 MAIL_SENT = Counter("gymledger_mail_sent", "Mails handed to the mail server")
 MAIL_FAILED = Counter("gymledger_mail_failed", "Mails given up after every retry")
 MAIL_RETRIED = Counter("gymledger_mail_retried", "Mail attempts that failed and will retry")

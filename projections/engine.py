@@ -30,6 +30,15 @@ CREATE TABLE IF NOT EXISTS projector_positions (
 );
 """
 
+FAULTS_MIGRATION_SQL = """
+CREATE TABLE IF NOT EXISTS projection_faults (
+    projection text PRIMARY KEY,
+    position bigint NOT NULL,
+    error text NOT NULL,
+    failed_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
 
 @dataclass(frozen=True)
 class Recorded:
@@ -64,6 +73,7 @@ class Projection:
 class BatchResult:
     events: int
     position: int
+    parked: bool = False
 
 
 class Projector:
@@ -79,6 +89,9 @@ class Projector:
         self.codec = codec
         self.batch_size = batch_size
         self.position = 0  # last committed position seen by this instance
+        self._isolating = False  # after a failed batch: one event per transaction
+        self._isolated = 0
+        self._attempted = 0  # first position of the batch being applied
         self.until: int | None = None  # stop after this position (replays up to a snapshot)
         self._select = sql.SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state"
@@ -94,19 +107,41 @@ class Projector:
             )
 
     def run_batch(self, conn: psycopg.Connection[TupleRow]) -> BatchResult:
+        """Apply the next batch. An event a projection cannot apply is not skipped
+        and not retried forever: the batch is replayed one event at a time to find
+        it, and the projection is parked at it until an operator resumes it."""
+        try:
+            return self._run_batch(conn, 1 if self._isolating else self.batch_size)
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            raise  # the database, not an event: the caller reconnects and retries
+        except Exception as error:
+            if not self._isolating:
+                self._isolating = True
+                return BatchResult(events=0, position=self.position)
+            self._isolating = False
+            self._park(conn, self._attempted, f"{type(error).__name__}: {error}")
+            return BatchResult(events=0, position=self.position, parked=True)
+
+    def _run_batch(self, conn: psycopg.Connection[TupleRow], limit: int) -> BatchResult:
         with conn.transaction(), conn.cursor() as cur:
             # FOR UPDATE: a second projector instance waits here instead of
             # applying the same batch twice.
             row = cur.execute(
-                "SELECT position FROM projector_positions WHERE name = %s FOR UPDATE",
+                "SELECT p.position, f.position FROM projector_positions p"
+                " LEFT JOIN projection_faults f ON f.projection = p.name"
+                " WHERE p.name = %s FOR UPDATE OF p",
                 (self.name,),
             ).fetchone()
             if row is None:
                 raise RuntimeError(f"projector {self.name!r} has no position row; migrate first")
             position = int(row[0])
+            if row[1] is not None:
+                self.position = position
+                return BatchResult(events=0, position=position, parked=True)
             until = 2**63 - 1 if self.until is None else self.until
-            rows = cur.execute(self._select, (position, until, self.batch_size)).fetchall()
+            rows = cur.execute(self._select, (position, until, limit)).fetchall()
             if rows:
+                self._attempted = int(rows[0][0])
                 self._apply(conn, cur, rows)
                 position = int(rows[-1][0])
                 cur.execute(
@@ -116,7 +151,20 @@ class Projector:
                 )
                 cur.execute("SELECT pg_notify(%s, %s)", (PROJECTED_CHANNEL, str(position)))
         self.position = position
+        if self._isolating:
+            self._isolated += 1
+            if not rows or self._isolated >= self.batch_size:
+                self._isolating, self._isolated = False, 0  # the failure did not come back
         return BatchResult(events=len(rows), position=position)
+
+    def _park(self, conn: psycopg.Connection[TupleRow], position: int, error: str) -> None:
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO projection_faults (projection, position, error) VALUES (%s, %s, %s)"
+                " ON CONFLICT (projection) DO UPDATE SET position = excluded.position,"
+                " error = excluded.error, failed_at = now()",
+                (self.name, position, error[:2000]),
+            )
 
     def _apply(
         self,
@@ -144,12 +192,12 @@ class Projector:
                 projection.end_batch(cur)
 
     def catch_up(self, conn: psycopg.Connection[TupleRow]) -> int:
-        """Process batches until the log is exhausted; returns events applied."""
+        """Process batches until the log is exhausted (or parked); returns events applied."""
         total = 0
         while True:
             result = self.run_batch(conn)
             total += result.events
-            if result.events < self.batch_size:
+            if result.parked or (result.events < self.batch_size and not self._isolating):
                 return total
 
     def reset(self, conn: psycopg.Connection[TupleRow]) -> None:
@@ -164,6 +212,8 @@ class Projector:
                 "UPDATE projector_positions SET position = 0, updated_at = now() WHERE name = %s",
                 (self.name,),
             )
+            # Starting over: an event that still fails will park the rebuild again.
+            conn.execute("DELETE FROM projection_faults WHERE projection = %s", (self.name,))
 
 
 def current_position(conn: psycopg.Connection[TupleRow], name: str) -> int:

@@ -37,6 +37,14 @@ CREATE TABLE IF NOT EXISTS mail_outbox (
 CREATE INDEX IF NOT EXISTS mail_outbox_unsent ON mail_outbox (id) WHERE status = 'pending';
 """
 
+RELAY_INDEXES_SQL = """
+DROP INDEX IF EXISTS mail_outbox_unsent;
+CREATE INDEX IF NOT EXISTS mail_outbox_new
+    ON mail_outbox (id) WHERE status = 'pending' AND enqueued_at IS NULL;
+CREATE INDEX IF NOT EXISTS mail_outbox_handed_over
+    ON mail_outbox (enqueued_at) WHERE status = 'pending' AND enqueued_at IS NOT NULL;
+"""
+
 
 class OutboxMail(msgspec.Struct, frozen=True):
     id: int
@@ -168,18 +176,26 @@ def record_failure(conn: psycopg.Connection[Any], mail_id: int, error: str, fina
     )
 
 
+_TAKE = (
+    "UPDATE mail_outbox SET enqueued_at = now() WHERE id IN ("
+    " SELECT id FROM mail_outbox WHERE status = 'pending' AND {}"
+    " ORDER BY {} LIMIT 1000 FOR UPDATE SKIP LOCKED) RETURNING id, correlation_id"
+)
+# Two queries, each with its own partial index, so a large backlog of mails already
+# handed over never has to be scanned on every relay run.
+_NEW = _TAKE.format("enqueued_at IS NULL", "id")
+_STALE = _TAKE.format("enqueued_at < now() - make_interval(secs => %s)", "enqueued_at")
+
+
 def take_unenqueued(
-    conn: psycopg.Connection[Any], stale_after_seconds: int
+    conn: psycopg.Connection[Any], stale_after_seconds: int | None = None
 ) -> list[tuple[int, str]]:
-    """(id, request id) of pending mails never handed to the queue, or handed over long
-    ago (the message was lost)."""
-    rows = conn.execute(
-        "UPDATE mail_outbox SET enqueued_at = now() WHERE id IN ("
-        " SELECT id FROM mail_outbox WHERE status = 'pending' AND (enqueued_at IS NULL"
-        "  OR enqueued_at < now() - make_interval(secs => %s))"
-        " ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED) RETURNING id, correlation_id",
-        (stale_after_seconds,),
-    ).fetchall()
+    """(id, request id) of pending mails never handed to the queue; with
+    `stale_after_seconds`, those handed over that long ago instead (message lost)."""
+    if stale_after_seconds is None:
+        rows = conn.execute(_NEW).fetchall()
+    else:
+        rows = conn.execute(_STALE, (stale_after_seconds,)).fetchall()
     return sorted((int(r[0]), str(r[1])) for r in rows)
 
 

@@ -14,6 +14,8 @@ class PipelineStatus(msgspec.Struct, frozen=True):
     lag_seconds: float  # age of the oldest event not yet applied
     mail_pending: int
     mail_failed: int
+    parked_at: int | None  # position of the event the projection is parked at
+    parked_error: str | None
 
 
 _STATUS_SQL = """
@@ -21,14 +23,16 @@ SELECT
     (SELECT coalesce(max(notification_id), 0) FROM gymledger_events),
     (SELECT coalesce(max(position), 0) FROM projector_positions WHERE name = %(name)s),
     (SELECT count(*) FROM mail_outbox WHERE status = 'pending'),
-    (SELECT count(*) FROM mail_outbox WHERE status = 'failed')
+    (SELECT count(*) FROM mail_outbox WHERE status = 'failed'),
+    (SELECT position FROM projection_faults WHERE projection = %(name)s),
+    (SELECT error FROM projection_faults WHERE projection = %(name)s)
 """
 
 
 async def pipeline_status(conn: psycopg.AsyncConnection[Any], projection: str) -> PipelineStatus:
     cur = await conn.execute(_STATUS_SQL, {"name": projection})
     row = await cur.fetchone()
-    head, position, pending, failed = row if row else (0, 0, 0, 0)
+    head, position, pending, failed, parked_at, parked_error = row or (0, 0, 0, 0, None, None)
     lag_seconds = 0.0
     if head > position:
         # The log itself has no time column; the projector's last position's
@@ -46,4 +50,6 @@ async def pipeline_status(conn: psycopg.AsyncConnection[Any], projection: str) -
         lag_seconds=lag_seconds,
         mail_pending=int(pending),
         mail_failed=int(failed),
+        parked_at=parked_at,
+        parked_error=parked_error,
     )

@@ -11,4 +11,6 @@ MIGRATIONS = (
     Migration("0005_customers", customers.MIGRATION_SQL),
     Migration("0006_event_index", event_log.MIGRATION_SQL),
     Migration("0007_audit_chain", audit_chain.MIGRATION_SQL),
+    Migration("0008_mail_relay_indexes", mail_outbox.RELAY_INDEXES_SQL),
+    Migration("0009_projection_faults", engine.FAULTS_MIGRATION_SQL),
 )

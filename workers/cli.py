@@ -3,6 +3,7 @@
     gymledger run                          API, projector and worker (what `make run` does)
     gymledger migrate                      create the event store and read tables
     gymledger projections rebuild [--blue-green]
+    gymledger projections resume           after fixing the event a projection parked at
     gymledger replay --verify              rebuild into a scratch schema, compare with live
     gymledger export --gym ID [-o FILE]    a gym's history as NDJSON
     gymledger verify FILE                  check an export's chain (and signatures with the key)
@@ -47,6 +48,19 @@ def _migrate(_: argparse.Namespace) -> int:
 
     with _settings() as settings:
         print("applied:", ", ".join(migrate(settings.database_url)) or "nothing")
+    return 0
+
+
+def _resume(_: argparse.Namespace) -> int:
+    """Clear a parked projection after the cause is fixed; the projector retries it."""
+    from projections.read_model import READ_MODEL
+
+    with _settings() as settings, psycopg.connect(settings.database_url) as conn:
+        row = conn.execute(
+            "DELETE FROM projection_faults WHERE projection = %s RETURNING position, error",
+            (READ_MODEL,),
+        ).fetchone()
+    print("not parked" if row is None else f"resumed at position {row[0]} (was: {row[1]})")
     return 0
 
 
@@ -169,9 +183,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("run").set_defaults(handler=_run)
     sub.add_parser("migrate").set_defaults(handler=_migrate)
     projections = sub.add_parser("projections")
-    projections.add_argument("action", choices=["rebuild"])
+    projections.add_argument("action", choices=["rebuild", "resume"])
     projections.add_argument("--blue-green", action="store_true")
-    projections.set_defaults(handler=_rebuild)
+    projections.set_defaults(handler=lambda a: _resume(a) if a.action == "resume" else _rebuild(a))
     replay = sub.add_parser("replay")
     replay.add_argument("--verify", action="store_true")
     replay.set_defaults(handler=_replay)

@@ -77,21 +77,26 @@ def send_mail(mail_id: int) -> None:
         deliver(conn, mail_id, settings, _backend())
 
 
-def relay_outbox(conn: psycopg.Connection[tuple[object, ...]]) -> int:
-    """Hand pending mails to the queue; returns how many were enqueued."""
-    with conn.transaction():
-        # A mail handed over long ago and still pending lost its message (a worker
-        # crashed mid-send, Redis restarted): hand it over again.
-        pending = mail_outbox.take_unenqueued(conn, settings.mail_requeue_after_seconds)
+def relay_outbox(conn: psycopg.Connection[tuple[object, ...]], stale_too: bool = False) -> int:
+    """Hand pending mails to the queue; returns how many were enqueued.
+
+    Marking and sending share one transaction: if this process dies in between, the
+    marks roll back and the next relay hands the mails over again (a duplicate
+    message is harmless, the outbox row decides). With `stale_too`, mails handed
+    over long ago and still pending are handed over again: their message was lost.
+    """
     sent = 0
-    for mail_id, request_id in pending:
-        try:
-            # The request id travels with the message, so the worker logs under it.
-            send_mail.send_with_options(args=(mail_id,), request_id=request_id)
-            sent += 1
-        except Exception:  # Redis unavailable: keep the rest pending, retry next time
-            log.warning("queue unavailable; mail stays pending", exc_info=True)
-            with conn.transaction():
+    with conn.transaction():
+        pending = mail_outbox.take_unenqueued(conn)
+        if stale_too:
+            pending += mail_outbox.take_unenqueued(conn, settings.mail_requeue_after_seconds)
+        for mail_id, request_id in pending:
+            try:
+                # The request id travels with the message, so the worker logs under it.
+                send_mail.send_with_options(args=(mail_id,), request_id=request_id)
+                sent += 1
+            except Exception:  # Redis unavailable: the rest stay pending for next time
+                log.warning("queue unavailable; mail stays pending", exc_info=True)
                 mail_outbox.unmark_enqueued(conn, [m for m, _ in pending[sent:]])
-            break
+                break
     return sent

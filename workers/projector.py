@@ -8,6 +8,7 @@ active at a time (PostgreSQL advisory lock); others wait as hot standbys.
 import logging
 import signal
 import threading
+import time
 
 import psycopg
 from psycopg import sql
@@ -22,6 +23,8 @@ from workers.mail import relay_outbox
 log = logging.getLogger("gymledger.projector")
 _ACTIVE_LOCK = 0x70726A31  # advisory lock key of the active read-model projector
 WAKE_UP_SECONDS = 1.0
+# How often lost hand-overs are looked for (new mails are relayed after every batch).
+STALE_MAIL_CHECK_SECONDS = 1.0
 
 
 def _wait_for_leadership(
@@ -44,6 +47,7 @@ def run_projector(settings: Settings, stop: threading.Event) -> None:
     """
     projector = read_model_projector(settings.audit_key, settings.projector_batch_size)
     pause = 1.0
+    next_stale_check = 0.0
     while not stop.is_set():
         try:
             with (
@@ -56,12 +60,17 @@ def run_projector(settings: Settings, stop: threading.Event) -> None:
                 projector.ensure_position_row(worker)
                 log.info("projector active", extra={"projection": READ_MODEL})
                 while not stop.is_set():
+                    # When parked, this returns at once; the loop then just waits for
+                    # `gymledger projections resume` (checked every WAKE_UP_SECONDS).
                     applied = projector.catch_up(worker)
                     pause = 1.0
                     metrics.PROJECTION_POSITION.labels(READ_MODEL).set(projector.position)
                     if applied:
                         log.debug("applied events", extra={"events": applied})
-                    relay_outbox(worker)
+                    stale_check_due = time.monotonic() >= next_stale_check
+                    relay_outbox(worker, stale_too=stale_check_due)
+                    if stale_check_due:
+                        next_stale_check = time.monotonic() + STALE_MAIL_CHECK_SECONDS
                     for _ in listener.notifies(timeout=WAKE_UP_SECONDS, stop_after=1):
                         pass
         except Exception as error:

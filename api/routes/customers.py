@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from api.auth import CallerGym, current_gym, current_reader, require_owner
@@ -140,6 +140,17 @@ class CustomersController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
         offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
     ) -> Response[list[CustomerResponse]]:
+        for name, value in (
+            ("search", search),
+            ("first_name", first_name),
+            ("last_name", last_name),
+            ("email", email),
+        ):
+            if value is not None and "\x00" in value:  # PostgreSQL text cannot hold NUL
+                raise ValidationException(
+                    detail="Validation failed",
+                    extra=[{"key": name, "source": "query", "message": "must not contain NUL"}],
+                )
         if min_age is not None and max_age is not None and min_age > max_age:
             raise HTTPException(status_code=400, detail="min_age must not be greater than max_age")
         state = AppState.of(request)

@@ -33,6 +33,12 @@ async def _checks(state: AppState) -> tuple[dict[str, Any], list[str]]:
         checks["projector_lag_seconds"] = round(status.lag_seconds, 3)
         if status.lag_events > state.settings.ready_max_lag_events:
             failing.append("projector_lag")
+        if status.parked_at is not None:
+            checks["projector_parked"] = {
+                "position": status.parked_at,
+                "error": status.parked_error,
+            }
+            failing.append("projector_parked")
     except Exception as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"
         failing.append("database")
@@ -72,6 +78,7 @@ async def _refresh_gauges(state: AppState) -> None:
         metrics.PROJECTION_LAG_EVENTS.labels(READ_MODEL).set(status.lag_events)
         metrics.PROJECTION_LAG_SECONDS.labels(READ_MODEL).set(status.lag_seconds)
         metrics.MAIL_PENDING.set(status.mail_pending)
+        metrics.PROJECTION_PARKED.labels(READ_MODEL).set(0 if status.parked_at is None else 1)
     except Exception:  # noqa: S110 - a scrape must not fail because one source is down
         pass
     namespace = state.settings.queue_namespace

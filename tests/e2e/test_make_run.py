@@ -5,12 +5,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from tests.conftest import signup_body
@@ -62,9 +64,16 @@ def check_logs(output: str, secrets: list[str]) -> None:
 
 
 @pytest.fixture
-def running_system() -> Iterator[dict[str, Any]]:
+def running_system(fresh_database: str) -> Iterator[dict[str, Any]]:
+    """The whole system on a database and queue of its own, so only its processes act."""
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "LOG_LEVEL": "INFO"}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "LOG_LEVEL": "INFO",
+        "DATABASE_URL": fresh_database,
+        "QUEUE_NAMESPACE": f"e2e-{port}",
+    }
     proc = start_system(env, ROOT)
     system: dict[str, Any] = {"base": f"http://127.0.0.1:{port}", "secrets": []}
     try:
@@ -158,3 +167,37 @@ def test_embedded_servers_when_no_urls_are_given(tmp_path: Path, inbox: Any) -> 
         check=False,
     )
     assert leftover.stdout.strip() == "", "embedded servers must stop with the system"
+
+
+def test_sigterm_finishes_requests_in_flight(fresh_database: str) -> None:
+    """A signup in flight when SIGTERM arrives still completes and is stored."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "DATABASE_URL": fresh_database,
+        "QUEUE_NAMESPACE": f"e2e-{port}",
+    }
+    proc = start_system(env, ROOT)
+    base = f"http://127.0.0.1:{port}"
+    wait_healthy(base, proc)
+    body = signup_body()
+    outcome: dict[str, Any] = {}
+
+    def sign_up() -> None:
+        outcome["response"] = httpx.post(f"{base}/api/v1/auth/signup", json=body, timeout=30)
+
+    request = threading.Thread(target=sign_up)
+    request.start()
+    time.sleep(0.05)  # the request is in flight (argon2 alone takes longer than this)
+    proc.send_signal(signal.SIGTERM)
+    request.join()
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out.decode()[-3000:]
+    assert outcome["response"].status_code == 201
+    with psycopg.connect(fresh_database) as conn:
+        stored = conn.execute(
+            "SELECT count(*) FROM gymledger_events WHERE originator_id = %s",
+            (outcome["response"].json()["id"],),
+        ).fetchone()
+    assert stored == (1,)

@@ -1,10 +1,8 @@
 """A mail worker killed in the middle of an SMTP conversation: the mail still goes out once."""
 
-import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,6 +12,7 @@ import pytest
 
 from commands.application import GymLedger
 from tests.integration.helpers import register
+from tests.processes import spawn, stop
 from tests.smtp import Inbox
 
 
@@ -27,24 +26,6 @@ def isolated_env(fresh_database: str) -> dict[str, str]:
         "MAIL_REQUEUE_AFTER_SECONDS": "2",
         "EXPIRY_INTERVAL_SECONDS": "3600",
     }
-
-
-def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    # A session of its own: dramatiq forks worker processes, and a crash test must
-    # kill all of them (as a dying machine would), not orphan them.
-    return subprocess.Popen(
-        [sys.executable, "-m", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, sig)
-    proc.wait(30)
 
 
 @pytest.fixture
