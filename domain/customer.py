@@ -7,7 +7,6 @@ expiry job has run; `MembershipExpired` records, for auditors, that the system
 noticed, at most once per membership end date.
 """
 
-from collections.abc import Iterable
 from datetime import date, datetime
 from uuid import UUID
 
@@ -15,7 +14,7 @@ import msgspec
 
 from domain import validation as v
 from domain.errors import InvalidValue, NotFound
-from domain.events import DomainEvent, Stamp
+from domain.events import DomainEvent, Stamp, fold
 
 UNSET = msgspec.UNSET
 Unset = msgspec.UnsetType
@@ -283,10 +282,7 @@ def evolve(customer: Customer | None, event: DomainEvent) -> Customer:
     return msgspec.structs.replace(customer, **touched)
 
 
-def project(customer: Customer | None, events: Iterable[DomainEvent]) -> Customer | None:
-    for event in events:
-        customer = evolve(customer, event)
-    return customer
+project = fold(evolve)
 
 
 EVENTS: tuple[type[DomainEvent], ...] = (

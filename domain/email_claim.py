@@ -6,13 +6,12 @@ signups the store's (stream, version) uniqueness lets exactly one commit. Closin
 gym appends a release, and a later signup claims the stream again.
 """
 
-from collections.abc import Iterable
 from uuid import UUID, uuid5
 
 import msgspec
 
 from domain.errors import EmailAlreadyRegistered
-from domain.events import DomainEvent, Stamp
+from domain.events import DomainEvent, Stamp, fold
 
 _NAMESPACE = UUID("3f0c5a52-0d7e-4a57-9d51-5c7f9b0f2a10")
 
@@ -80,10 +79,7 @@ def evolve(current: EmailClaim | None, event: DomainEvent) -> EmailClaim:
     raise ValueError(f"cannot apply {type(event).__name__} to {current!r}")
 
 
-def project(current: EmailClaim | None, events: Iterable[DomainEvent]) -> EmailClaim | None:
-    for event in events:
-        current = evolve(current, event)
-    return current
+project = fold(evolve)
 
 
 EVENTS: tuple[type[DomainEvent], ...] = (EmailClaimed, EmailReleased)

@@ -5,8 +5,9 @@ codec stores `class_version` beside each event: when a stored shape changes, bum
 the version and register an upcaster instead of renaming or repurposing a field.
 """
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -36,3 +37,20 @@ class Stamp(msgspec.Struct, frozen=True, kw_only=True):
 
     at: datetime
     metadata: EventMetadata
+
+
+State = TypeVar("State")
+
+
+def fold(
+    evolve: Callable[[State | None, DomainEvent], State],
+) -> Callable[[State | None, Iterable[DomainEvent]], State | None]:
+    """Turn an `evolve(state, event)` into the `project(state, events)` eventsourcing's
+    Repository.get(projector_func=...) expects (None: the stream has no events)."""
+
+    def project(state: State | None, events: Iterable[DomainEvent]) -> State | None:
+        for event in events:
+            state = evolve(state, event)
+        return state
+
+    return project

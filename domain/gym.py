@@ -5,7 +5,7 @@ and `close` decide which event happens; `evolve` folds events into state. Both a
 pure, so the same code rebuilds a gym from the log and checks a new command.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from uuid import UUID
@@ -14,7 +14,7 @@ import msgspec
 
 from domain import validation as v
 from domain.errors import GymIsClosed, InvalidValue
-from domain.events import DomainEvent, Stamp
+from domain.events import DomainEvent, Stamp, fold
 
 UNSET: msgspec.UnsetType = msgspec.UNSET
 
@@ -245,11 +245,7 @@ def evolve(gym: Gym | None, event: DomainEvent) -> Gym:
     raise ValueError(f"cannot apply {type(event).__name__} to {gym!r}")
 
 
-def project(gym: Gym | None, events: Iterable[DomainEvent]) -> Gym | None:
-    """Signature expected by eventsourcing's Repository.get(projector_func=...)."""
-    for event in events:
-        gym = evolve(gym, event)
-    return gym
+project = fold(evolve)
 
 
 EVENTS: tuple[type[DomainEvent], ...] = (
