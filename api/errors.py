@@ -10,6 +10,7 @@ import re
 import uuid
 from typing import Any
 
+import eventsourcing.persistence
 import psycopg
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -127,6 +128,9 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     HTTPException: http_error,
     psycopg.OperationalError: unavailable,
     PoolTimeout: unavailable,
+    # The write side's recorder wraps driver errors in its own classes.
+    eventsourcing.persistence.OperationalError: unavailable,
+    eventsourcing.persistence.InterfaceError: unavailable,
     RecursionError: too_deep,
     UnicodeDecodeError: not_utf8,
     Exception: unexpected_error,
