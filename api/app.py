@@ -18,6 +18,7 @@ from api.routes import health
 from api.routes.audit import AuditController
 from api.routes.customers import CustomersController
 from api.routes.gyms import AuthController, MyGymController
+from api.routes.mails import MailsController
 from api.state import AppState
 from infra.clock import Clock, SystemClock
 from infra.logs import configure_logging
@@ -57,7 +58,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     api = Router(
         path=settings.api_prefix or "/",
-        route_handlers=[AuthController, MyGymController, CustomersController, AuditController],
+        route_handlers=[
+            AuthController,
+            MyGymController,
+            CustomersController,
+            AuditController,
+            MailsController,
+        ],
     )
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
     app = Litestar(

@@ -45,6 +45,10 @@ CREATE INDEX IF NOT EXISTS mail_outbox_handed_over
     ON mail_outbox (enqueued_at) WHERE status = 'pending' AND enqueued_at IS NOT NULL;
 """
 
+MAIL_LOG_INDEX_SQL = """
+CREATE INDEX IF NOT EXISTS mail_outbox_gym ON mail_outbox (gym_id, id DESC);
+"""
+
 
 class OutboxMail(msgspec.Struct, frozen=True):
     id: int
@@ -202,3 +206,29 @@ def take_unenqueued(
 def unmark_enqueued(conn: psycopg.Connection[Any], mail_ids: list[int]) -> None:
     """The queue refused them (Redis down): the next relay run tries again."""
     conn.execute("UPDATE mail_outbox SET enqueued_at = NULL WHERE id = ANY(%s)", (mail_ids,))
+
+
+class MailLogEntry(msgspec.Struct, frozen=True):
+    """What an owner sees of their gym's mail: delivery state, never the body."""
+
+    id: int
+    recipient: str
+    subject: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+async def mail_log(
+    conn: psycopg.AsyncConnection[Any], gym_id: UUID, status: str | None, limit: int, offset: int
+) -> list[MailLogEntry]:
+    async with conn.cursor(row_factory=class_row(MailLogEntry)) as cur:
+        await cur.execute(
+            "SELECT id, recipient, subject, status, attempts, last_error, created_at, sent_at"
+            " FROM mail_outbox WHERE gym_id = %s AND (%s::text IS NULL OR status = %s)"
+            " ORDER BY id DESC LIMIT %s OFFSET %s",
+            (gym_id, status, status, limit, offset),
+        )
+        return await cur.fetchall()

@@ -13,4 +13,5 @@ MIGRATIONS = (
     Migration("0007_audit_chain", audit_chain.MIGRATION_SQL),
     Migration("0008_mail_relay_indexes", mail_outbox.RELAY_INDEXES_SQL),
     Migration("0009_projection_faults", engine.FAULTS_MIGRATION_SQL),
+    Migration("0010_mail_log_index", mail_outbox.MAIL_LOG_INDEX_SQL),
 )

@@ -34,6 +34,8 @@ class Inbox:
     ) -> str:
         if address.startswith("refuse-"):
             return "550 mailbox unavailable"
+        if address.startswith("timeout-"):
+            await asyncio.sleep(30)  # longer than the worker's SMTP_TIMEOUT, every time
         if address.startswith("slow-") and address not in self.stalled:
             self.stalled.add(address)  # the client now waits: a moment to kill it
             await asyncio.sleep(10)

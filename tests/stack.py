@@ -44,6 +44,7 @@ class ServerStack:
                 "SMTP_HOST": "127.0.0.1",
                 "SMTP_PORT": str(self.smtp.port),
                 "MAIL_MAX_RETRIES": "2",
+                "SMTP_TIMEOUT": "2",
                 "EXPIRY_INTERVAL_SECONDS": "1",
                 "READ_YOUR_WRITES_TIMEOUT": "5",
                 "LOG_LEVEL": "WARNING",

@@ -59,3 +59,35 @@ def test_refused_mail_is_retried_then_dead_lettered_without_failing_signup(
     assert row[2] == settings.mail_max_retries + 1  # first try plus every retry
     assert "550" in row[3]
     assert inbox.to(body["email"]) == []
+
+
+def test_owner_sees_sent_refused_and_timed_out_mail_in_the_mail_log(
+    client: TestClient[Any], settings: Any
+) -> None:
+    from tests.conftest import bearer, signup_and_login
+
+    _, token = signup_and_login(client)
+    owner = bearer(token)
+    refused = f"refuse-{time.time_ns()}@example.com"
+    slow = f"timeout-{time.time_ns()}@example.com"
+    for email in (refused, slow, f"ok-{time.time_ns()}@example.com"):
+        body = {"first_name": "Mail", "last_name": "Log", "email": email}
+        assert client.post("/api/v1/customers", headers=owner, json=body).status_code == 201
+    wait_status(settings.database_url, refused, "failed", timeout=60)
+    wait_status(settings.database_url, slow, "failed", timeout=90)
+    log = client.get("/api/v1/mails", headers=owner).json()
+    by_recipient = {entry["recipient"]: entry for entry in log}
+    assert by_recipient[slow]["attempts"] == settings.mail_max_retries + 1
+    assert "timed out" in by_recipient[slow]["last_error"].lower()
+    assert "550" in by_recipient[refused]["last_error"]
+    assert "body" not in log[0]
+    failed = client.get("/api/v1/mails", headers=owner, params={"status": "failed"}).json()
+    assert {e["recipient"] for e in failed} == {refused, slow}
+    assert client.get("/api/v1/mails", headers=owner, params={"status": "lost"}).status_code == 422
+    _, other = signup_and_login(client)
+    assert slow not in {
+        e["recipient"] for e in client.get("/api/v1/mails", headers=bearer(other)).json()
+    }
+    metrics = client.get("/metrics").text
+    assert "gymledger_mail_failed_total" in metrics
+    assert "gymledger_mail_retried_total" in metrics

@@ -1,0 +1,29 @@
+"""The owner's mail log: welcome mails and whether they went out (bodies stay private)."""
+
+from typing import Annotated, Any, Literal
+
+from litestar import Controller, Request, get
+from litestar.di import NamedDependency, Provide
+from litestar.params import QueryParameter
+
+from api.auth import CallerGym, current_gym
+from api.state import AppState
+from projections.mail_outbox import MailLogEntry, mail_log
+
+
+class MailsController(Controller):
+    path = "/mails"
+    tags = ["mails"]
+    dependencies = {"caller": Provide(current_gym)}
+
+    @get("")
+    async def list(
+        self,
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[CallerGym],
+        status: Annotated[Literal["pending", "sent", "failed"] | None, QueryParameter()] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        offset: Annotated[int, QueryParameter(ge=0, le=1_000_000_000)] = 0,
+    ) -> list[MailLogEntry]:
+        async with AppState.of(request).read_pool.connection() as conn:
+            return await mail_log(conn, caller.id, status, limit, offset)
