@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from infra.db import PROJECTED_CHANNEL
+from projections.engine import read_position
 
 log = logging.getLogger("gymledger.consistency")
 REFRESH_SECONDS = 1.0
@@ -62,12 +63,9 @@ class ProjectionWatcher:
                 future.set_result(None)
 
     async def _read_position(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        cur = await conn.execute(
-            "SELECT position FROM projector_positions WHERE name = %s", (self.projection,)
-        )
-        row = await cur.fetchone()
-        if row is not None:
-            self._advance(int(row[0]))
+        position = await read_position(conn, self.projection)
+        if position is not None:
+            self._advance(position)
 
     async def _follow(self) -> None:
         while True:

@@ -12,6 +12,7 @@ under concurrent writers).
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -214,6 +215,21 @@ class Projector:
             )
             # Starting over: an event that still fails will park the rebuild again.
             conn.execute("DELETE FROM projection_faults WHERE projection = %s", (self.name,))
+
+
+async def read_position(conn: psycopg.AsyncConnection[Any], name: str) -> int | None:
+    """The projection's committed position (None before its first run)."""
+    cur = await conn.execute("SELECT position FROM projector_positions WHERE name = %s", (name,))
+    row = await cur.fetchone()
+    return None if row is None else int(row[0])
+
+
+def resume(conn: psycopg.Connection[Any], name: str) -> tuple[int, str] | None:
+    """Clear a parked projection; returns where it was parked and why (None: not parked)."""
+    row = conn.execute(
+        "DELETE FROM projection_faults WHERE projection = %s RETURNING position, error", (name,)
+    ).fetchone()
+    return None if row is None else (int(row[0]), str(row[1]))
 
 
 def current_position(conn: psycopg.Connection[TupleRow], name: str) -> int:

@@ -53,14 +53,12 @@ def _migrate(_: argparse.Namespace) -> int:
 
 def _resume(_: argparse.Namespace) -> int:
     """Clear a parked projection after the cause is fixed; the projector retries it."""
+    from projections.engine import resume
     from projections.read_model import READ_MODEL
 
     with _settings() as settings, psycopg.connect(settings.database_url) as conn:
-        row = conn.execute(
-            "DELETE FROM projection_faults WHERE projection = %s RETURNING position, error",
-            (READ_MODEL,),
-        ).fetchone()
-    print("not parked" if row is None else f"resumed at position {row[0]} (was: {row[1]})")
+        parked = resume(conn, READ_MODEL)
+    print("not parked" if parked is None else f"resumed at position {parked[0]} (was: {parked[1]})")
     return 0
 
 
