@@ -1,6 +1,7 @@
 """Process-wide resources of the API, created in the app's lifespan."""
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,6 +26,9 @@ class AppState:
     read_pool: AsyncConnectionPool[Any]
     watcher: ProjectionWatcher
     redis: aioredis.Redis
+    # Match counts of customer lists, per read-model position: exact, because any
+    # change to the read model moves the position and so the key (api/routes/customers).
+    counts: "OrderedDict[tuple[Any, ...], int]" = field(default_factory=OrderedDict)
     _ledger: GymLedger | None = None
     _ledger_lock: threading.Lock = field(default_factory=threading.Lock)
 

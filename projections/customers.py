@@ -247,15 +247,21 @@ def count_query(gym_id: UUID, f: CustomerFilter, today: date) -> tuple[str, dict
 
 async def list_customers(
     conn: psycopg.AsyncConnection[Any], gym_id: UUID, f: CustomerFilter, today: date
-) -> tuple[list[CustomerRow], int]:
-    """One page of matches, newest first, and the total number of matches."""
+) -> list[CustomerRow]:
+    """One page of matches, newest first."""
     query, params = list_query(gym_id, f, today)
     async with conn.cursor(row_factory=class_row(CustomerRow)) as cur:
         await cur.execute(query, params)
-        rows = await cur.fetchall()
+        return await cur.fetchall()
+
+
+async def count_customers(
+    conn: psycopg.AsyncConnection[Any], gym_id: UUID, f: CustomerFilter, today: date
+) -> int:
+    """How many customers match (paging ignored)."""
     counted = await conn.execute(*count_query(gym_id, f, today))
     total = await counted.fetchone()
-    return rows, int(total[0]) if total else 0
+    return int(total[0]) if total else 0
 
 
 async def get_customer(

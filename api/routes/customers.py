@@ -2,7 +2,7 @@
 
 import hashlib
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -29,7 +29,12 @@ from domain import customer
 from domain.customer import CustomerDetails, birth_date_range
 from domain.errors import VersionConflict
 from infra.event_codec import CODEC
-from projections.customers import CustomerFilter, get_customer, list_customers
+from projections.customers import (
+    CustomerFilter,
+    count_customers,
+    get_customer,
+    list_customers,
+)
 from projections.event_log import tenant_stream
 
 AnyRequest = Request[Any, Any, Any]
@@ -100,6 +105,27 @@ async def _time_travel(
     return Response(body, headers=etag(then.version))
 
 
+COUNT_CACHE_SIZE = 10_000
+
+
+async def _count(
+    state: AppState, conn: Any, gym_id: UUID, query: CustomerFilter, today: date
+) -> int:
+    """X-Total-Count costs a scan of every match on a large gym, so it is cached per
+    read-model position (every change to the read model moves it). A caller's own
+    writes are always counted: their response waited until the watcher passed them.
+    Others' changes show within the watcher's notification delay (milliseconds)."""
+    key = (gym_id, msgspec.structs.replace(query, limit=0, offset=0), today, state.watcher.position)
+    if (cached := state.counts.get(key)) is not None:
+        state.counts.move_to_end(key)
+        return cached
+    total = await count_customers(conn, gym_id, query, today)
+    state.counts[key] = total
+    if len(state.counts) > COUNT_CACHE_SIZE:
+        state.counts.popitem(last=False)
+    return total
+
+
 class CustomersController(Controller):
     path = "/customers"
     tags = ["customers"]
@@ -168,7 +194,8 @@ class CustomersController(Controller):
             offset=offset,
         )
         async with state.read_pool.connection() as conn:
-            rows, total = await list_customers(conn, caller.id, query, today)
+            rows = await list_customers(conn, caller.id, query, today)
+            total = await _count(state, conn, caller.id, query, today)
         return Response(
             [CustomerResponse.of(row, today) for row in rows],
             headers={"X-Total-Count": str(total)},
