@@ -44,6 +44,19 @@ def wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 90) 
     raise AssertionError("system did not become healthy")
 
 
+def owner_over_http(base: str) -> str:
+    """Sign a new gym up and log in over real HTTP; returns its bearer token."""
+    body = signup_body()
+    httpx.post(f"{base}/api/v1/auth/signup", json=body, timeout=10).raise_for_status()
+    login = httpx.post(
+        f"{base}/api/v1/auth/login",
+        timeout=10,
+        data={"username": body["email"], "password": body["password"]},
+    )
+    token: str = login.json()["access_token"]
+    return token
+
+
 def stop_system(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
     out, _ = proc.communicate(timeout=60)

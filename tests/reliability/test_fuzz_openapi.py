@@ -4,13 +4,17 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.conftest import signup_body
-from tests.e2e.test_make_run import ROOT, start_system, stop_system, wait_healthy
+from tests.e2e.test_make_run import (
+    ROOT,
+    owner_over_http,
+    start_system,
+    stop_system,
+    wait_healthy,
+)
 from tests.reliability.scale import size
 from tests.smtp import free_port
 from tests.stack import ServerStack
@@ -31,13 +35,7 @@ def running(stack: ServerStack) -> Iterator[dict[str, Any]]:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, proc)
-        body = signup_body()
-        httpx.post(f"{base}/api/v1/auth/signup", json=body, timeout=10)
-        token = httpx.post(
-            f"{base}/api/v1/auth/login",
-            timeout=10,
-            data={"username": body["email"], "password": body["password"]},
-        ).json()["access_token"]
+        token = owner_over_http(base)
         yield {"base": base, "token": token}
     finally:
         code, output = stop_system(proc)

@@ -12,8 +12,13 @@ import httpx
 import psycopg
 
 from infra.embedded import _postgres
-from tests.conftest import signup_body
-from tests.e2e.test_make_run import ROOT, start_system, stop_system, wait_healthy
+from tests.e2e.test_make_run import (
+    ROOT,
+    owner_over_http,
+    start_system,
+    stop_system,
+    wait_healthy,
+)
 from tests.smtp import free_port
 from workers.setup import migrate
 
@@ -43,13 +48,7 @@ def test_postgres_restart_under_load(tmp_path: Path) -> None:
         stop = threading.Event()
         try:
             wait_healthy(base, proc)
-            body = signup_body()
-            httpx.post(f"{base}/api/v1/auth/signup", json=body, timeout=10)
-            token = httpx.post(
-                f"{base}/api/v1/auth/login",
-                timeout=10,
-                data={"username": body["email"], "password": body["password"]},
-            ).json()["access_token"]
+            token = owner_over_http(base)
             auth = {"Authorization": f"Bearer {token}"}
 
             def load(worker: int) -> None:
