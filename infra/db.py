@@ -7,6 +7,9 @@ EVENTS_TABLE = "gymledger_events"
 EVENTS_CHANNEL = EVENTS_TABLE
 # The projector NOTIFYs here, with its new position, after each committed batch.
 PROJECTED_CHANNEL = "gymledger_projected"
+# ... and here, with the gym's id, when a gym's timezone may have changed or it closed,
+# so API processes can drop what they cached about it (api/gym_cache.py).
+GYM_CHANGED_CHANNEL = "gymledger_gym_changed"
 
 
 def eventsourcing_env(database_url: str, pool_size: int = 5) -> dict[str, str]:
@@ -14,6 +17,8 @@ def eventsourcing_env(database_url: str, pool_size: int = 5) -> dict[str, str]:
     info = conninfo_to_dict(database_url)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        # Appends in one round trip (infra/event_store.py); reads are eventsourcing's own.
+        "APPLICATION_RECORDER_TOPIC": "infra.event_store:SingleTripRecorder",
         "POSTGRES_DBNAME": str(info.get("dbname") or "postgres"),
         "POSTGRES_HOST": str(info.get("host") or "127.0.0.1"),
         "POSTGRES_PORT": str(info.get("port") or "5432"),
