@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.consistency import ProjectionWatcher
 from api.errors import EXCEPTION_HANDLERS
+from api.gym_cache import OpenGyms
 from api.middleware import in_progress_middleware, observed
 from api.routes import health
 from api.routes.audit import AuditController
@@ -32,11 +33,17 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # autocommit: every read is one statement, so BEGIN/COMMIT would only add a round trip.
         read_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            settings.database_url, min_size=2, max_size=10, open=False
+            settings.database_url,
+            min_size=2,
+            max_size=10,
+            open=False,
+            kwargs={"autocommit": True},
         )
         await read_pool.open()
-        watcher = ProjectionWatcher(settings.database_url, READ_MODEL)
+        open_gyms = OpenGyms()
+        watcher = ProjectionWatcher(settings.database_url, READ_MODEL, open_gyms)
         await watcher.start()
         redis_client = aioredis.Redis.from_url(
             settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
@@ -46,6 +53,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             clock=clock or SystemClock(),
             read_pool=read_pool,
             watcher=watcher,
+            open_gyms=open_gyms,
             redis=redis_client,
         )
         try:

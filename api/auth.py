@@ -4,6 +4,8 @@ Two scopes: "owner" (everything for their gym) and "auditor" (read-only access
 to history, time travel, the event feed and verification, until it expires).
 """
 
+import functools
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -18,6 +20,7 @@ from domain.validation import local_date
 from projections.gyms import open_gym_timezone
 
 _ALGORITHM = "HS256"
+TOKEN_CACHE_SIZE = 10_000
 Scope = Literal["owner", "auditor"]
 
 
@@ -48,18 +51,30 @@ def _unauthorized() -> NotAuthorizedException:
     )
 
 
+@functools.lru_cache(maxsize=TOKEN_CACHE_SIZE)
+def _verified_claims(token: str, secret: str) -> tuple[UUID, Scope, float]:
+    """(gym, scope, expiry) of a token whose signature checks out.
+
+    Cached because clients send the same token with every request and checking it
+    costs more than the rest of a typical read; expiry is checked on every use."""
+    # Pinning the algorithm list rejects "none" and algorithm-swap tokens.
+    claims = jwt.decode(
+        token, secret, algorithms=[_ALGORITHM], options={"require": ["exp", "iat", "sub"]}
+    )
+    scope = claims.get("scope", "owner")
+    if scope not in ("owner", "auditor"):
+        raise ValueError(scope)
+    return UUID(str(claims["sub"])), scope, float(claims["exp"])
+
+
 def claims_from_token(token: str, secret: str) -> tuple[UUID, Scope]:
     try:
-        # Pinning the algorithm list rejects "none" and algorithm-swap tokens.
-        claims = jwt.decode(
-            token, secret, algorithms=[_ALGORITHM], options={"require": ["exp", "iat", "sub"]}
-        )
-        scope = claims.get("scope", "owner")
-        if scope not in ("owner", "auditor"):
-            raise ValueError(scope)
-        return UUID(str(claims["sub"])), scope
-    except (jwt.PyJWTError, ValueError):
+        gym_id, scope, expires = _verified_claims(token, secret)
+    except (jwt.PyJWTError, ValueError, TypeError):
         raise _unauthorized() from None
+    if expires <= time.time():
+        raise _unauthorized()
+    return gym_id, scope
 
 
 @dataclass(frozen=True)
@@ -81,10 +96,14 @@ async def current_reader(request: Request[Any, Any, Any]) -> CallerGym:
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized()
     gym_id, scope = claims_from_token(token.strip(), state.settings.jwt_secret)
-    async with state.read_pool.connection() as conn:
-        timezone = await open_gym_timezone(conn, gym_id)
+    timezone = state.open_gyms.timezone(gym_id)
     if timezone is None:
-        raise _unauthorized()
+        epoch = state.open_gyms.epoch
+        async with state.read_pool.connection() as conn:
+            timezone = await open_gym_timezone(conn, gym_id)
+        if timezone is None:
+            raise _unauthorized()
+        state.open_gyms.remember(gym_id, timezone, epoch)
     return CallerGym(id=gym_id, timezone=timezone, scope=scope)
 
 

@@ -3,18 +3,21 @@
 One LISTEN connection per API process follows the projector's NOTIFY messages;
 waiting requests park on futures, so waiting costs no database round trips. The
 position is also re-read every second in case a notification was missed while
-the listener reconnected.
+the listener reconnected. The same connection hears which gyms changed, and
+clears them from the process's gym cache before the position moves past them.
 """
 
 import asyncio
 import contextlib
 import logging
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
 
-from infra.db import PROJECTED_CHANNEL
+from api.gym_cache import OpenGyms
+from infra.db import GYM_CHANGED_CHANNEL, PROJECTED_CHANNEL
 from projections.engine import read_position
 
 log = logging.getLogger("gymledger.consistency")
@@ -22,9 +25,10 @@ REFRESH_SECONDS = 1.0
 
 
 class ProjectionWatcher:
-    def __init__(self, database_url: str, projection: str) -> None:
+    def __init__(self, database_url: str, projection: str, gyms: OpenGyms) -> None:
         self.database_url = database_url
         self.projection = projection
+        self.gyms = gyms
         self.position = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
@@ -73,13 +77,18 @@ class ProjectionWatcher:
                 async with await psycopg.AsyncConnection.connect(
                     self.database_url, autocommit=True
                 ) as conn:
-                    await conn.execute(
-                        sql.SQL("LISTEN {}").format(sql.Identifier(PROJECTED_CHANNEL))
-                    )
+                    for channel in (PROJECTED_CHANNEL, GYM_CHANGED_CHANNEL):
+                        await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    # Changes announced before LISTEN took effect were not heard.
+                    self.gyms.forget_all()
                     while True:
                         await self._read_position(conn)
                         async for note in conn.notifies(timeout=REFRESH_SECONDS):
-                            self._advance(int(note.payload))
+                            if note.channel == GYM_CHANGED_CHANNEL:
+                                self.gyms.forget(UUID(note.payload))
+                            else:
+                                self._advance(int(note.payload))
             except (psycopg.Error, OSError):
+                self.gyms.forget_all()  # nothing is heard until the listener is back
                 log.warning("projection watcher lost its connection; retrying", exc_info=True)
                 await asyncio.sleep(1.0)

@@ -12,6 +12,7 @@ from litestar import Litestar, Request
 from psycopg_pool import AsyncConnectionPool
 
 from api.consistency import ProjectionWatcher
+from api.gym_cache import OpenGyms
 from commands.application import GymLedger
 from infra.clock import Clock
 from infra.settings import Settings
@@ -25,6 +26,7 @@ class AppState:
     clock: Clock
     read_pool: AsyncConnectionPool[Any]
     watcher: ProjectionWatcher
+    open_gyms: OpenGyms
     redis: aioredis.Redis
     # Match counts of customer lists, per read-model position: exact, because any
     # change to the read model moves the position and so the key (api/routes/customers).

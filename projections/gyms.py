@@ -20,6 +20,7 @@ from domain.gym import (
     GymProfileUpdated,
     GymRegistered,
 )
+from infra.db import GYM_CHANGED_CHANNEL
 from projections.engine import Projection, Recorded
 
 MIGRATION_SQL = """
@@ -121,6 +122,8 @@ class GymsProjection(Projection):
                         "UPDATE gym_logins SET email = %s WHERE gym_id = %s",
                         (changed["email"], event.originator_id),
                     )
+                if "timezone" in changed:
+                    _announce_change(cur, event.originator_id)
             case AuditorAccessGranted():
                 cur.execute(
                     "UPDATE gyms SET version = %s WHERE id = %s",
@@ -128,6 +131,12 @@ class GymsProjection(Projection):
                 )
             case GymClosed():
                 cur.execute("DELETE FROM gyms WHERE id = %s", (event.originator_id,))
+                _announce_change(cur, event.originator_id)
+
+
+def _announce_change(cur: psycopg.Cursor[TupleRow], gym_id: UUID) -> None:
+    # Delivered when the batch commits, before the batch's new position is announced.
+    cur.execute("SELECT pg_notify(%s, %s)", (GYM_CHANGED_CHANNEL, str(gym_id)))
 
 
 _GYM_COLUMNS = (

@@ -121,6 +121,25 @@ def test_today_is_the_gym_s_today(
     assert expiry_events(settings, in_utc["id"]) == 0
 
 
+def test_a_changed_timezone_applies_to_the_very_next_request(
+    moved_client: TestClient[Any], clock: ManualClock
+) -> None:
+    """Each API process caches gyms' timezones; a change must still apply at once."""
+    clock.set(datetime(2030, 1, 15, 12, tzinfo=UTC))  # already Jan 16 in Kiritimati
+    owner = owner_of(moved_client, "UTC")
+    body = {"first_name": "Tz", "last_name": "Move", "email": "tz@x.org"}
+    created = moved_client.post(
+        f"{API}/customers", headers=owner, json={**body, "membership_end": "2030-01-15"}
+    ).json()
+    url = f"{API}/customers/{created['id']}"
+    assert moved_client.get(url, headers=owner).json()["active"] is True
+    moved = moved_client.patch(
+        f"{API}/gyms/me", headers=owner, json={"timezone": "Pacific/Kiritimati"}
+    )
+    assert moved.status_code == 200
+    assert moved_client.get(url, headers=owner).json()["active"] is False
+
+
 def test_invalid_timezone_is_refused(moved_client: TestClient[Any]) -> None:
     response = moved_client.post(
         f"{API}/auth/signup", json=signup_body(timezone="Mars/Olympus_Mons")
