@@ -106,7 +106,8 @@ def register_customer(app: GymLedger, cmd: RegisterCustomer, ctx: CommandContext
         if earlier is None:
             raise
         return earlier
-    return CommandResult(id=registered.originator_id, version=1, position=position)
+    created = customer.project(None, [registered])
+    return CommandResult(id=registered.originator_id, version=1, position=position, state=created)
 
 
 def _decide_with_retry(

@@ -147,9 +147,11 @@ class CustomersController(Controller):
             idempotency_key=idempotency_key,
             fingerprint=hashlib.sha256(msgspec.json.encode(data)).hexdigest(),
         )
-        result, visible = await execute(state, register_customer, command, actor=str(caller.id))
-        # Version 1 is what this POST created: a retried key gets the very same body.
-        return await _customer_response(state, caller, result.id, visible, version=1)
+        result, _ = await execute(state, register_customer, command, actor=str(caller.id))
+        if isinstance(result.state, customer.Customer):  # just created: answer from it
+            return CustomerResponse.of(result.state, caller.today(state.clock.now()))
+        # A retried key: version 1 is what the first POST created, so it gets the same body.
+        return await _customer_response(state, caller, result.id, visible=False, version=1)
 
     @get("")
     async def list(
