@@ -58,6 +58,9 @@ class Projection:
 
     tables: tuple[str, ...] = ()  # emptied by a rebuild
     rebuildable = True  # False for records that must survive a rebuild (outbox, hash chain)
+    # Indexes a full rebuild drops and builds once at the end: cheaper than keeping
+    # them up to date row by row (projections/rebuild.py).
+    deferred_indexes: tuple[str, ...] = ()
 
     def apply(self, cur: psycopg.Cursor[TupleRow], recorded: Recorded) -> None:
         raise NotImplementedError
@@ -67,7 +70,8 @@ class Projection:
         a failed batch is rolled back, and its caches must go with it)."""
 
     def end_batch(self, cur: psycopg.Cursor[TupleRow]) -> None:
-        """Called once per batch, inside its transaction, after the last event."""
+        """Called once per batch, inside its transaction, after the last event; outside
+        pipeline mode, so batched inserts can use COPY."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,8 @@ class Projector:
         rows: list[TupleRow],
     ) -> None:
         # Pipeline mode: statements go out without waiting for each result, so a
-        # batch costs a few round trips instead of several per event.
+        # batch costs a few round trips instead of several per event. The batched
+        # inserts come after, in the same transaction: COPY cannot be pipelined.
         with conn.pipeline():
             for projection in self.projections:
                 projection.begin_batch(cur)
@@ -189,8 +194,8 @@ class Projector:
                 )
                 for projection in self.projections:
                     projection.apply(cur, recorded)
-            for projection in self.projections:
-                projection.end_batch(cur)
+        for projection in self.projections:
+            projection.end_batch(cur)
 
     def catch_up(self, conn: psycopg.Connection[TupleRow]) -> int:
         """Process batches until the log is exhausted (or parked); returns events applied."""
@@ -240,20 +245,26 @@ def current_position(conn: psycopg.Connection[TupleRow], name: str) -> int:
 
 
 class BulkInsert:
-    """Rows gathered during a batch, written with one INSERT ... SELECT FROM unnest(...).
+    """Rows gathered during a batch, written with one statement per table per batch.
 
-    One statement per table per batch instead of one per event: the per-statement
-    cost on the client, not PostgreSQL, is what limits a projector written in Python.
+    One statement per batch instead of one per event: the per-statement cost on the
+    client, not PostgreSQL, is what limits a projector written in Python. Plain
+    inserts use COPY, whose rows psycopg formats in C; an insert with a conflict
+    clause (`suffix`) uses INSERT ... SELECT FROM unnest(...), as COPY has none.
+    Either way it must run outside pipeline mode (Projector._apply sees to that).
     """
 
     def __init__(self, table: str, columns: dict[str, str], suffix: str = "") -> None:
         # Table, columns, types and suffix are constants of our code, never input.
-        self.sql = sql.SQL("INSERT INTO {} ({}) SELECT * FROM unnest({}) {}").format(
+        names = sql.SQL(", ").join(map(sql.Identifier, columns))
+        self.copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), names)
+        self.insert_sql = sql.SQL("INSERT INTO {} ({}) SELECT * FROM unnest({}) {}").format(
             sql.Identifier(table),
-            sql.SQL(", ").join(map(sql.Identifier, columns)),
+            names,
             sql.SQL(", ").join(sql.SQL(f"%s::{pg_type}[]") for pg_type in columns.values()),
             sql.SQL(suffix),
         )
+        self.suffix = suffix
         self.width = len(columns)
         self.rows: list[tuple[object, ...]] = []
 
@@ -262,6 +273,12 @@ class BulkInsert:
         self.rows.append(values)
 
     def flush(self, cur: psycopg.Cursor[TupleRow]) -> None:
-        if self.rows:
-            cur.execute(self.sql, [list(column) for column in zip(*self.rows, strict=True)])
-            self.rows.clear()
+        if not self.rows:
+            return
+        if self.suffix:
+            cur.execute(self.insert_sql, [list(column) for column in zip(*self.rows, strict=True)])
+        else:
+            with cur.copy(self.copy_sql) as copy:
+                for row in self.rows:
+                    copy.write_row(row)
+        self.rows.clear()

@@ -9,7 +9,8 @@ the other would launder tampering.
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -18,7 +19,7 @@ from psycopg import sql
 from infra.event_codec import CODEC
 from projections import audit_chain, mail_outbox
 from projections.customers import CustomersProjection
-from projections.engine import Projector
+from projections.engine import Projection, Projector
 from projections.event_log import EventIndexProjection
 from projections.gyms import GymsProjection
 from projections.read_model import READ_MODEL
@@ -61,6 +62,35 @@ def _use_schema(conn: psycopg.Connection[Any], schema: str) -> None:
     conn.execute(sql.SQL("SET LOCAL search_path TO {}, public").format(sql.Identifier(schema)))
 
 
+@contextmanager
+def indexes_built_after(
+    conn: psycopg.Connection[Any], projections: Sequence[Projection]
+) -> Iterator[None]:
+    """Drop the projections' deferred indexes (in the first schema of the search path)
+    and create them again when the block ends, in the caller's transaction."""
+    names = [name for p in projections if p.rebuildable for name in p.deferred_indexes]
+    found = conn.execute(
+        "SELECT schemaname, indexname, indexdef FROM pg_indexes"
+        " WHERE schemaname = current_schema() AND indexname = ANY(%s)",
+        (names,),
+    ).fetchall()
+    for schema, name, _ in found:
+        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, name)))
+    yield
+    for _, _, definition in found:
+        conn.execute(definition.encode())  # pg_get_indexdef: schema-qualified
+
+
+def rebuild_in_place(conn: psycopg.Connection[Any], projector: Projector) -> int:
+    """Empty the rebuildable tables and replay the whole log into them, in one
+    transaction: readers wait on the emptied tables and a running projector on
+    its position row, then both see the result."""
+    with conn.transaction():
+        projector.reset(conn)
+        with indexes_built_after(conn, projector.projections):
+            return projector.catch_up(conn)
+
+
 def build_into(
     conn: psycopg.Connection[Any], schema: str, until: int, progress: Progress | None = None
 ) -> int:
@@ -73,13 +103,14 @@ def build_into(
     projector = _projector(schema, until)
     projector.ensure_position_row(conn)
     started, applied = time.monotonic(), 0
-    while True:
-        result = projector.run_batch(conn)
-        applied += result.events
-        if progress:
-            progress(applied, time.monotonic() - started)
-        if result.events < projector.batch_size:
-            return applied
+    with indexes_built_after(conn, projector.projections):
+        while True:
+            result = projector.run_batch(conn)
+            applied += result.events
+            if progress:
+                progress(applied, time.monotonic() - started)
+            if result.events < projector.batch_size:
+                return applied
 
 
 def differences(conn: psycopg.Connection[Any], schema: str, limit: int = 20) -> dict[str, Any]:

@@ -64,7 +64,7 @@ def _resume(_: argparse.Namespace) -> int:
 
 def _rebuild(args: argparse.Namespace) -> int:
     from projections.read_model import read_model_projector
-    from projections.rebuild import blue_green_rebuild, terminal_progress
+    from projections.rebuild import blue_green_rebuild, rebuild_in_place, terminal_progress
     from workers.setup import migrate
 
     with _settings() as settings:
@@ -76,11 +76,7 @@ def _rebuild(args: argparse.Namespace) -> int:
         projector = read_model_projector(settings.audit_key, settings.projector_batch_size)
         with psycopg.connect(settings.database_url) as conn:
             projector.ensure_position_row(conn)
-            # One transaction: readers see the old tables until the new ones commit, and a
-            # running projector waits on the position row instead of interleaving.
-            with conn.transaction():
-                projector.reset(conn)
-                events = projector.catch_up(conn)
+            events = rebuild_in_place(conn, projector)
     print(f"rebuilt read model from {events} events")
     return 0
 

@@ -44,6 +44,15 @@ def head_position(database_url: str) -> int:
         return int(row.fetchone()[0])  # type: ignore[index]
 
 
+def index_definitions(database_url: str) -> set[tuple[str, str]]:
+    """Every index of the live tables, as PostgreSQL would recreate it."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
+        ).fetchall()
+    return {(str(r[0]), str(r[1])) for r in rows}
+
+
 def gyms_table(database_url: str) -> dict[str, tuple[Any, ...]]:
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(

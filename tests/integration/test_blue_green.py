@@ -10,7 +10,13 @@ from litestar.testing import TestClient
 
 from commands.application import GymLedger
 from tests.conftest import bearer, signup_and_login
-from tests.integration.helpers import gyms_table, head_position, replayed_gyms, wait_projected
+from tests.integration.helpers import (
+    gyms_table,
+    head_position,
+    index_definitions,
+    replayed_gyms,
+    wait_projected,
+)
 
 
 def test_rebuild_switches_over_without_failed_reads_or_repeated_mail(
@@ -24,6 +30,7 @@ def test_rebuild_switches_over_without_failed_reads_or_repeated_mail(
     inbox.wait_for(created["email"])
     with psycopg.connect(settings.database_url) as conn:
         outbox_before = conn.execute("SELECT count(*) FROM mail_outbox").fetchone() or (0,)
+    indexes = index_definitions(settings.database_url)
     statuses: list[int] = []
     stop = threading.Event()
 
@@ -50,6 +57,7 @@ def test_rebuild_switches_over_without_failed_reads_or_repeated_mail(
         reader.join()
     assert result.returncode == 0, result.stderr
     assert "blue/green" in result.stdout
+    assert index_definitions(settings.database_url) == indexes  # deferred ones are back
     assert len(statuses) > 10
     assert set(statuses) == {200}
     listed = client.get("/api/v1/customers", headers=owner).json()

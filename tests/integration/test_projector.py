@@ -24,6 +24,7 @@ from projections.engine import Projection, Projector, Recorded
 from tests.integration.helpers import (
     gyms_table,
     head_position,
+    index_definitions,
     register,
     replayed_gyms,
     wait_projected,
@@ -148,6 +149,7 @@ def test_rebuild_reproduces_the_read_model_and_sends_no_mail(
         assert len(inbox.wait_for(address)) == 1
     wait_projected(settings.database_url, head_position(settings.database_url))
     before = gyms_table(settings.database_url)
+    indexes = index_definitions(settings.database_url)
     with psycopg.connect(settings.database_url) as conn:
         outbox_before = conn.execute("SELECT count(*) FROM mail_outbox").fetchone()
     result = subprocess.run(
@@ -159,6 +161,8 @@ def test_rebuild_reproduces_the_read_model_and_sends_no_mail(
     )
     assert result.returncode == 0, result.stderr
     assert "rebuilt read model" in result.stdout
+    assert "customers_gym_search" in dict(indexes)
+    assert index_definitions(settings.database_url) == indexes  # deferred ones are back
     assert (
         gyms_table(settings.database_url) == before == replayed_gyms(ledger, settings.database_url)
     )
