@@ -1,8 +1,10 @@
 """The projector process: keeps the read model up to date with the event log.
 
 Woken by the event store's NOTIFY (with a timeout as a safety net), it applies
-new events in batches, then relays new outbox mail to the queue. One instance is
-active at a time (PostgreSQL advisory lock); others wait as hot standbys.
+new events in batches. A second thread relays new outbox mail to the queue, so
+handing mail to Redis never delays the read model (and so read-your-writes).
+One instance is active at a time (PostgreSQL advisory lock); others wait as hot
+standbys, their relay idle too.
 """
 
 import logging
@@ -46,42 +48,86 @@ def run_projector(settings: Settings, stop: threading.Event) -> None:
     skips the event. Parking such events is a separate, explicit operation.
     """
     projector = read_model_projector(settings.audit_key, settings.projector_batch_size)
+    relay = MailRelay(settings.database_url)
+    relay.start()
     pause = 1.0
-    next_stale_check = 0.0
-    while not stop.is_set():
-        try:
-            with (
-                psycopg.connect(settings.database_url, autocommit=True) as listener,
-                psycopg.connect(settings.database_url) as worker,
-            ):
-                if not _wait_for_leadership(listener, stop):
-                    return
-                listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(EVENTS_CHANNEL)))
-                projector.ensure_position_row(worker)
-                log.info("projector active", extra={"projection": READ_MODEL})
-                while not stop.is_set():
-                    # When parked, this returns at once; the loop then just waits for
-                    # `gymledger projections resume` (checked every WAKE_UP_SECONDS).
-                    applied = projector.catch_up(worker)
-                    pause = 1.0
-                    metrics.PROJECTION_POSITION.labels(READ_MODEL).set(projector.position)
-                    if applied:
-                        log.debug("applied events", extra={"events": applied})
-                    stale_check_due = time.monotonic() >= next_stale_check
-                    relay_outbox(worker, stale_too=stale_check_due)
-                    if stale_check_due:
-                        next_stale_check = time.monotonic() + STALE_MAIL_CHECK_SECONDS
-                    for _ in listener.notifies(timeout=WAKE_UP_SECONDS, stop_after=1):
-                        pass
-        except Exception as error:
-            cause = (
-                "database unavailable"
-                if isinstance(error, psycopg.OperationalError)
-                else ("projection failed")
-            )
-            log.exception(f"{cause}; the batch is retried", extra={"pause": pause})
-            stop.wait(pause)
-            pause = min(pause * 2, 30.0)
+    try:
+        while not stop.is_set():
+            try:
+                with (
+                    psycopg.connect(settings.database_url, autocommit=True) as listener,
+                    psycopg.connect(settings.database_url) as worker,
+                ):
+                    if not _wait_for_leadership(listener, stop):
+                        return
+                    listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(EVENTS_CHANNEL)))
+                    projector.ensure_position_row(worker)
+                    log.info("projector active", extra={"projection": READ_MODEL})
+                    relay.active.set()
+                    while not stop.is_set():
+                        # When parked, this returns at once; the loop then just waits for
+                        # `gymledger projections resume` (checked every WAKE_UP_SECONDS).
+                        applied = projector.catch_up(worker)
+                        pause = 1.0
+                        metrics.PROJECTION_POSITION.labels(READ_MODEL).set(projector.position)
+                        if applied:
+                            log.debug("applied events", extra={"events": applied})
+                            relay.wake_up.set()
+                        for _ in listener.notifies(timeout=WAKE_UP_SECONDS, stop_after=1):
+                            pass
+            except Exception as error:
+                relay.active.clear()
+                cause = (
+                    "database unavailable"
+                    if isinstance(error, psycopg.OperationalError)
+                    else ("projection failed")
+                )
+                log.exception(f"{cause}; the batch is retried", extra={"pause": pause})
+                stop.wait(pause)
+                pause = min(pause * 2, 30.0)
+    finally:
+        relay.finish()
+
+
+class MailRelay(threading.Thread):
+    """Hands new outbox mail to the queue while this process is the active projector:
+    after each applied batch, and every STALE_MAIL_CHECK_SECONDS for hand-overs
+    whose message was lost."""
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__(name="mail-relay", daemon=True)
+        self.database_url = database_url
+        self.stop = threading.Event()
+        self.active = threading.Event()  # set while this process holds the projector lock
+        self.wake_up = threading.Event()
+
+    def finish(self) -> None:
+        """Stop after the hand-over in progress, if any, and wait for that."""
+        self.active.clear()
+        self.stop.set()
+        self.wake_up.set()
+        self.join()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                with psycopg.connect(self.database_url) as conn:
+                    self._relay(conn)
+            except Exception:
+                log.exception("mail relay failed; retrying")
+                self.stop.wait(1.0)
+
+    def _relay(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        next_stale_check = 0.0
+        while not self.stop.is_set():
+            self.wake_up.wait(STALE_MAIL_CHECK_SECONDS)
+            self.wake_up.clear()
+            if not self.active.is_set():
+                continue
+            stale_check_due = time.monotonic() >= next_stale_check
+            relay_outbox(conn, stale_too=stale_check_due)
+            if stale_check_due:
+                next_stale_check = time.monotonic() + STALE_MAIL_CHECK_SECONDS
 
 
 def main() -> None:
