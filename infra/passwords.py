@@ -1,9 +1,18 @@
-"""argon2id password hashing (argon2-cffi's defaults follow RFC 9106)."""
+"""argon2id password hashing with OWASP's recommended parameters.
+
+argon2-cffi's default (RFC 9106's low-memory option: 64 MiB, 3 passes, 4 lanes)
+made every sign-up and login allocate 64 MiB inside an API process: its peak
+resident memory doubled during a login (bench/README.md), and a burst of
+concurrent logins could exhaust a pod's memory. OWASP's Password Storage Cheat
+Sheet gives 19 MiB with 2 passes and 1 lane as an equivalent configuration.
+Hashes carry their own parameters, so hashes made with the old ones still verify.
+"""
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()
+MEMORY_KIB = 19 * 1024
+_hasher = PasswordHasher(time_cost=2, memory_cost=MEMORY_KIB, parallelism=1)
 
 # Verified against when an email is unknown, so both paths cost the same time
 # and login timing does not reveal which emails are registered.

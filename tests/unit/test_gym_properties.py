@@ -12,6 +12,7 @@ from domain.errors import DomainError
 from domain.events import DomainEvent, EventMetadata, Stamp
 from domain.validation import ISO_4217
 from infra.event_codec import CODEC
+from tests.factories import gym_registered
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 META = EventMetadata(actor="prop", correlation_id="prop")
@@ -53,19 +54,7 @@ def check_invariants(state: gym.Gym) -> None:
 def test_every_command_sequence_keeps_invariants_and_replays_identically(
     steps: list[gym.ProfileChanges | str],
 ) -> None:
-    first = gym.register(
-        uuid4(),
-        name="Gym",
-        email="a@b.com",
-        password="password1",
-        address=None,
-        description=None,
-        gym_type=None,
-        monthly_fee_cents=0,
-        currency="EUR",
-        hash_password=lambda p: "h",
-        stamp=Stamp(at=T0, metadata=META),
-    )
+    first = gym_registered(uuid4(), Stamp(at=T0, metadata=META))
     events: list[DomainEvent] = [first]
     state = gym.evolve(None, first)
     for i, step in enumerate(steps, start=1):
