@@ -22,6 +22,7 @@ from api.routes.gyms import AuthController, MyGymController
 from api.routes.mails import MailsController
 from api.state import AppState
 from infra.clock import Clock, SystemClock
+from infra.event_store import RECONNECT_SECONDS
 from infra.logs import configure_logging
 from infra.settings import Settings, load_settings
 from projections.read_model import READ_MODEL
@@ -34,12 +35,19 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # autocommit: every read is one statement, so BEGIN/COMMIT would only add a round trip.
+        # Like the write side (infra/event_store.py) it fails fast while PostgreSQL is
+        # down and reconnects on demand: a request waits at most 2 s for a connection,
+        # and background reconnecting stops after a moment. Connections are not pinged
+        # before use (a round trip per request): one broken by a server restart fails
+        # its request with a 503 and is replaced.
         read_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             settings.database_url,
             min_size=2,
             max_size=10,
             open=False,
             kwargs={"autocommit": True},
+            timeout=2.0,
+            reconnect_timeout=RECONNECT_SECONDS,
         )
         await read_pool.open()
         open_gyms = OpenGyms()

@@ -27,6 +27,7 @@ from domain.errors import (
     VersionConflict,
 )
 from domain.idempotency import IdempotencyKeyReused
+from infra.event_store import DatabaseUnavailable
 
 log = logging.getLogger("gymledger.api")
 
@@ -131,6 +132,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     # The write side's recorder wraps driver errors in its own classes.
     eventsourcing.persistence.OperationalError: unavailable,
     eventsourcing.persistence.InterfaceError: unavailable,
+    DatabaseUnavailable: unavailable,
     RecursionError: too_deep,
     UnicodeDecodeError: not_utf8,
     Exception: unexpected_error,

@@ -16,8 +16,9 @@ def eventsourcing_env(database_url: str, pool_size: int = 5) -> dict[str, str]:
     """Translate a libpq URL into the variables eventsourcing's PostgreSQL factory reads."""
     info = conninfo_to_dict(database_url)
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        # Appends in one round trip (infra/event_store.py); reads are eventsourcing's own.
+        # eventsourcing's PostgreSQL persistence, failing fast when the server is down,
+        # with appends in one round trip (infra/event_store.py).
+        "PERSISTENCE_MODULE": "infra.event_store:Factory",
         "APPLICATION_RECORDER_TOPIC": "infra.event_store:SingleTripRecorder",
         "POSTGRES_DBNAME": str(info.get("dbname") or "postgres"),
         "POSTGRES_HOST": str(info.get("host") or "127.0.0.1"),
@@ -28,7 +29,8 @@ def eventsourcing_env(database_url: str, pool_size: int = 5) -> dict[str, str]:
         "POSTGRES_MAX_OVERFLOW": str(pool_size),
         "POSTGRES_PRE_PING": "y",
         "POSTGRES_LOCK_TIMEOUT": "5",
-        # Fail fast when PostgreSQL is down: callers answer 503 rather than hang.
-        "POSTGRES_CONNECT_TIMEOUT": "5",
+        # Seconds to wait for a pooled connection (not retried): then the caller answers
+        # 503. A healthy pool hands one out in microseconds.
+        "POSTGRES_CONNECT_TIMEOUT": "2",
         "CREATE_TABLE": "n",
     }

@@ -13,15 +13,39 @@ autocommit connection: a single statement, committed by the server as soon as
 it returns. The lock is held only for the insert and the commit's WAL flush, never
 across the network or the GIL. The ordering guarantee is unchanged, and
 `tests/integration/test_event_store.py` checks it under concurrent writers.
+
+The datastore fails fast when PostgreSQL is unreachable. eventsourcing retries
+every read and append ten times on an OperationalError, and a pool that cannot
+hand out a connection raises one after its whole timeout: a request would wait
+ten timeouts before its 503. Here running out of time is its own error, which
+is not retried. And the pool stops reconnecting in the background after a
+moment instead of backing off for minutes: the next request tries again at
+once, so service resumes as soon as PostgreSQL is back.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.utils import retry
+from eventsourcing.persistence import (
+    InterfaceError,
+    OperationalError,
+    PersistenceError,
+    StoredEvent,
+)
+from eventsourcing.postgres import (
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+    PostgresFactory,
+)
+from eventsourcing.utils import Environment, EnvType, retry
+from psycopg import Connection
+from psycopg.rows import DictRow
 from psycopg.sql import SQL
+from psycopg_pool import PoolTimeout
+
+# Seconds a pool keeps reconnecting in the background after losing connections.
+RECONNECT_SECONDS = 2.0
 
 # The table and channel are eventsourcing's, named after the application (infra/db.py).
 MIGRATION_SQL = """
@@ -63,3 +87,30 @@ class SingleTripRecorder(PostgresApplicationRecorder):
             cursor.execute(_APPEND, (rows,), prepare=True)
             return [row["notification_id"] for row in cursor.fetchall()]
 
+
+class DatabaseUnavailable(PersistenceError):
+    """No connection within the pool's timeout. Deliberately not an OperationalError,
+    which eventsourcing's recorders retry."""
+
+
+class FailFastDatastore(PostgresDatastore):
+    @contextmanager
+    def get_connection(self) -> Iterator[Connection[DictRow]]:
+        try:
+            with super().get_connection() as conn:
+                yield conn
+        except OperationalError as error:
+            if isinstance(error.__cause__, PoolTimeout):
+                raise DatabaseUnavailable(str(error)) from error.__cause__
+            raise
+
+
+class Factory(PostgresFactory):
+    """eventsourcing's PostgreSQL factory with the fail-fast datastore."""
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        # eventsourcing builds its datastore inside __init__, with no hook to pick
+        # the class; the subclass only overrides a method, so switching is safe.
+        self.datastore.__class__ = FailFastDatastore
+        self.datastore.pool.reconnect_timeout = RECONNECT_SECONDS

