@@ -13,7 +13,7 @@ from commands.results import CommandResult
 from domain import email_claim, gym
 from domain.errors import EmailAlreadyRegistered, NotFound
 from domain.idempotency import IdempotencyKeyReused
-from infra.passwords import hash_password, verify_password
+from infra.passwords import hash_password, needs_rehash, verify_password
 
 # Signups have no gym yet: their idempotency keys share one scope.
 SIGNUP_SCOPE = "signup"
@@ -46,6 +46,14 @@ class GrantAuditorAccess(msgspec.Struct, frozen=True, kw_only=True):
     gym_id: UUID
     token_id: UUID
     expires_at: datetime
+
+
+class RehashPassword(msgspec.Struct, frozen=True, kw_only=True):
+    """Issued by a successful login whose stored hash has outdated parameters."""
+
+    gym_id: UUID
+    password: str
+    verified_hash: str  # the hash the login verified `password` against
 
 
 def load_gym(app: GymLedger, gym_id: UUID, version: int | None = None) -> gym.Gym:
@@ -151,3 +159,14 @@ def grant_auditor_access(
     granted = gym.grant_auditor_access(current, cmd.token_id, cmd.expires_at, ctx.stamp())
     position = app.append(granted)
     return CommandResult(id=current.id, version=granted.originator_version, position=position)
+
+
+def rehash_password(app: GymLedger, cmd: RehashPassword, ctx: CommandContext) -> CommandResult:
+    """Store the password hashed with today's parameters. Nothing happens unless the
+    gym still has the very hash the login verified, and that hash is outdated."""
+    current = load_gym(app, cmd.gym_id)
+    if current.password_hash != cmd.verified_hash or not needs_rehash(current.password_hash):
+        return CommandResult(id=current.id, version=current.version, position=0)
+    rehashed = gym.rehash_password(current, hash_password(cmd.password), ctx.stamp())
+    position = app.append(rehashed)
+    return CommandResult(id=current.id, version=rehashed.originator_version, position=position)

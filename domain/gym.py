@@ -58,6 +58,13 @@ class GymClosed(DomainEvent, frozen=True, kw_only=True):
     pass
 
 
+class GymPasswordRehashed(DomainEvent, frozen=True, kw_only=True):
+    """The same password, hashed again with the current parameters at a login
+    (the only time the password is known). Not a profile change: `updated_at` stays."""
+
+    password_hash: str
+
+
 class AuditorAccessGranted(DomainEvent, frozen=True, kw_only=True):
     """The owner issued a read-only auditor token (recorded so access is auditable)."""
 
@@ -187,6 +194,17 @@ def close(gym: Gym, stamp: Stamp) -> GymClosed:
     )
 
 
+def rehash_password(gym: Gym, password_hash: str, stamp: Stamp) -> GymPasswordRehashed:
+    _require_open(gym)
+    return GymPasswordRehashed(
+        originator_id=gym.id,
+        originator_version=gym.version + 1,
+        timestamp=stamp.at,
+        metadata=stamp.metadata,
+        password_hash=password_hash,
+    )
+
+
 MAX_AUDITOR_ACCESS = timedelta(days=90)
 
 
@@ -236,6 +254,10 @@ def evolve(gym: Gym | None, event: DomainEvent) -> Gym:
             return msgspec.structs.replace(
                 gym, version=event.originator_version, updated_at=event.timestamp, **changed
             )
+        case GymPasswordRehashed(), Gym():
+            return msgspec.structs.replace(
+                gym, version=event.originator_version, password_hash=event.password_hash
+            )
         case AuditorAccessGranted(), Gym():
             return msgspec.structs.replace(gym, version=event.originator_version)
         case GymClosed(), Gym():
@@ -253,4 +275,5 @@ EVENTS: tuple[type[DomainEvent], ...] = (
     GymProfileUpdated,
     GymClosed,
     AuditorAccessGranted,
+    GymPasswordRehashed,
 )

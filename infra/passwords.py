@@ -5,7 +5,8 @@ made every sign-up and login allocate 64 MiB inside an API process: its peak
 resident memory doubled during a login (bench/README.md), and a burst of
 concurrent logins could exhaust a pod's memory. OWASP's Password Storage Cheat
 Sheet gives 19 MiB with 2 passes and 1 lane as an equivalent configuration.
-Hashes carry their own parameters, so hashes made with the old ones still verify.
+Hashes carry their own parameters, so hashes made with the old ones still verify,
+and are replaced at the owner's next login (`needs_rehash`, commands/gyms.py).
 """
 
 from argon2 import PasswordHasher
@@ -21,6 +22,14 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """Made with other parameters than today's (say, the earlier 64 MiB ones)."""
+    try:
+        return _hasher.check_needs_rehash(password_hash)
+    except InvalidHashError:
+        return False
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:

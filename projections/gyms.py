@@ -17,6 +17,7 @@ from domain.gym import (
     PROFILE_FIELDS,
     AuditorAccessGranted,
     GymClosed,
+    GymPasswordRehashed,
     GymProfileUpdated,
     GymRegistered,
 )
@@ -124,6 +125,15 @@ class GymsProjection(Projection):
                     )
                 if "timezone" in changed:
                     _announce_change(cur, event.originator_id)
+            case GymPasswordRehashed():
+                cur.execute(
+                    "UPDATE gym_logins SET password_hash = %s WHERE gym_id = %s",
+                    (event.password_hash, event.originator_id),
+                )
+                cur.execute(
+                    "UPDATE gyms SET version = %s WHERE id = %s",
+                    (event.originator_version, event.originator_id),
+                )
             case AuditorAccessGranted():
                 cur.execute(
                     "UPDATE gyms SET version = %s WHERE id = %s",

@@ -1,6 +1,7 @@
 """Signup, login and the owner's own gym (`/gyms/me`)."""
 
 import hashlib
+import logging
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -19,17 +20,20 @@ from api.state import AppState
 from commands.gyms import (
     CloseGym,
     RegisterGym,
+    RehashPassword,
     UpdateGymProfile,
     close_gym,
     load_gym,
     register_gym,
+    rehash_password,
     update_gym_profile,
 )
 from domain.gym import ProfileChanges
-from infra.passwords import verify_password
+from infra.passwords import needs_rehash, verify_password
 from projections.gyms import find_login, get_gym
 
 AnyRequest = Request[Any, Any, Any]
+log = logging.getLogger("gymledger.api")
 
 
 async def _gym_response(state: AppState, gym_id: UUID, visible: bool) -> GymResponse:
@@ -87,8 +91,20 @@ class AuthController(Controller):
         ok = await anyio.to_thread.run_sync(verify_password, password_hash, data.password)
         if not ok or found is None:
             raise HTTPException(status_code=400, detail="Incorrect email or password")
+        if needs_rehash(found[1]):
+            await _rehash(state, found[0], data.password, found[1])
         token = owner_token(found[0], state.settings.jwt_secret, state.settings.jwt_ttl_seconds)
         return TokenResponse(access_token=token)
+
+
+async def _rehash(state: AppState, gym_id: UUID, password: str, verified_hash: str) -> None:
+    """Replace an outdated hash (infra/passwords.py). The login has succeeded either
+    way: if this fails, say against a concurrent login's rehash, the next login retries."""
+    command = RehashPassword(gym_id=gym_id, password=password, verified_hash=verified_hash)
+    try:
+        await execute(state, rehash_password, command, actor=str(gym_id))
+    except Exception:
+        log.warning("password rehash failed; the next login retries", exc_info=True)
 
 
 class MyGymController(Controller):

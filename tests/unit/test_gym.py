@@ -114,3 +114,13 @@ def test_closed_gym_refuses_commands() -> None:
         gym.close(closed, stamp())
     with pytest.raises(GymIsClosed):
         gym.update_profile(closed, gym.ProfileChanges(name="New"), stamp())
+    with pytest.raises(GymIsClosed):
+        gym.rehash_password(closed, "new-hash", stamp())
+
+
+def test_a_rehash_replaces_only_the_password_hash() -> None:
+    state = gym.evolve(None, register())
+    rehashed = gym.evolve(state, gym.rehash_password(state, "new-hash", stamp(5)))
+    assert rehashed.password_hash == "new-hash"
+    assert rehashed.version == state.version + 1
+    assert msgspec.structs.replace(rehashed, password_hash=state.password_hash, version=1) == state

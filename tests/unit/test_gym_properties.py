@@ -33,7 +33,7 @@ changes = st.builds(
     monthly_fee_cents=st.just(msgspec.UNSET) | fees,
     currency=st.just(msgspec.UNSET) | currencies,
 )
-commands = st.lists(st.one_of(changes, st.just("close")), max_size=12)
+commands = st.lists(st.one_of(changes, st.just("close"), st.just("rehash")), max_size=12)
 
 
 def check_invariants(state: gym.Gym) -> None:
@@ -62,6 +62,8 @@ def test_every_command_sequence_keeps_invariants_and_replays_identically(
         try:
             if isinstance(step, gym.ProfileChanges):
                 event: DomainEvent | None = gym.update_profile(state, step, stamp)
+            elif step == "rehash":
+                event = gym.rehash_password(state, f"rehashed-{i}", stamp)
             else:
                 event = gym.close(state, stamp)
         except DomainError:
