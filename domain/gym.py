@@ -176,10 +176,7 @@ def update_profile(gym: Gym, changes: ProfileChanges, stamp: Stamp) -> GymProfil
     if not changed:
         return None
     return GymProfileUpdated(
-        originator_id=gym.id,
-        originator_version=gym.version + 1,
-        timestamp=stamp.at,
-        metadata=stamp.metadata,
+        **_next_event(gym, stamp),
         **changed,  # type: ignore[arg-type]
     )
 
@@ -187,20 +184,14 @@ def update_profile(gym: Gym, changes: ProfileChanges, stamp: Stamp) -> GymProfil
 def close(gym: Gym, stamp: Stamp) -> GymClosed:
     _require_open(gym)
     return GymClosed(
-        originator_id=gym.id,
-        originator_version=gym.version + 1,
-        timestamp=stamp.at,
-        metadata=stamp.metadata,
+        **_next_event(gym, stamp),
     )
 
 
 def rehash_password(gym: Gym, password_hash: str, stamp: Stamp) -> GymPasswordRehashed:
     _require_open(gym)
     return GymPasswordRehashed(
-        originator_id=gym.id,
-        originator_version=gym.version + 1,
-        timestamp=stamp.at,
-        metadata=stamp.metadata,
+        **_next_event(gym, stamp),
         password_hash=password_hash,
     )
 
@@ -215,13 +206,20 @@ def grant_auditor_access(
     if not stamp.at < expires_at <= stamp.at + MAX_AUDITOR_ACCESS:
         raise InvalidValue("expires_in_seconds", "must be between 1 second and 90 days")
     return AuditorAccessGranted(
-        originator_id=gym.id,
-        originator_version=gym.version + 1,
-        timestamp=stamp.at,
-        metadata=stamp.metadata,
+        **_next_event(gym, stamp),
         token_id=token_id,
         expires_at=expires_at,
     )
+
+
+def _next_event(gym: Gym, stamp: Stamp) -> dict[str, Any]:
+    """The envelope of the gym's next event: its stream, version, time and metadata."""
+    return {
+        "originator_id": gym.id,
+        "originator_version": gym.version + 1,
+        "timestamp": stamp.at,
+        "metadata": stamp.metadata,
+    }
 
 
 def _require_open(gym: Gym) -> None:

@@ -1,4 +1,5 @@
-"""Domain events built directly, for tests that need a realistic log without commands."""
+"""Domain events built directly, for tests (and the bench) that need a realistic log
+without commands."""
 
 from uuid import UUID
 
