@@ -147,6 +147,7 @@ class MailOutboxProjection(Projection):
 
 # --- used by the mail worker and relay -------------------------------------------------
 
+CLAIM_LOCK_TIMEOUT_SECONDS = 30  # beyond any SMTP timeout a sending worker may be in
 _COLUMNS = (
     "id, dedupe_key, gym_id, recipient, subject, body, correlation_id, status, attempts,"
     " created_at, sent_at"
@@ -154,11 +155,19 @@ _COLUMNS = (
 
 
 def claim_for_sending(conn: psycopg.Connection[Any], mail_id: int) -> OutboxMail | None:
-    """Lock a pending mail for the current transaction; None if sent or taken."""
+    """Lock a pending mail for the current transaction; None if sent or dead-lettered.
+
+    Waits for a transaction holding the row: the relay that handed it over commits
+    after sending the message, which a worker may already be holding (skipping the
+    row then left about 1% of bench mail pending until requeued minutes later), and
+    a worker sending a duplicate message's mail commits its `sent` first. A wait
+    longer than the lock timeout fails the task, which dramatiq retries.
+    """
+    conn.execute(f"SET LOCAL lock_timeout = '{CLAIM_LOCK_TIMEOUT_SECONDS}s'")
     with conn.cursor(row_factory=class_row(OutboxMail)) as cur:
         cur.execute(
             f"SELECT {_COLUMNS} FROM mail_outbox WHERE id = %s AND status = 'pending'"  # noqa: S608
-            " FOR UPDATE SKIP LOCKED",
+            " FOR UPDATE",
             (mail_id,),
         )
         return cur.fetchone()

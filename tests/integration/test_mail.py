@@ -1,5 +1,6 @@
 """Welcome mail through outbox, dramatiq on Redis and a real SMTP server."""
 
+import threading
 import time
 from typing import Any
 
@@ -91,3 +92,36 @@ def test_owner_sees_sent_refused_and_timed_out_mail_in_the_mail_log(
     metrics = client.get("/metrics").text
     assert "gymledger_mail_failed_total" in metrics
     assert "gymledger_mail_retried_total" in metrics
+
+
+def test_a_message_that_arrives_before_the_relay_commits_is_still_delivered(
+    inbox: Inbox, settings: Any
+) -> None:
+    """The relay sends the message inside the transaction that marks the mail handed
+    over; a fast worker gets it while that transaction still holds the row."""
+    from workers.mail import deliver
+
+    recipient = f"race-{time.time_ns()}@example.com"
+    with psycopg.connect(settings.database_url) as relay:
+        row = relay.execute(
+            "INSERT INTO mail_outbox (dedupe_key, gym_id, recipient, subject, body,"
+            " correlation_id, enqueued_at) VALUES (%s, gen_random_uuid(), %s, 'Race',"
+            " 'Hello', 'test', now()) RETURNING id",
+            (recipient, recipient),
+        ).fetchone()
+        relay.commit()
+        assert row is not None
+        relay.execute("SELECT 1 FROM mail_outbox WHERE id = %s FOR UPDATE", (row[0],))
+
+        def worker() -> None:
+            with psycopg.connect(settings.database_url) as conn:
+                deliver(conn, row[0], settings, SmtpBackend(settings))
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        time.sleep(0.5)  # the worker now waits on the relay's lock
+        assert outbox_row(settings.database_url, recipient)[1] == "pending"  # type: ignore[index]
+        relay.commit()
+        thread.join(timeout=10)
+    assert inbox.wait_for(recipient)
+    assert wait_status(settings.database_url, recipient, "sent")[2] == 1
