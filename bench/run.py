@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from commands.application import GymLedger
 from commands.context import CommandContext
 from commands.customers import RegisterCustomer, register_customer
-from domain import customer, gym
+from domain import customer
 from domain.customer import CustomerDetails
 from domain.events import EventMetadata, Stamp
 from infra.db import PROJECTED_CHANNEL
@@ -43,12 +43,14 @@ from infra.embedded import services
 from infra.event_codec import CODEC
 from projections.read_model import read_model_projector
 from projections.rebuild import rebuild_in_place
+from tests.factories import gym_registered
 from workers.setup import migrate
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "20"))
 SCALES = [int(s) for s in os.environ.get("BENCH_SCALES", "10000,100000,1000000").split(",")]
 QUERY_GYM_SIZE = int(os.environ.get("BENCH_QUERY_CUSTOMERS", "100000"))
 CONNECTIONS = 16
+STEADY_RATE = 100  # commands/s well inside what this 2-core machine sustains
 AUDIT_KEY = "bench-audit-key-" + "x" * 32
 
 
@@ -83,19 +85,8 @@ def synthetic_log(url: str, events: int, gym_id: uuid.UUID | None = None) -> uui
     meta = EventMetadata(actor="bench", correlation_id="bench")
     start = datetime(2025, 1, 1, tzinfo=UTC)
     rows: list[tuple[uuid.UUID, int, str, bytes]] = []
-    first = gym.register(
-        gym_id,
-        name="Bench Gym",
-        email=f"{gym_id.hex[:8]}@bench.example",
-        password="password1",
-        address=None,
-        description=None,
-        gym_type=None,
-        monthly_fee_cents=0,
-        currency="EUR",
-        hash_password=lambda _: "not-a-hash",
-        stamp=Stamp(at=start, metadata=meta),
-    )
+    email = f"{gym_id.hex[:8]}@bench.example"
+    first = gym_registered(gym_id, Stamp(at=start, metadata=meta), email)
     rows.append((gym_id, 1, *CODEC.encode(first)))
     # Membership ends spread from 180 days ago to two years ahead of the day the bench
     # runs: about a fifth lapsed, as in a real gym (fixed dates aged into "all lapsed").
@@ -475,9 +466,14 @@ def main() -> None:
         ids_file.unlink()
         log(f"  {results['queries']}")
 
-        log("projection lag at 1000 commands/s")
-        results["lag"] = lag_at_rate(url, 1000, 5)
-        log(f"  {results['lag']}")
+        # At a rate the machine sustains, lag is the pipeline's own delay (NOTIFY, batch,
+        # commit); where the writers saturate it, lag is mostly queueing. Each starts on
+        # a quiet system: mail queued by the earlier phases would compete for the CPU.
+        for key, rate in (("lag_steady", STEADY_RATE), ("lag", 1000)):
+            wait_mail_sent(url)
+            log(f"projection lag at {rate} commands/s")
+            results[key] = lag_at_rate(url, rate, 5)
+            log(f"  {results[key]}")
         results["peak_rss_mb"] = {k: round(v / 2**20, 1) for k, v in system.peak.items()}
         log("PostgreSQL ceiling (pgbench)")
         results["pg_insert_tps"] = pg_ceiling(url)
@@ -500,6 +496,17 @@ def wait_projected(url: str, timeout: float = 1800) -> None:
                 return
             time.sleep(1)
     raise RuntimeError("projector did not catch up")
+
+
+def wait_mail_sent(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM mail_outbox WHERE status = 'pending'")
+            if row.fetchone() == (0,):
+                return
+            time.sleep(0.5)
+    log(f"  mail still pending after {timeout} s; measuring anyway")
 
 
 def write(results: dict[str, Any]) -> None:
@@ -528,8 +535,11 @@ def write(results: dict[str, Any]) -> None:
             f" rebuild {s['rebuild_events_per_s']}/s ({s['rebuild_s']} s) | ≥ 30000/s |"
             for s in results["projector_catch_up"]
         ],
-        f"| lag at {lag['achieved_rate']} cmd/s | p50 {lag['p50_ms']} ms, p99 {lag['p99_ms']} ms"
-        " | p99 ≤ 20 ms |",
+        *[
+            f"| lag at {r['achieved_rate']} cmd/s (offered {r['target_rate']})"
+            f" | p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms | p99 ≤ 20 ms at 1000/s |"
+            for r in (lag, results["lag_steady"])
+        ],
         f"| peak RSS (MB) | {results['peak_rss_mb']} | API ≤ 100 |",
         f"| PostgreSQL INSERT tps | {results['pg_insert_tps']:.0f}"
         f" (commands = {results['commands_vs_ceiling']:.0%} of it) | |",
