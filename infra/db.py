@@ -27,7 +27,11 @@ def eventsourcing_env(database_url: str, pool_size: int = 5) -> dict[str, str]:
         "POSTGRES_PASSWORD": str(info.get("password") or ""),
         "POSTGRES_POOL_SIZE": str(pool_size),
         "POSTGRES_MAX_OVERFLOW": str(pool_size),
-        "POSTGRES_PRE_PING": "y",
+        # No ping before each use: it was a round trip per read and per append (about
+        # 0.6 ms of CPU per command, bench/README.md). A connection broken by a server
+        # restart fails before anything is sent, and eventsourcing retries that call on
+        # another connection.
+        "POSTGRES_PRE_PING": "n",
         "POSTGRES_LOCK_TIMEOUT": "5",
         # Seconds to wait for a pooled connection (not retried): then the caller answers
         # 503. A healthy pool hands one out in microseconds.
