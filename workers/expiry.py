@@ -12,7 +12,6 @@ several workers behave like one scheduler and the job runs once per interval.
 
 import logging
 import threading
-from functools import cache
 
 import dramatiq
 import psycopg
@@ -24,6 +23,7 @@ from commands.customers import ExpireMembership, expire_membership
 from domain.errors import NotFound
 from infra import metrics
 from infra.clock import Clock, SystemClock
+from infra.lazy import shared
 from projections.customers import due_for_expiry
 from workers.mail import settings
 
@@ -49,7 +49,7 @@ def expire_due_memberships(ledger: GymLedger, database_url: str, clock: Clock) -
     return recorded
 
 
-@cache
+@shared
 def _ledger() -> GymLedger:
     return GymLedger(settings.database_url, pool_size=2)
 

@@ -6,13 +6,13 @@ lock taken while sending stops two workers from sending the same mail at once.
 """
 
 import logging
-from functools import cache
 
 import dramatiq
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from infra import metrics
+from infra.lazy import shared
 from infra.mail import Mail, MailBackend, backend_from_settings
 from infra.queue import configure_broker
 from infra.settings import Settings, load_settings
@@ -27,12 +27,12 @@ class MailDeliveryFailed(Exception):
     """Raised so dramatiq retries the message with exponential backoff."""
 
 
-@cache
+@shared
 def _pool() -> ConnectionPool:
     return ConnectionPool(settings.database_url, min_size=1, max_size=4, open=True)
 
 
-@cache
+@shared
 def _backend() -> MailBackend:
     return backend_from_settings(settings)
 
