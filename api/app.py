@@ -38,8 +38,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         # Like the write side (infra/event_store.py) it fails fast while PostgreSQL is
         # down and reconnects on demand: a request waits at most 2 s for a connection,
         # and background reconnecting stops after a moment. Connections are not pinged
-        # before use (a round trip per request): one broken by a server restart fails
-        # its request with a 503 and is replaced.
+        # before use (a round trip per request); when the watcher had to reconnect, it
+        # has the pool drop the connections a server restart broke.
         read_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             settings.database_url,
             min_size=2,
@@ -51,7 +51,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         )
         await read_pool.open()
         open_gyms = OpenGyms()
-        watcher = ProjectionWatcher(settings.database_url, READ_MODEL, open_gyms)
+        watcher = ProjectionWatcher(
+            settings.database_url, READ_MODEL, open_gyms, after_reconnect=read_pool.check
+        )
         await watcher.start()
         redis_client = aioredis.Redis.from_url(
             settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0

@@ -5,11 +5,18 @@ waiting requests park on futures, so waiting costs no database round trips. The
 position is also re-read every second in case a notification was missed while
 the listener reconnected. The same connection hears which gyms changed, and
 clears them from the process's gym cache before the position moves past them.
+
+The watcher must never stop or hang: every read-your-writes wait in the process
+depends on it. Any error reconnects, a connection that stops answering (a
+connect or read cut off by a server restart) is dropped after STALL_SECONDS, and
+after a reconnect the read pool is told to drop connections the restart broke,
+instead of failing one request for each of them later.
 """
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -22,13 +29,21 @@ from projections.engine import read_position
 
 log = logging.getLogger("gymledger.consistency")
 REFRESH_SECONDS = 1.0
+STALL_SECONDS = 5 * REFRESH_SECONDS
 
 
 class ProjectionWatcher:
-    def __init__(self, database_url: str, projection: str, gyms: OpenGyms) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        projection: str,
+        gyms: OpenGyms,
+        after_reconnect: Callable[[], Awaitable[None]],
+    ) -> None:
         self.database_url = database_url
         self.projection = projection
         self.gyms = gyms
+        self.after_reconnect = after_reconnect
         self.position = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
@@ -72,23 +87,29 @@ class ProjectionWatcher:
             self._advance(position)
 
     async def _follow(self) -> None:
+        lost = False
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    self.database_url, autocommit=True
-                ) as conn:
+                async with asyncio.timeout(STALL_SECONDS):
+                    conn = await psycopg.AsyncConnection.connect(self.database_url, autocommit=True)
+                async with conn:
                     for channel in (PROJECTED_CHANNEL, GYM_CHANGED_CHANNEL):
                         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                     # Changes announced before LISTEN took effect were not heard.
                     self.gyms.forget_all()
+                    if lost:
+                        await self.after_reconnect()
+                        lost = False
                     while True:
-                        await self._read_position(conn)
-                        async for note in conn.notifies(timeout=REFRESH_SECONDS):
-                            if note.channel == GYM_CHANGED_CHANNEL:
-                                self.gyms.forget(UUID(note.payload))
-                            else:
-                                self._advance(int(note.payload))
-            except (psycopg.Error, OSError):
+                        async with asyncio.timeout(STALL_SECONDS):
+                            await self._read_position(conn)
+                            async for note in conn.notifies(timeout=REFRESH_SECONDS):
+                                if note.channel == GYM_CHANGED_CHANNEL:
+                                    self.gyms.forget(UUID(note.payload))
+                                else:
+                                    self._advance(int(note.payload))
+            except Exception:
+                lost = True
                 self.gyms.forget_all()  # nothing is heard until the listener is back
                 log.warning("projection watcher lost its connection; retrying", exc_info=True)
                 await asyncio.sleep(1.0)
