@@ -21,6 +21,7 @@ from api.routes.customers import CustomersController
 from api.routes.gyms import AuthController, MyGymController
 from api.routes.mails import MailsController
 from api.state import AppState
+from api.verification import VerificationGate
 from infra.clock import Clock, SystemClock
 from infra.event_store import RECONNECT_SECONDS
 from infra.logs import configure_logging
@@ -65,10 +66,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             watcher=watcher,
             open_gyms=open_gyms,
             redis=redis_client,
+            verifications=VerificationGate(settings.database_url),
         )
+        state.verifications.open()
         try:
             yield
         finally:
+            state.verifications.close()
             await watcher.stop()
             await redis_client.aclose()
             await read_pool.close()

@@ -19,7 +19,12 @@ class TooManyRequests(HTTPException):
 
 
 async def hit(
-    client: aioredis.Redis, namespace: str, key: str, limit: int, window_seconds: int
+    client: aioredis.Redis,
+    namespace: str,
+    key: str,
+    limit: int,
+    window_seconds: int,
+    detail: str = "Too many login attempts; try again later",
 ) -> None:
     """Count one attempt under `key`; raise 429 with Retry-After once over `limit`."""
     name = f"{namespace}:ratelimit:" + hashlib.sha256(key.encode()).hexdigest()[:32]
@@ -36,6 +41,6 @@ async def hit(
     if int(count) > limit:
         retry_after = max(1, int(ttl))
         raise TooManyRequests(
-            detail="Too many login attempts; try again later",
+            detail=detail,
             headers={"Retry-After": str(retry_after)},
         )

@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.consistency import ProjectionWatcher
 from api.gym_cache import OpenGyms
+from api.verification import VerificationGate
 from commands.application import GymLedger
 from infra.clock import Clock
 from infra.settings import Settings
@@ -28,6 +29,7 @@ class AppState:
     watcher: ProjectionWatcher
     open_gyms: OpenGyms
     redis: aioredis.Redis
+    verifications: VerificationGate
     # Match counts of customer lists, per read-model position: exact, because any
     # change to the read model moves the position and so the key (api/routes/customers).
     counts: "OrderedDict[tuple[Any, ...], int]" = field(default_factory=OrderedDict)

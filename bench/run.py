@@ -40,6 +40,7 @@ from domain.customer import CustomerDetails
 from domain.events import EventMetadata, Stamp
 from infra.db import PROJECTED_CHANNEL
 from infra.embedded import services
+from infra.signing import generate_private_pem, key_ring
 from infra.event_codec import CODEC
 from projections.read_model import read_model_projector
 from projections.rebuild import rebuild_in_place
@@ -51,7 +52,7 @@ SCALES = [int(s) for s in os.environ.get("BENCH_SCALES", "10000,100000,1000000")
 QUERY_GYM_SIZE = int(os.environ.get("BENCH_QUERY_CUSTOMERS", "100000"))
 CONNECTIONS = 16
 STEADY_RATE = 100  # commands/s well inside what this 2-core machine sustains
-AUDIT_KEY = "bench-audit-key-" + "x" * 32
+AUDIT_KEY = generate_private_pem()  # a throwaway signing key for the run
 
 
 def log(message: str) -> None:
@@ -129,7 +130,7 @@ def synthetic_log(url: str, events: int, gym_id: uuid.UUID | None = None) -> uui
 
 
 def catch_up(url: str) -> tuple[int, float]:
-    projector = read_model_projector(AUDIT_KEY, batch_size=1000)
+    projector = read_model_projector(key_ring(AUDIT_KEY), batch_size=1000)
     with psycopg.connect(url) as conn:
         projector.ensure_position_row(conn)
         started = time.perf_counter()
@@ -138,7 +139,7 @@ def catch_up(url: str) -> tuple[int, float]:
 
 
 def rebuild(url: str) -> tuple[int, float]:
-    projector = read_model_projector(AUDIT_KEY, batch_size=1000)
+    projector = read_model_projector(key_ring(AUDIT_KEY), batch_size=1000)
     with psycopg.connect(url) as conn:
         started = time.perf_counter()
         events = rebuild_in_place(conn, projector)  # what `gymledger projections rebuild` does
@@ -164,7 +165,7 @@ class System:
             "MAIL_BACKEND": "directory",
             "MAIL_DIR": str(self.mail_dir),
             "QUEUE_NAMESPACE": f"bench-{port}",
-            "AUDIT_HMAC_KEY": AUDIT_KEY,
+            "AUDIT_SIGNING_KEY": AUDIT_KEY,
             "JWT_SECRET": self.jwt_secret,
             "API_WORKERS": os.environ.get("BENCH_API_WORKERS", "2"),
         }

@@ -7,9 +7,11 @@ manifest with row counts, so a restore can check it read everything.
 """
 
 import json
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import psycopg
 from psycopg import sql
@@ -19,14 +21,14 @@ MANIFEST = "manifest.json"
 
 def backup(database_url: str, tables: Sequence[str], directory: Path) -> dict[str, int]:
     """Copy `tables` from one consistent snapshot; returns rows per table."""
-    directory.mkdir(parents=True, exist_ok=False)
+    directory.mkdir(parents=True, exist_ok=False, mode=0o700)
     counts: dict[str, int] = {}
     with psycopg.connect(database_url) as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         with conn.transaction(), conn.cursor() as cur:
             for table in tables:
                 query = sql.SQL("COPY {} TO STDOUT (FORMAT binary)").format(sql.Identifier(table))
-                with (directory / f"{table}.copy").open("wb") as out, cur.copy(query) as copy:
+                with _private(directory / f"{table}.copy") as out, cur.copy(query) as copy:
                     for chunk in copy:
                         out.write(chunk)
                 counted = cur.execute(sql.SQL("SELECT count(*) FROM {}").format(
@@ -34,8 +36,14 @@ def backup(database_url: str, tables: Sequence[str], directory: Path) -> dict[st
                 rows = int(counted[0]) if counted else 0
                 counts[table] = rows
     manifest = {"created_at": datetime.now(UTC).isoformat(), "tables": counts}
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    with _private(directory / MANIFEST) as out:
+        out.write(json.dumps(manifest, indent=2).encode())
     return counts
+
+
+def _private(path: Path) -> BinaryIO:
+    """A new file only its owner can read: backups hold password hashes and the log."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
 
 
 def restore(database_url: str, directory: Path, sequences: dict[str, str]) -> dict[str, int]:

@@ -5,11 +5,13 @@ fixes a broken deployment in one pass instead of one restart per mistake.
 """
 
 import os
-from collections.abc import Mapping
+import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
-# Development and tests only; production refuses to start with it.
-_DEV_SECRET = "dev-only-insecure-secret-change-me-0123456789"  # noqa: S105
+from infra.signing import KeyRing, SigningKeyError, generate_private_pem, key_ring
+
 ENVIRONMENTS = ("development", "test", "production")
 MAIL_BACKENDS = ("console", "smtp", "directory")
 
@@ -28,9 +30,15 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     api_prefix: str = "/api/v1"
-    jwt_secret: str = field(default=_DEV_SECRET, repr=False)
-    # Signs the audit chain's checkpoints; keep it outside the database.
-    audit_key: str = field(default=_DEV_SECRET, repr=False)
+    jwt_secret: str = field(default="", repr=False)
+    # Ed25519 private key (PEM) that signs the audit chain's checkpoints: never in the database.
+    audit_signing_key: str = field(default="", repr=False)
+    # Retired public keys (PEM), kept so checkpoints signed before a rotation still verify.
+    audit_public_keys: str = ""
+    # Where each signed checkpoint is also appended, outside the database ("" = off).
+    audit_witness_dir: str = ""
+    audit_verifications_per_minute: int = 10
+    data_dir: str = ".data"
     jwt_ttl_seconds: int = 24 * 3600
     read_your_writes_timeout: float = 2.0
     projector_batch_size: int = 500
@@ -54,6 +62,10 @@ class Settings:
     login_window_seconds: int = 60
     ready_max_lag_events: int = 10_000
     log_level: str = "INFO"
+
+    def key_ring(self) -> KeyRing:
+        """The checkpoint signing key and every public key that verifies checkpoints."""
+        return key_ring(self.audit_signing_key or None, self.audit_public_keys or None)
 
     def __repr__(self) -> str:  # never print secrets or credentials in URLs
         return f"Settings(environment={self.environment!r}, api_prefix={self.api_prefix!r})"
@@ -87,17 +99,74 @@ def _float(env: Mapping[str, str], key: str, default: float, problems: list[str]
     return value
 
 
-def _secret(env: Mapping[str, str], key: str, environment: str, problems: list[str]) -> str:
-    value = env.get(key) or ""
+def _dev_file(data_dir: str, name: str, make: Callable[[], str]) -> str:
+    """A development secret made once under the data directory, so tokens and
+    signatures survive restarts and every entry point (the CLI too) finds the same one."""
+    path = Path(data_dir) / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(make())
+    return path.read_text().strip()
+
+
+def _jwt_secret(
+    env: Mapping[str, str], environment: str, data_dir: str, problems: list[str]
+) -> str:
+    value = env.get("JWT_SECRET") or ""
     if not value:
         if environment == "production":
-            problems.append(f"{key} is required in production")
-        return _DEV_SECRET
+            problems.append("JWT_SECRET is required in production")
+            return ""
+        return _dev_file(data_dir, "jwt_secret", lambda: secrets.token_urlsafe(48))
     if len(value) < 32:
-        problems.append(f"{key} must be at least 32 characters")
-    elif environment == "production" and value == _DEV_SECRET:
-        problems.append(f"{key} must not be the development default in production")
+        problems.append("JWT_SECRET must be at least 32 characters")
     return value
+
+
+def _signing_key(
+    env: Mapping[str, str], environment: str, data_dir: str, problems: list[str]
+) -> str:
+    """The PEM text of the checkpoint signing key (AUDIT_SIGNING_KEY: a path or the PEM)."""
+    value = env.get("AUDIT_SIGNING_KEY") or ""
+    if not value:
+        if environment == "production":
+            problems.append("AUDIT_SIGNING_KEY is required in production")
+            return ""
+        return _dev_file(data_dir, "audit_signing_key.pem", generate_private_pem)
+    try:
+        key_ring(value)
+    except SigningKeyError as error:
+        problems.append(f"AUDIT_SIGNING_KEY: {error}")
+        return ""
+    return value if "-----BEGIN" in value else Path(value).read_text()
+
+
+def _public_keys(env: Mapping[str, str], problems: list[str]) -> str:
+    value = env.get("AUDIT_PUBLIC_KEYS") or ""
+    if not value:
+        return ""
+    try:
+        key_ring(None, value)
+    except SigningKeyError as error:
+        problems.append(f"AUDIT_PUBLIC_KEYS: {error}")
+        return ""
+    return value if "-----BEGIN" in value else Path(value).read_text()
+
+
+def load_key_ring(env: Mapping[str, str] | None = None) -> KeyRing:
+    """The public keys (and, where configured, the signing key) without the rest of
+    the settings: what offline verification of an export needs, and nothing else."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    environment = env.get("ENVIRONMENT", "development")
+    signing = ""
+    if env.get("AUDIT_SIGNING_KEY") or environment != "production":
+        signing = _signing_key(env, environment, env.get("DATA_DIR", ".data"), problems)
+    public = _public_keys(env, problems)
+    if problems:
+        raise ConfigError(problems)
+    return key_ring(signing or None, public or None)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -110,8 +179,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     for key in ("DATABASE_URL", "REDIS_URL"):
         if not get(key):
             problems.append(f"{key} is required (make run / make test start embedded servers)")
-    jwt_secret = _secret(env, "JWT_SECRET", environment, problems)
-    audit_key = _secret(env, "AUDIT_HMAC_KEY", environment, problems)
+    data_dir = get("DATA_DIR", ".data")
+    jwt_secret = _jwt_secret(env, environment, data_dir, problems)
+    audit_signing_key = _signing_key(env, environment, data_dir, problems)
     prefix = get("API_PREFIX", "/api/v1").rstrip("/")
     if prefix and not prefix.startswith("/"):
         problems.append("API_PREFIX must start with '/'")
@@ -126,7 +196,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         port=_int(env, "PORT", 8000, problems, low=1),
         api_prefix=prefix,
         jwt_secret=jwt_secret,
-        audit_key=audit_key,
+        audit_signing_key=audit_signing_key,
+        audit_public_keys=_public_keys(env, problems),
+        audit_witness_dir=get("AUDIT_WITNESS_DIR", ""),
+        audit_verifications_per_minute=_int(
+            env, "AUDIT_VERIFICATIONS_PER_MINUTE", 10, problems, low=1
+        ),
+        data_dir=data_dir,
         jwt_ttl_seconds=_int(env, "JWT_TTL_SECONDS", 24 * 3600, problems, low=60),
         read_your_writes_timeout=_float(env, "READ_YOUR_WRITES_TIMEOUT", 2.0, problems),
         projector_batch_size=_int(env, "PROJECTOR_BATCH_SIZE", 500, problems, low=1),

@@ -73,6 +73,9 @@ class Projection:
         """Called once per batch, inside its transaction, after the last event; outside
         pipeline mode, so batched inserts can use COPY."""
 
+    def after_commit(self) -> None:
+        """Called once the batch has committed (for effects outside the database)."""
+
 
 @dataclass(frozen=True)
 class BatchResult:
@@ -155,6 +158,8 @@ class Projector:
                     (position, self.name),
                 )
                 cur.execute("SELECT pg_notify(%s, %s)", (PROJECTED_CHANNEL, str(position)))
+        for projection in self.projections:
+            projection.after_commit()
         self.position = position
         if self._isolating:
             self._isolated += 1

@@ -1,13 +1,21 @@
-"""A gym's full history as NDJSON, and the offline check of such a file.
+"""A gym's signed history as NDJSON, and the offline check of such a file.
 
-Each event line carries what auditors read (type, time, actor, data without
-secrets) plus `state_sha256` (digest of the exact stored bytes) and the chain
-`link`; checkpoint lines carry the signed heads. `verify_export` re-links the
-chain from the file alone, and with the HMAC key also checks every signature.
+Line 1 is a header (`format`, `version`, `gym_id`, `exported_at`, `signed_through`).
+Each event line carries what auditors read (position, type, time, actor, data without
+secrets) and also the exact stored bytes (`state`, base64) with their `topic` and the
+chain `link` (hex); checkpoint lines carry the Ed25519-signed heads. The export holds
+the chain up to its last signed checkpoint, nothing unsigned.
+
+`verify_export` trusts nothing in the file but the bytes: it recomputes every digest
+and link from `state`, checks that the readable fields are what those bytes decode to,
+and that the last event is covered by a checkpoint whose signature checks with a public
+key the caller supplies (never one the file names). Because `state` holds the stored
+bytes, an export also carries the password hashes of the gym's registration events:
+handle it like a backup.
 """
 
-import hashlib
-import hmac
+import base64
+import binascii
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -16,88 +24,157 @@ from uuid import UUID
 import msgspec
 import psycopg
 
-from projections.audit_chain import (
-    GENESIS,
-    Problem,
-    Report,
-    content_from_state_digest,
-    link_hash,
-    sign,
-)
-from projections.event_log import all_gym_events, describe
+from domain import gym_of
+from infra.db import EVENTS_TABLE
+from infra.event_codec import CODEC
+from infra.signing import KeyRing
+from projections.audit_chain import GENESIS, content_digest, link_hash
+from projections.audit_verify import Report
+from projections.checkpoints import CHECKPOINT_COLUMNS, Checkpoint, checkpoint_of
+from projections.event_log import StoredRow, describe
 
 FORMAT = "gymledger-export"
+VERSION = 2
+_READABLE = ("stream_id", "version", "type", "recorded_at", "actor", "correlation_id", "data")
 
 
 def export_gym(conn: psycopg.Connection[Any], gym_id: UUID) -> Iterator[bytes]:
     encode = msgspec.json.Encoder().encode
-    yield (
-        encode({"format": FORMAT, "version": 1, "gym_id": gym_id, "exported_at": datetime.now(UTC)})
-        + b"\n"
-    )
-    links = {
-        position: bytes(link).hex()
-        for position, link in conn.execute(
-            "SELECT position, link FROM event_chain WHERE gym_id = %s", (gym_id,)
+    checkpoints = [
+        checkpoint_of(row)
+        for row in conn.execute(
+            f"SELECT {CHECKPOINT_COLUMNS} FROM chain_checkpoints"  # noqa: S608
+            " WHERE gym_id = %s AND signature IS NOT NULL ORDER BY position",
+            (gym_id,),
         )
+    ]
+    signed_through = checkpoints[-1].position if checkpoints else 0
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "gym_id": gym_id,
+        "exported_at": datetime.now(UTC),
+        "signed_through": signed_through,
     }
-    for row in all_gym_events(conn, gym_id):
-        record = msgspec.to_builtins(describe(row))
-        record["topic"] = row.topic
-        record["state_sha256"] = hashlib.sha256(row.state).hexdigest()
-        record["link"] = links.get(row.position)  # None: recorded after the last chaining
+    yield encode(header) + b"\n"
+    rows = conn.execute(
+        "SELECT c.position, c.link, e.originator_id, e.originator_version, e.topic, e.state"  # noqa: S608
+        f" FROM event_chain c LEFT JOIN {EVENTS_TABLE} e ON e.notification_id = c.position"
+        " WHERE c.gym_id = %s AND c.position <= %s ORDER BY c.position",
+        (gym_id, signed_through),
+    )
+    for position, link, stream_id, version, topic, state in rows:
+        if stream_id is None:  # deleted from the log: the file says so, and fails to verify
+            yield encode({"position": position, "link": bytes(link).hex(), "state": None}) + b"\n"
+            continue
+        stored = StoredRow(position, stream_id, version, topic, bytes(state))
+        record = msgspec.to_builtins(describe(stored))
+        record.update(
+            topic=topic, state=base64.b64encode(stored.state).decode(), link=bytes(link).hex()
+        )
         yield encode(record) + b"\n"
-    for position, link, mac in conn.execute(
-        "SELECT position, link, mac FROM chain_checkpoints WHERE gym_id = %s ORDER BY position",
-        (gym_id,),
-    ):
-        checkpoint = {"position": position, "link": bytes(link).hex(), "mac": bytes(mac).hex()}
+    for checkpoint in checkpoints:
         yield encode({"checkpoint": checkpoint}) + b"\n"
 
 
-def verify_export(lines: Iterable[bytes], key: bytes | None) -> Report:
-    """Re-link the chain of an export; with `key`, check the signed checkpoints too."""
-    decoded = [msgspec.json.decode(line) for line in lines if line.strip()]
-    if not decoded or decoded[0].get("format") != FORMAT:
-        raise ValueError("not a GymLedger export")
+class ExportError(ValueError):
+    """The file is not an export this version can read."""
+
+
+def verify_export(lines: Iterable[bytes], ring: KeyRing) -> Report:
+    """Everything an export claims, checked against its own bytes and `ring`'s keys."""
+    if not ring.public:
+        raise ExportError("no public key to check signatures with (--public-key FILE)")
+    try:
+        decoded = [msgspec.json.decode(line) for line in lines if line.strip()]
+    except msgspec.DecodeError as error:
+        raise ExportError(f"not JSON lines: {error}") from None
+    if not decoded or not isinstance(decoded[0], dict) or decoded[0].get("format") != FORMAT:
+        raise ExportError("not a GymLedger export")
+    if decoded[0].get("version") != VERSION:
+        raise ExportError(f"export format version {decoded[0].get('version')}: export again")
     gym_id = UUID(decoded[0]["gym_id"])
     report = Report(gym_id)
-    links: dict[int, str] = {}
-    previous = GENESIS
+    links: dict[int, bytes] = {}
+    checkpoints: list[Checkpoint] = []
+    previous, last_position = GENESIS, 0
     for item in decoded[1:]:
-        if "checkpoint" in item:
-            _check_checkpoint(item["checkpoint"], gym_id, key, links, report)
+        if isinstance(item, dict) and "checkpoint" in item:
+            try:
+                checkpoints.append(msgspec.convert(item["checkpoint"], Checkpoint))
+            except msgspec.ValidationError as error:
+                report.add("bad_checkpoint", 0, f"unreadable checkpoint line: {error}")
             continue
-        if item["link"] is None:
-            continue  # not chained yet when exported
+        position, link, problem = _event_line(item, gym_id, previous, last_position)
         report.checked += 1
-        content = content_from_state_digest(
-            UUID(item["stream_id"]),
-            item["version"],
-            item["topic"],
-            bytes.fromhex(item["state_sha256"]),
-        )
-        expected = link_hash(previous, item["position"], content)
-        if expected.hex() != item["link"]:
-            report.problems.append(Problem("altered", item["position"], "link does not match"))
-        links[item["position"]] = item["link"]
-        previous = bytes.fromhex(item["link"])
+        if problem:
+            report.add("altered", position, problem)
+        links[position], previous, last_position = link, link, max(position, last_position)
+    _covered(report, checkpoints, gym_id, ring, links, last_position)
     return report
 
 
-def _check_checkpoint(
-    checkpoint: dict[str, Any],
-    gym_id: UUID,
-    key: bytes | None,
-    links: dict[int, str],
+def _event_line(
+    item: Any, gym_id: UUID, previous: bytes, last_position: int
+) -> tuple[int, bytes, str | None]:
+    """(position, the link recomputed from the bytes, the first problem or None)."""
+    try:
+        position = int(item["position"])
+        state = base64.b64decode(item["state"], validate=True)
+        stream_id, version, topic = UUID(item["stream_id"]), int(item["version"]), item["topic"]
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        return (
+            int(item.get("position", 0)) if isinstance(item, dict) else 0,
+            previous,
+            ("event line without readable stored bytes"),
+        )
+    link = link_hash(previous, position, content_digest(stream_id, version, topic, state))
+    if position <= last_position:
+        return position, link, "out of log order"
+    if link.hex() != item.get("link"):
+        return position, link, "link does not follow from the stored bytes"
+    try:
+        record = msgspec.to_builtins(
+            describe(StoredRow(position, stream_id, version, topic, state))
+        )
+        owner = gym_of(CODEC.decode(topic, state))
+    except Exception:  # any undecodable bytes are a finding, whatever the cause
+        return position, link, "stored bytes do not decode to an event"
+    if owner != gym_id:
+        return position, link, "event of another gym"
+    for name in _READABLE:
+        if record[name] != item.get(name):
+            return position, link, f"'{name}' differs from the stored bytes"
+    return position, link, None
+
+
+def _covered(
     report: Report,
+    checkpoints: list[Checkpoint],
+    gym_id: UUID,
+    ring: KeyRing,
+    links: dict[int, bytes],
+    last_position: int,
 ) -> None:
-    position = checkpoint["position"]
-    if key is None:
-        return
-    report.checkpoints += 1
-    expected = sign(key, gym_id, position, bytes.fromhex(checkpoint["link"]))
-    if not hmac.compare_digest(expected.hex(), checkpoint["mac"]):
-        report.problems.append(Problem("bad_checkpoint", position, "signature invalid"))
-    elif links.get(position) != checkpoint["link"]:
-        report.problems.append(Problem("chain_broken", position, "differs from checkpoint"))
+    """Every event must be covered by a valid checkpoint at or after it."""
+    signed_through, expected_previous = 0, 0
+    for checkpoint in checkpoints:
+        report.checkpoints += 1
+        if checkpoint.gym_id != gym_id or not checkpoint.valid(ring):
+            report.add("bad_checkpoint", checkpoint.position, "signature invalid or key unknown")
+            continue
+        if checkpoint.previous_position != expected_previous:
+            report.add("missing_checkpoint", checkpoint.position, "a checkpoint before it is gone")
+        expected_previous = checkpoint.position
+        if links.get(checkpoint.position) != bytes.fromhex(checkpoint.link):
+            report.add("chain_broken", checkpoint.position, "differs from the signed checkpoint")
+        else:
+            signed_through = checkpoint.position
+    report.signed_through = signed_through
+    report.unsigned = sum(1 for p in links if p > signed_through)
+    if not links or report.unsigned:
+        report.add(
+            "unsigned_tail",
+            last_position,
+            f"{report.unsigned} of {len(links)} events not covered by a valid checkpoint",
+        )

@@ -16,6 +16,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from infra.embedded import services
+from infra.signing import generate_private_pem
 from tests.smtp import SmtpServer
 
 
@@ -38,7 +39,7 @@ class ServerStack:
                 "REDIS_URL": urls.redis_url,
                 "ENVIRONMENT": "test",
                 "JWT_SECRET": "test-secret-" + uuid.uuid4().hex + uuid.uuid4().hex,
-                "AUDIT_HMAC_KEY": "audit-key-" + uuid.uuid4().hex + uuid.uuid4().hex,
+                "AUDIT_SIGNING_KEY": generate_private_pem(),
                 "QUEUE_NAMESPACE": f"gymledger-test-{self.database}",
                 "MAIL_BACKEND": "smtp",
                 "SMTP_HOST": "127.0.0.1",

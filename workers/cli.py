@@ -6,8 +6,10 @@
     gymledger projections resume           after fixing the event a projection parked at
     gymledger replay --verify              rebuild into a scratch schema, compare with live
     gymledger export --gym ID [-o FILE]    a gym's history as NDJSON
-    gymledger verify FILE                  check an export's chain (and signatures with the key)
-    gymledger audit verify [--gym ID]      check the stored hash chains for tampering
+    gymledger verify FILE [--public-key PEM]   check an export offline: bytes, links, signatures
+    gymledger audit verify [--gym ID] [--checkpoint FILE] [--witness DIR]
+                                           check the stored hash chains for tampering
+    gymledger audit public-key             the public keys auditors verify checkpoints with
     gymledger backup DIR | restore DIR     the tables a rebuild cannot recreate
 
 Without DATABASE_URL/REDIS_URL the commands use the embedded servers under .data/.
@@ -27,7 +29,8 @@ import psycopg
 
 from infra.embedded import services
 from infra.logs import configure_logging
-from infra.settings import ConfigError, Settings, load_settings
+from infra.settings import ConfigError, Settings, load_key_ring, load_settings
+from infra.signing import KeyRing, key_ring, public_pem
 
 DATA_DIR = Path(".data")
 
@@ -73,7 +76,9 @@ def _rebuild(args: argparse.Namespace) -> int:
             events = blue_green_rebuild(settings.database_url, terminal_progress)
             print(f"\nrebuilt read model from {events} events (blue/green switch-over)")
             return 0
-        projector = read_model_projector(settings.audit_key, settings.projector_batch_size)
+        projector = read_model_projector(
+            settings.key_ring(), settings.projector_batch_size, settings.audit_witness_dir
+        )
         with psycopg.connect(settings.database_url) as conn:
             projector.ensure_position_row(conn)
             events = rebuild_in_place(conn, projector)
@@ -113,25 +118,66 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _verify_file(args: argparse.Namespace) -> int:
-    from projections.export import verify_export
+    from projections.export import ExportError, verify_export
 
-    key = os.environ.get("AUDIT_HMAC_KEY")
-    with open(args.file, "rb") as lines:
-        report = verify_export(lines, key.encode() if key else None)
-    if key is None:
-        print("AUDIT_HMAC_KEY not set: checkpoint signatures not checked", file=sys.stderr)
+    ring = key_ring(None, args.public_key) if args.public_key else load_key_ring()
+    try:
+        with open(args.file, "rb") as lines:
+            report = verify_export(lines, ring)
+    except ExportError as error:
+        print(f"cannot verify {args.file}: {error}", file=sys.stderr)
+        return 1
+    return _report(report)
+
+
+def _report(report: Any) -> int:
+    """Print a verification report; exit 0 only when nothing was found."""
     _print_json(report.as_dict())
+    if not report.ok:
+        first = report.as_dict()["first_problem"]
+        problem = f"{first['kind']} at {first['position']}: {first['detail']}"
+        print(f"NOT VERIFIED: {problem}", file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def full_verification(
+    conn: psycopg.Connection[Any], ring: KeyRing, gym: UUID | None, witness_dir: str
+) -> Any:
+    """The whole chain (or one gym's), and every checkpoint the witness kept."""
+    from projections.audit_verify import verify_all, verify_gym, verify_witnessed
+    from projections.witness import witnessed
+
+    report = verify_gym(conn, ring, gym)[0] if gym else verify_all(conn, ring)
+    if witness_dir:
+        kept = (c for c in witnessed(witness_dir) if gym is None or c.gym_id == gym)
+        found = verify_witnessed(conn, ring, kept)
+        report.problems += found.problems
+        report.checkpoints += found.checkpoints
+    return report
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    from infra.event_codec import CODEC
-    from projections.audit_chain import verify
+    from projections.audit_verify import verify_checkpoint
+    from projections.checkpoints import Checkpoint
 
     with _settings() as settings, psycopg.connect(settings.database_url) as conn:
-        report = verify(conn, settings.audit_key.encode(), CODEC, args.gym)
-    _print_json(report.as_dict())
-    return 0 if report.ok else 1
+        ring = settings.key_ring()
+        if args.checkpoint:
+            try:
+                with open(args.checkpoint, "rb") as kept_file:
+                    kept = msgspec.json.decode(kept_file.read(), type=Checkpoint)
+            except (OSError, msgspec.DecodeError) as error:
+                print(f"cannot read the checkpoint {args.checkpoint}: {error}", file=sys.stderr)
+                return 2
+            return _report(verify_checkpoint(conn, ring, kept))
+        witness = args.witness or settings.audit_witness_dir
+        return _report(full_verification(conn, ring, args.gym, witness))
+
+
+def _audit_public_key(_: argparse.Namespace) -> int:
+    for kid, public in load_key_ring().public.items():
+        print(f"# key_id {kid} (Ed25519)\n{public_pem(public)}", end="")
+    return 0
 
 
 # What a rebuild cannot recreate: the log, what was mailed, and what was signed.
@@ -158,7 +204,16 @@ def _restore(args: argparse.Namespace) -> int:
         migrate(settings.database_url)
         counts = restore(settings.database_url, Path(args.directory), SERIAL_COLUMNS)
     print(f"restored {counts}; rebuilding the read model")
-    return _rebuild(argparse.Namespace(blue_green=False))
+    _rebuild(argparse.Namespace(blue_green=False))
+    with _settings() as settings, psycopg.connect(settings.database_url) as conn:
+        code = _report(full_verification(conn, settings.key_ring(), None, ""))
+    if code:
+        message = (
+            "restored, but the audit chain does NOT verify: the backup was altered or is"
+            " incomplete; the database is left as restored for investigation"
+        )
+        print(message, file=sys.stderr)
+    return code
 
 
 def _run(_: argparse.Namespace) -> int:
@@ -189,6 +244,7 @@ def _parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=_export)
     verify_file = sub.add_parser("verify")
     verify_file.add_argument("file")
+    verify_file.add_argument("--public-key", help="PEM file of the public key(s) to trust")
     verify_file.set_defaults(handler=_verify_file)
     backup = sub.add_parser("backup")
     backup.add_argument("directory")
@@ -197,9 +253,13 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("directory")
     restore.set_defaults(handler=_restore)
     audit = sub.add_parser("audit")
-    audit.add_argument("action", choices=["verify"])
+    audit.add_argument("action", choices=["verify", "public-key"])
     audit.add_argument("--gym", type=UUID)
-    audit.set_defaults(handler=_audit_verify)
+    audit.add_argument("--checkpoint", help="a checkpoint kept earlier (GET /audit/checkpoint)")
+    audit.add_argument("--witness", help="witness directory (default: AUDIT_WITNESS_DIR)")
+    audit.set_defaults(
+        handler=lambda a: _audit_public_key(a) if a.action == "public-key" else _audit_verify(a)
+    )
     return parser
 
 

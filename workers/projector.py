@@ -47,7 +47,9 @@ def run_projector(settings: Settings, stop: threading.Event) -> None:
     batch retried with growing pauses: the projector neither dies, nor spins, nor
     skips the event. Parking such events is a separate, explicit operation.
     """
-    projector = read_model_projector(settings.audit_key, settings.projector_batch_size)
+    projector = read_model_projector(
+        settings.key_ring(), settings.projector_batch_size, settings.audit_witness_dir
+    )
     relay = MailRelay(settings.database_url)
     relay.start()
     pause = 1.0

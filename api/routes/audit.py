@@ -5,21 +5,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-import anyio.to_thread
 import msgspec
-import psycopg
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
 
+from api import rate_limit
 from api.auth import CallerGym, current_gym, current_reader, issue_token
 from api.commanding import execute
 from api.state import AppState
 from commands.gyms import GrantAuditorAccess, grant_auditor_access
 from infra.event_codec import CODEC, UnknownEventType
-from projections.audit_chain import verify
+from infra.signing import ALGORITHM, public_pem, raw_public_hex
+from projections.audit_verify import verify_checkpoint, verify_gym
+from projections.checkpoints import Checkpoint, latest_checkpoint
 from projections.event_log import EventRecord, describe, gym_events, tenant_stream
 
 AnyRequest = Request[Any, Any, Any]
@@ -37,6 +38,41 @@ class AuditorTokenResponse(msgspec.Struct):
     expires_at: datetime
     token_type: str = "bearer"  # noqa: S105 - OAuth2 token type, not a secret
     scope: str = "auditor"
+
+
+class PublicKey(msgspec.Struct):
+    """`public_key`: the 32 raw bytes in hex; `pem`: the same key as SubjectPublicKeyInfo."""
+
+    key_id: str
+    algorithm: str
+    public_key: str
+    pem: str
+    signing: bool  # the key that signs new checkpoints (the others are retired)
+
+
+class VerificationReport(msgspec.Struct):
+    ok: bool
+    gym_id: str | None
+    events_checked: int
+    checkpoints_checked: int
+    signed_through: int
+    unsigned_events: int
+    pending_events: int
+    first_problem: dict[str, Any] | None
+    problems_total: int
+    problems: list[dict[str, Any]]
+
+
+async def _verification_allowed(state: AppState, caller: CallerGym) -> None:
+    s = state.settings
+    await rate_limit.hit(
+        state.redis,
+        s.queue_namespace,
+        f"audit-verify:{caller.id}",
+        s.audit_verifications_per_minute,
+        60,
+        detail="Too many verifications for this gym; try again later",
+    )
 
 
 class AuditController(Controller):
@@ -100,16 +136,44 @@ class AuditController(Controller):
             return Stream(_ndjson(records), media_type=NDJSON)
         return Response(records)
 
+    @get("/audit/keys")
+    async def public_keys(self, request: AnyRequest, caller: Reader) -> list[PublicKey]:
+        ring = AppState.of(request).settings.key_ring()
+        signing = ring.signing_key_id if ring.signing else None
+        return [
+            PublicKey(kid, ALGORITHM, raw_public_hex(key), public_pem(key), kid == signing)
+            for kid, key in ring.public.items()
+        ]
+
+    @get("/audit/checkpoint")
+    async def checkpoint(self, request: AnyRequest, caller: Reader) -> Checkpoint:
+        """The gym's latest signed checkpoint: keep it, and later POST it to /audit/verify."""
+        async with AppState.of(request).read_pool.connection() as conn:
+            found = await latest_checkpoint(conn, caller.id)
+        if found is None:
+            raise HTTPException(status_code=404, detail="No signed checkpoint yet")
+        return found
+
     @get("/audit/verify")
-    async def verify_chain(self, request: AnyRequest, caller: Reader) -> dict[str, Any]:
+    async def verify_chain(self, request: AnyRequest, caller: Reader) -> VerificationReport:
         state = AppState.of(request)
+        await _verification_allowed(state, caller)
+        ring = state.settings.key_ring()
+        report = await state.verifications.run(lambda conn: verify_gym(conn, ring, caller.id)[0])
+        return msgspec.convert(report.as_dict(), VerificationReport)
 
-        def run() -> dict[str, Any]:
-            with psycopg.connect(state.settings.database_url) as conn:
-                report = verify(conn, state.settings.audit_key.encode(), CODEC, caller.id)
-            return report.as_dict()
-
-        return await anyio.to_thread.run_sync(run)
+    @post("/audit/verify", status_code=200)
+    async def verify_kept_checkpoint(
+        self, request: AnyRequest, caller: Reader, data: JSONBody[Checkpoint]
+    ) -> VerificationReport:
+        """Does the log still extend a checkpoint kept earlier, and does all of it verify?"""
+        if data.gym_id != caller.id:
+            raise HTTPException(status_code=422, detail="The checkpoint is of another gym")
+        state = AppState.of(request)
+        await _verification_allowed(state, caller)
+        ring = state.settings.key_ring()
+        report = await state.verifications.run(lambda conn: verify_checkpoint(conn, ring, data))
+        return msgspec.convert(report.as_dict(), VerificationReport)
 
 
 async def _ndjson(records: list[EventRecord]) -> AsyncIterator[bytes]:

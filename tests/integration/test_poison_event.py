@@ -35,7 +35,7 @@ def test_poison_event_parks_the_projection_until_resumed(
             (poisoned_stream, b'{"garbage": true}'),
         ).fetchone()[0]  # type: ignore[index]
     later = register(ledger).id  # recorded after the poison: must not be skipped over
-    projector = read_model_projector(settings.audit_key, batch_size=50)
+    projector = read_model_projector(settings.key_ring(), batch_size=50)
     with psycopg.connect(fresh_database) as conn:
         projector.ensure_position_row(conn)
         projector.catch_up(conn)

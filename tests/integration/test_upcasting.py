@@ -48,7 +48,7 @@ def test_v1_gym_registration_loads_replays_and_exports(fresh_database: str, sett
         ledger.close()
     assert (gym.name, gym.timezone) == ("Legacy Gym", "UTC")
     with psycopg.connect(fresh_database) as conn:
-        projector = read_model_projector(settings.audit_key)
+        projector = read_model_projector(settings.key_ring())
         projector.ensure_position_row(conn)
         assert projector.catch_up(conn) == 1  # replay: the projector reads it too
         row = conn.execute("SELECT name, timezone FROM gyms WHERE id = %s", (gym_id,)).fetchone()
@@ -59,4 +59,4 @@ def test_v1_gym_registration_loads_replays_and_exports(fresh_database: str, sett
     assert event["topic"] == "GymRegistered.v1"  # the stored bytes are never rewritten
     assert event["data"]["timezone"] == "UTC"
     assert "password_hash" not in event["data"]
-    assert verify_export(lines, settings.audit_key.encode()).ok
+    assert verify_export(lines, settings.key_ring()).ok
