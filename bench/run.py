@@ -40,8 +40,8 @@ from domain.customer import CustomerDetails
 from domain.events import EventMetadata, Stamp
 from infra.db import PROJECTED_CHANNEL
 from infra.embedded import services
-from infra.signing import generate_private_pem, key_ring
 from infra.event_codec import CODEC
+from infra.signing import generate_private_pem, key_ring
 from projections.read_model import read_model_projector
 from projections.rebuild import rebuild_in_place
 from tests.factories import gym_registered
