@@ -70,3 +70,29 @@ def test_restore_then_rebuild_gives_back_the_same_read_model(
         assert again.returncode != 0  # never over existing data
     finally:
         stack.drop_database(target)
+
+
+def test_a_tampered_backup_restores_but_fails_verification(
+    fresh_database: str, stack: ServerStack, tmp_path: Path
+) -> None:
+    ledger = GymLedger(fresh_database)
+    try:
+        register(ledger)
+    finally:
+        ledger.close()
+    assert cli(fresh_database, "projections", "rebuild").returncode == 0
+    with psycopg.connect(fresh_database) as conn:  # someone edits the log before the backup
+        conn.execute("UPDATE gymledger_events SET state = state || ' '::bytea")
+    backup_dir = tmp_path / "backup"
+    assert cli(fresh_database, "backup", str(backup_dir)).returncode == 0
+    assert backup_dir.stat().st_mode & 0o777 == 0o700
+    assert {f.stat().st_mode & 0o777 for f in backup_dir.iterdir()} == {0o600}
+    target = stack.create_database()
+    try:
+        restored = cli(target, "restore", str(backup_dir))
+        assert restored.returncode == 1
+        assert "does NOT verify" in restored.stderr
+        with psycopg.connect(target) as conn:  # left as restored, for investigation
+            assert conn.execute("SELECT count(*) FROM gymledger_events").fetchone() == (2,)
+    finally:
+        stack.drop_database(target)
