@@ -19,7 +19,7 @@ from psycopg_pool import ConnectionPool
 from api.rate_limit import TooManyRequests
 
 T = TypeVar("T")
-CONCURRENT = 2
+CONCURRENT = 1
 WAITING = 16
 STATEMENT_TIMEOUT_MS = 30_000
 

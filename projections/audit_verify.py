@@ -27,11 +27,10 @@ from psycopg.rows import TupleRow
 
 from infra.db import EVENTS_TABLE
 from infra.signing import KeyRing
-from projections.audit_chain import GENESIS, content_digest, link_hash
+from projections.audit_chain import GENESIS
 from projections.checkpoints import CHECKPOINT_COLUMNS, Checkpoint, checkpoint_of
 from projections.read_model import READ_MODEL
 
-PAGE = 5000
 MAX_PROBLEMS_SHOWN = 100
 
 
@@ -76,37 +75,28 @@ class Report:
 
 
 class GymChain:
-    """One gym's chain, fed in position order; pure, so it is tested without a server."""
+    """One gym's findings, judged from what the queries below return (no I/O here)."""
 
     def __init__(self, gym_id: UUID, ring: KeyRing, report: Report) -> None:
         self.gym_id, self.ring, self.report = gym_id, ring, report
-        self.links: dict[int, bytes] = {}
-        self.head = (0, GENESIS)
-        self._contents: dict[bytes, int] = {}  # content -> position where chained
-        self._mismatches: list[tuple[int, bytes]] = []
 
-    def row(
-        self,
-        position: int,
-        content: bytes,
-        link: bytes,
-        stored: tuple[UUID, int, str, bytes] | None,
-    ) -> None:
-        self.report.checked += 1
-        if link_hash(self.head[1], position, content) != link:
-            self.report.add("chain_broken", position, "link does not follow from the previous")
-        self.links[position] = link
-        self._contents[content] = position
-        self.head = (position, link)
-        if stored is None:
-            self.report.add("deleted", position, "event missing from the log")
-        elif (actual := content_digest(*stored)) != content:
-            self._mismatches.append((position, actual))
+    def findings(self, rows: Iterable[TupleRow]) -> None:
+        """Rows of (position, deleted, broken, mismatched, position of the same content)."""
+        for position, deleted, broken, mismatched, moved_from in rows:
+            if broken:
+                self.report.add("chain_broken", position, "link does not follow from the previous")
+            if deleted:
+                self.report.add("deleted", position, "event missing from the log")
+            elif mismatched and moved_from is not None:
+                self.report.add("reordered", position, f"holds the event chained at {moved_from}")
+            elif mismatched:
+                self.report.add("altered", position, "content differs from chain")
 
-    def checkpoints(self, checkpoints: Iterable[Checkpoint]) -> int:
-        """Check signatures and their order; returns the last position they cover."""
+    def checkpoints(self, checkpoints: Iterable[tuple[Checkpoint, bytes | None]]) -> int:
+        """Check signatures, their order and that the chain still holds each signed link;
+        returns the last position they cover."""
         expected_previous, signed_through = 0, 0
-        for checkpoint in checkpoints:
+        for checkpoint, chained_link in checkpoints:
             self.report.checkpoints += 1
             position = checkpoint.position
             if checkpoint.gym_id != self.gym_id or not checkpoint.valid(self.ring):
@@ -120,46 +110,73 @@ class GymChain:
                     f" found {expected_previous}",
                 )
             expected_previous = position
-            if self.links.get(position) != bytes.fromhex(checkpoint.link):
+            if chained_link != bytes.fromhex(checkpoint.link):
                 self.report.add("chain_broken", position, "chain differs from signed checkpoint")
             else:
                 signed_through = position
         return signed_through
 
-    def finish(self, signed_through: int, head_row: tuple[int, bytes] | None) -> None:
-        for position, actual in self._mismatches:
-            moved_from = self._contents.get(actual)
-            if moved_from is not None:
-                self.report.add("reordered", position, f"holds the event chained at {moved_from}")
-            else:
-                self.report.add("altered", position, "content differs from chain")
-        head_position = self.head[0]
-        unsigned = sum(1 for p in self.links if p > signed_through)
+    def finish(
+        self,
+        signed_through: int,
+        unsigned: int,
+        last: tuple[int, bytes] | None,
+        head_row: tuple[int, bytes] | None,
+    ) -> None:
         self.report.signed_through = signed_through
         self.report.unsigned += unsigned
-        if unsigned:
+        if unsigned and last is not None:
             self.report.add(
                 "unsigned_tail",
-                head_position,
+                last[0],
                 f"{unsigned} chained events after the last valid checkpoint ({signed_through})",
             )
-        chained = self.head if self.links else None
-        if head_row != chained:
-            self.report.add("head_mismatch", head_position, "chain_heads disagrees with the chain")
-
-    def extends(self, kept: Checkpoint) -> bool:
-        return self.links.get(kept.position) == bytes.fromhex(kept.link)
+        if head_row != last:
+            position = last[0] if last else head_row[0] if head_row else 0
+            self.report.add("head_mismatch", position, "chain_heads disagrees with the chain")
 
 
-_CHAIN_PAGE = (
-    "SELECT c.position, c.content, c.link, e.originator_id, e.originator_version, e.topic,"  # noqa: S608
-    f" e.state FROM event_chain c LEFT JOIN {EVENTS_TABLE} e ON e.notification_id = c.position"
-    " WHERE c.gym_id = %s AND c.position > %s ORDER BY c.position LIMIT %s"
+# The per-row work runs in PostgreSQL (sha256 of every stored state, each link against
+# the stored link before it): only findings travel, and an API process never spends
+# its interpreter lock on hashing. The formulas are those of audit_chain.py.
+_CHAIN_FINDINGS = f"""
+WITH chain AS (
+    SELECT c.position, c.content, c.link,
+        lag(c.link, 1, %(genesis)s::bytea) OVER (ORDER BY c.position) AS previous,
+        e.notification_id IS NULL AS deleted,
+        sha256(uuid_send(e.originator_id) || int8send(e.originator_version::bigint)
+            || int4send(octet_length(e.topic)) || convert_to(e.topic, 'UTF8')
+            || sha256(e.state)) AS actual
+    FROM event_chain c LEFT JOIN {EVENTS_TABLE} e ON e.notification_id = c.position
+    WHERE c.gym_id = %(gym)s
+), flagged AS (
+    SELECT position, deleted, actual,
+        link <> sha256(previous || int8send(position) || content) AS broken,
+        NOT deleted AND actual <> content AS mismatched
+    FROM chain
+)
+SELECT f.position, f.deleted, f.broken, f.mismatched, moved.position
+FROM flagged f LEFT JOIN (
+    SELECT content, min(position) AS position FROM event_chain
+    WHERE gym_id = %(gym)s GROUP BY content
+) moved ON f.mismatched AND moved.content = f.actual
+WHERE f.deleted OR f.broken OR f.mismatched
+ORDER BY f.position
+"""  # noqa: S608 - constants only
+_CHECKPOINT_SELECT = ", ".join(
+    "coalesce(k.previous_position, -1)" if c == "previous_position" else f"k.{c}"
+    for c in CHECKPOINT_COLUMNS.split(", ")
 )
 _CHECKPOINTS = (
-    f"SELECT {CHECKPOINT_COLUMNS.replace('previous_position', 'coalesce(previous_position, -1)')}"  # noqa: S608
-    " FROM chain_checkpoints WHERE gym_id = %s AND signature IS NOT NULL ORDER BY position"
+    f"SELECT {_CHECKPOINT_SELECT}, c.link FROM chain_checkpoints k"  # noqa: S608
+    " LEFT JOIN event_chain c ON c.position = k.position AND c.gym_id = k.gym_id"
+    " WHERE k.gym_id = %s AND k.signature IS NOT NULL ORDER BY k.position"
 )
+_COUNT_AFTER = (
+    "SELECT count(*) FILTER (WHERE position > %s), count(*) FROM event_chain WHERE gym_id = %s"
+)
+_LAST = "SELECT position, link FROM event_chain WHERE gym_id = %s ORDER BY position DESC LIMIT 1"
+_HEAD = "SELECT position, link FROM chain_heads WHERE gym_id = %s"
 _CHAINED_THROUGH = (
     "SELECT greatest((SELECT coalesce(max(position), 0) FROM event_chain),"
     " (SELECT coalesce(max(position), 0) FROM projector_positions WHERE name = %s))"
@@ -188,24 +205,30 @@ _GYMS = (
 Conn = psycopg.Connection[TupleRow]
 
 
-def _chain(conn: Conn, ring: KeyRing, gym_id: UUID, report: Report) -> GymChain:
+def _pair(row: TupleRow | None) -> tuple[int, bytes] | None:
+    return None if row is None else (int(row[0]), bytes(row[1]))
+
+
+def _link_at(conn: Conn, gym_id: UUID, position: int) -> bytes | None:
+    row = conn.execute(
+        "SELECT link FROM event_chain WHERE gym_id = %s AND position = %s", (gym_id, position)
+    ).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def _chain(conn: Conn, ring: KeyRing, gym_id: UUID, report: Report) -> None:
     chain = GymChain(gym_id, ring, report)
-    after = 0
-    while True:
-        rows = conn.execute(_CHAIN_PAGE, (gym_id, after, PAGE)).fetchall()
-        for position, content, link, stream_id, version, topic, state in rows:
-            stored = None if stream_id is None else (stream_id, version, topic, bytes(state))
-            chain.row(position, bytes(content), bytes(link), stored)
-        if len(rows) < PAGE:
-            break
-        after = rows[-1][0]
-    checkpoints = [checkpoint_of(r) for r in conn.execute(_CHECKPOINTS, (gym_id,))]
-    head = conn.execute("SELECT position, link FROM chain_heads WHERE gym_id = %s", (gym_id,))
-    found = head.fetchone()
-    chain.finish(
-        chain.checkpoints(checkpoints), None if found is None else (found[0], bytes(found[1]))
-    )
-    return chain
+    chain.findings(conn.execute(_CHAIN_FINDINGS, {"gym": gym_id, "genesis": GENESIS}).fetchall())
+    checkpoints = [
+        (checkpoint_of(row[:-1]), None if row[-1] is None else bytes(row[-1]))
+        for row in conn.execute(_CHECKPOINTS, (gym_id,)).fetchall()
+    ]
+    signed_through = chain.checkpoints(checkpoints)
+    counted = conn.execute(_COUNT_AFTER, (signed_through, gym_id)).fetchone()
+    unsigned, total = (int(counted[0]), int(counted[1])) if counted else (0, 0)
+    report.checked += total
+    last = _pair(conn.execute(_LAST, (gym_id,)).fetchone())
+    chain.finish(signed_through, unsigned, last, _pair(conn.execute(_HEAD, (gym_id,)).fetchone()))
 
 
 def _chained_through(conn: Conn) -> int:
@@ -221,21 +244,21 @@ def _unchained(report: Report, positions: Iterable[int], chained_through: int) -
             report.pending += 1
 
 
-def verify_gym(conn: Conn, ring: KeyRing, gym_id: UUID) -> tuple[Report, GymChain]:
+def verify_gym(conn: Conn, ring: KeyRing, gym_id: UUID) -> Report:
     """One gym's chain, reading only that gym's rows."""
     report = Report(gym_id)
-    chain = _chain(conn, ring, gym_id, report)
+    _chain(conn, ring, gym_id, report)
     unchained = [r[0] for r in conn.execute(_UNCHAINED_OF_GYM, {"gym": gym_id})]
     _unchained(report, unchained, _chained_through(conn))
-    return report, chain
+    return report
 
 
 def verify_checkpoint(conn: Conn, ring: KeyRing, kept: Checkpoint) -> Report:
     """The gym's chain, and whether it still extends a checkpoint kept earlier."""
-    report, chain = verify_gym(conn, ring, kept.gym_id)
+    report = verify_gym(conn, ring, kept.gym_id)
     if not kept.valid(ring):
         report.add("bad_checkpoint", kept.position, "the kept checkpoint's signature is invalid")
-    elif not chain.extends(kept):
+    elif _link_at(conn, kept.gym_id, kept.position) != bytes.fromhex(kept.link):
         report.add("not_extended", kept.position, "the log no longer holds this checkpoint")
     return report
 
@@ -257,10 +280,6 @@ def verify_witnessed(conn: Conn, ring: KeyRing, witnessed: Iterable[Checkpoint])
         if not kept.valid(ring):
             report.add("bad_checkpoint", kept.position, f"witness line of gym {kept.gym_id}")
             continue
-        row = conn.execute(
-            "SELECT link FROM event_chain WHERE gym_id = %s AND position = %s",
-            (kept.gym_id, kept.position),
-        ).fetchone()
-        if row is None or bytes(row[0]).hex() != kept.link:
+        if _link_at(conn, kept.gym_id, kept.position) != bytes.fromhex(kept.link):
             report.add("not_extended", kept.position, f"gym {kept.gym_id}: witnessed, now gone")
     return report

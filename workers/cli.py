@@ -147,7 +147,7 @@ def full_verification(
     from projections.audit_verify import verify_all, verify_gym, verify_witnessed
     from projections.witness import witnessed
 
-    report = verify_gym(conn, ring, gym)[0] if gym else verify_all(conn, ring)
+    report = verify_gym(conn, ring, gym) if gym else verify_all(conn, ring)
     if witness_dir:
         kept = (c for c in witnessed(witness_dir) if gym is None or c.gym_id == gym)
         found = verify_witnessed(conn, ring, kept)

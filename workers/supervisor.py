@@ -8,7 +8,6 @@ operator never keeps running half a system without noticing.
 
 import logging
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -24,16 +23,6 @@ from workers.setup import migrate
 log = logging.getLogger("gymledger.supervisor")
 DATA_DIR = Path(".data")
 STOP_GRACE_SECONDS = 20
-
-
-def _dev_secret(name: str) -> str:
-    """A random secret kept under .data/, so tokens and signatures survive restarts."""
-    path = DATA_DIR / name
-    if not path.exists():
-        DATA_DIR.mkdir(exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip()
 
 
 def _fresh_metrics_dir() -> Path:
@@ -66,9 +55,8 @@ def supervise() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with services(DATA_DIR) as urls:
         env = {**os.environ, "DATABASE_URL": urls.database_url, "REDIS_URL": urls.redis_url}
-        if env.get("ENVIRONMENT", "development") != "production":
-            for variable in ("JWT_SECRET", "AUDIT_HMAC_KEY"):
-                env[variable] = env.get(variable) or _dev_secret(variable.lower())
+        # Development secrets are made once under .data/ by load_settings itself, so the
+        # children and the CLI find the same ones.
         settings = load_settings(env)  # fail fast, before any child starts
         env["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_metrics_dir())
         log.info("migrations applied", extra={"applied": migrate(settings.database_url)})

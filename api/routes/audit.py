@@ -159,7 +159,7 @@ class AuditController(Controller):
         state = AppState.of(request)
         await _verification_allowed(state, caller)
         ring = state.settings.key_ring()
-        report = await state.verifications.run(lambda conn: verify_gym(conn, ring, caller.id)[0])
+        report = await state.verifications.run(lambda conn: verify_gym(conn, ring, caller.id))
         return msgspec.convert(report.as_dict(), VerificationReport)
 
     @post("/audit/verify", status_code=200)

@@ -192,11 +192,11 @@ def test_log_lines_are_json_and_redact_secrets() -> None:
 
 
 def test_configuration_errors_stop_start_up_with_every_problem() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("JWT_SECRET", "AUDIT_HMAC_KEY")}
+    env = {k: v for k, v in os.environ.items() if k not in ("JWT_SECRET", "AUDIT_SIGNING_KEY")}
     env.update({"ENVIRONMENT": "production", "PORT": "eighty"})
     result = subprocess.run([sys.executable, "-m", "workers.cli", "migrate"], env=env,
                             capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert result.returncode == 2
-    for problem in ("JWT_SECRET is required", "AUDIT_HMAC_KEY is required", "PORT"):
+    for problem in ("JWT_SECRET is required", "AUDIT_SIGNING_KEY is required", "PORT"):
         assert problem in result.stderr
     assert re.search(r"Traceback", result.stderr) is None

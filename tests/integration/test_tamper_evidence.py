@@ -60,7 +60,7 @@ def log(fresh_database: str, settings: Any) -> tuple[str, UUID]:
 
 def check(url: str, ring: KeyRing, gym_id: UUID | None = None) -> dict[str, Any]:
     with psycopg.connect(url) as conn:
-        report = verify_gym(conn, ring, gym_id)[0] if gym_id else verify_all(conn, ring)
+        report = verify_gym(conn, ring, gym_id) if gym_id else verify_all(conn, ring)
         return report.as_dict()
 
 
