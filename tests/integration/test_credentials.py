@@ -13,7 +13,19 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
+from commands.application import GymLedger
+from commands.context import CommandContext
+from commands.gyms import (
+    GrantAuditorAccess,
+    RevokeAuditorAccess,
+    grant_auditor_access,
+    revoke_auditor_access,
+)
+from infra.settings import load_settings
+from projections.read_model import read_model_projector
 from tests.conftest import bearer, signup_and_login, signup_body, unique_email
+from tests.integration.helpers import register
+from workers.setup import migrate
 
 API = "/api/v1"
 NEW_PASSWORD = "a fresh pass phrase"
@@ -275,8 +287,6 @@ def test_auditor_grants_are_rate_limited_per_address(
 
 
 def test_limits_are_off_by_default_outside_production(settings: Any) -> None:
-    from infra.settings import load_settings
-
     assert settings.signup_attempts_per_address == 0
     base = {"DATABASE_URL": "postgresql://x", "REDIS_URL": "redis://x"}
     production = load_settings(
@@ -290,19 +300,6 @@ def test_limits_are_off_by_default_outside_production(settings: Any) -> None:
 def test_upgrading_copies_earlier_auditor_grants_from_the_log(fresh_database: str) -> None:
     """Grants made before the auditor_tokens table existed are listed and revocable
     after migrating, and the projector applies what follows without tripping on them."""
-    from commands.application import GymLedger
-    from commands.context import CommandContext
-    from commands.gyms import (
-        GrantAuditorAccess,
-        RevokeAuditorAccess,
-        grant_auditor_access,
-        revoke_auditor_access,
-    )
-    from infra.settings import load_settings
-    from projections.read_model import read_model_projector
-    from tests.integration.helpers import register
-    from workers.setup import migrate
-
     ledger = GymLedger(fresh_database)
     projector = read_model_projector(load_settings().audit_key)
     expires_at = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
@@ -333,7 +330,8 @@ def test_upgrading_copies_earlier_auditor_grants_from_the_log(fresh_database: st
             projector.catch_up(conn)
             conn.commit()
             revoked_at = conn.execute("SELECT revoked_at FROM auditor_tokens").fetchone()
-            assert revoked_at is not None and revoked_at[0] is not None
+            assert revoked_at is not None
+            assert revoked_at[0] is not None
             # Replaying the whole log over the copied rows gives the same table.
             projector.reset(conn)
             projector.catch_up(conn)
