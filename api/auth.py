@@ -65,7 +65,7 @@ class TokenClaims:
     gym_id: UUID
     scope: Scope
     generation: int
-    token_id: UUID | None  # tokens of the earlier service had no jti
+    token_id: UUID | None  # None: an owner token without a jti of ours
     expires: float
 
 
@@ -87,14 +87,24 @@ def _verified_claims(token: str, secret: str) -> TokenClaims:
     # bool is an int in Python; a generation is a plain non-negative integer.
     if type(generation) is not int or generation < 0:
         raise ValueError(generation)
-    jti = claims.get("jti")
     return TokenClaims(
         gym_id=UUID(str(claims["sub"])),
         scope=scope,
         generation=generation,
-        token_id=None if jti is None else UUID(str(jti)),
+        token_id=_token_id(claims.get("jti"), scope),
         expires=float(claims["exp"]),
     )
+
+
+def _token_id(jti: object, scope: Scope) -> UUID | None:
+    """Auditor tokens are revoked by id, so theirs must be one of ours; an owner
+    token's id is not used, and other clients' tokens may carry any string there."""
+    try:
+        return UUID(str(jti)) if jti is not None else None
+    except ValueError:
+        if scope == "auditor":
+            raise
+        return None
 
 
 def claims_from_token(token: str, secret: str) -> TokenClaims:

@@ -102,3 +102,12 @@ def test_a_malformed_generation_claim_is_a_bad_token(generation: object) -> None
     body = {"sub": str(uuid4()), "iat": now, "exp": now + timedelta(hours=1), "gen": generation}
     with pytest.raises(NotAuthorizedException):
         claims_from_token(jwt.encode(body, SECRET), SECRET)
+
+
+def test_only_auditor_tokens_need_an_id_of_ours() -> None:
+    now = datetime.now(UTC)
+    body = {"sub": str(uuid4()), "iat": now, "exp": now + timedelta(hours=1), "jti": "abc"}
+    assert claims_from_token(jwt.encode(body, SECRET), SECRET).token_id is None
+    auditor = jwt.encode({**body, "scope": "auditor"}, SECRET)
+    with pytest.raises(NotAuthorizedException):
+        claims_from_token(auditor, SECRET)
