@@ -17,6 +17,7 @@ from api.gym_cache import OpenGyms
 from api.middleware import in_progress_middleware, observed
 from api.routes import health
 from api.routes.audit import AuditController
+from api.routes.credentials import CredentialsController
 from api.routes.customers import CustomersController
 from api.routes.gyms import AuthController, MyGymController
 from api.routes.mails import MailsController
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         path=settings.api_prefix or "/",
         route_handlers=[
             AuthController,
+            CredentialsController,
             MyGymController,
             CustomersController,
             AuditController,

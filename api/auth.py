@@ -2,6 +2,12 @@
 
 Two scopes: "owner" (everything for their gym) and "auditor" (read-only access
 to history, time travel, the event feed and verification, until it expires).
+
+Revocation: every token carries the gym's token generation at issue (`gen`; tokens
+from before generations existed have none and count as 0). A password change moves
+the gym's generation on, so every earlier token is refused, whatever second it was
+issued in. Revoked auditor tokens are refused by id (`jti`). Both facts come from
+the gyms read model through the per-process cache (api/gym_cache.py).
 """
 
 import functools
@@ -17,7 +23,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 
 from api.state import AppState
 from domain.validation import local_date
-from projections.gyms import open_gym_timezone
+from projections.gyms import GymAccess, open_gym_access
 
 _ALGORITHM = "HS256"
 TOKEN_CACHE_SIZE = 10_000
@@ -30,6 +36,7 @@ def issue_token(
     expires_at: datetime,
     scope: Scope = "owner",
     token_id: UUID | None = None,
+    generation: int = 0,
 ) -> str:
     claims = {
         "sub": str(gym_id),
@@ -37,12 +44,14 @@ def issue_token(
         "exp": expires_at,
         "scope": scope,
         "jti": str(token_id or uuid4()),
+        "gen": generation,
     }
     return jwt.encode(claims, secret, algorithm=_ALGORITHM)
 
 
-def owner_token(gym_id: UUID, secret: str, ttl_seconds: int) -> str:
-    return issue_token(gym_id, secret, datetime.now(UTC) + timedelta(seconds=ttl_seconds))
+def owner_token(gym_id: UUID, secret: str, ttl_seconds: int, generation: int) -> str:
+    expires_at = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
+    return issue_token(gym_id, secret, expires_at, generation=generation)
 
 
 def _unauthorized() -> NotAuthorizedException:
@@ -51,12 +60,22 @@ def _unauthorized() -> NotAuthorizedException:
     )
 
 
+@dataclass(frozen=True)
+class TokenClaims:
+    gym_id: UUID
+    scope: Scope
+    generation: int
+    token_id: UUID | None  # None: an owner token without a jti of ours
+    expires: float
+
+
 @functools.lru_cache(maxsize=TOKEN_CACHE_SIZE)
-def _verified_claims(token: str, secret: str) -> tuple[UUID, Scope, float]:
-    """(gym, scope, expiry) of a token whose signature checks out.
+def _verified_claims(token: str, secret: str) -> TokenClaims:
+    """The claims of a token whose signature checks out.
 
     Cached because clients send the same token with every request and checking it
-    costs more than the rest of a typical read; expiry is checked on every use."""
+    costs more than the rest of a typical read; expiry and revocation are checked
+    on every use."""
     # Pinning the algorithm list rejects "none" and algorithm-swap tokens.
     claims = jwt.decode(
         token, secret, algorithms=[_ALGORITHM], options={"require": ["exp", "iat", "sub"]}
@@ -64,26 +83,57 @@ def _verified_claims(token: str, secret: str) -> tuple[UUID, Scope, float]:
     scope = claims.get("scope", "owner")
     if scope not in ("owner", "auditor"):
         raise ValueError(scope)
-    return UUID(str(claims["sub"])), scope, float(claims["exp"])
+    generation = claims.get("gen", 0)
+    # bool is an int in Python; a generation is a plain non-negative integer.
+    if type(generation) is not int or generation < 0:
+        raise ValueError(generation)
+    return TokenClaims(
+        gym_id=UUID(str(claims["sub"])),
+        scope=scope,
+        generation=generation,
+        token_id=_token_id(claims.get("jti"), scope),
+        expires=float(claims["exp"]),
+    )
 
 
-def claims_from_token(token: str, secret: str) -> tuple[UUID, Scope]:
+def _token_id(jti: object, scope: Scope) -> UUID | None:
+    """Auditor tokens are revoked by id, so theirs must be one of ours; an owner
+    token's id is not used, and other clients' tokens may carry any string there."""
     try:
-        gym_id, scope, expires = _verified_claims(token, secret)
+        return UUID(str(jti)) if jti is not None else None
+    except ValueError:
+        if scope == "auditor":
+            raise
+        return None
+
+
+def claims_from_token(token: str, secret: str) -> TokenClaims:
+    try:
+        claims = _verified_claims(token, secret)
     except (jwt.PyJWTError, ValueError, TypeError):
         raise _unauthorized() from None
-    if expires <= time.time():
+    if claims.expires <= time.time():
         raise _unauthorized()
-    return gym_id, scope
+    return claims
+
+
+def still_valid(claims: TokenClaims, access: GymAccess) -> bool:
+    """Issued in the gym's current token generation and, for an auditor token,
+    not revoked since."""
+    if claims.generation != access.token_generation:
+        return False
+    return not (claims.scope == "auditor" and claims.token_id in access.revoked_auditor_tokens)
 
 
 @dataclass(frozen=True)
 class CallerGym:
-    """The authenticated caller: their gym, its timezone (for "today") and scope."""
+    """The authenticated caller: their gym, its timezone (for "today"), scope and
+    the token generation their token belongs to (the gym's current one)."""
 
     id: UUID
     timezone: str
     scope: Scope = "owner"
+    token_generation: int = 0
 
     def today(self, now: datetime) -> date:
         return local_date(now, self.timezone)
@@ -95,16 +145,23 @@ async def current_reader(request: Request[Any, Any, Any]) -> CallerGym:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized()
-    gym_id, scope = claims_from_token(token.strip(), state.settings.jwt_secret)
-    timezone = state.open_gyms.timezone(gym_id)
-    if timezone is None:
+    claims = claims_from_token(token.strip(), state.settings.jwt_secret)
+    access = state.open_gyms.access(claims.gym_id)
+    if access is None:
         epoch = state.open_gyms.epoch
         async with state.read_pool.connection() as conn:
-            timezone = await open_gym_timezone(conn, gym_id)
-        if timezone is None:
+            access = await open_gym_access(conn, claims.gym_id)
+        if access is None:
             raise _unauthorized()
-        state.open_gyms.remember(gym_id, timezone, epoch)
-    return CallerGym(id=gym_id, timezone=timezone, scope=scope)
+        state.open_gyms.remember(claims.gym_id, access, epoch)
+    if not still_valid(claims, access):
+        raise _unauthorized()
+    return CallerGym(
+        id=claims.gym_id,
+        timezone=access.timezone,
+        scope=claims.scope,
+        token_generation=claims.generation,
+    )
 
 
 def require_owner(caller: CallerGym) -> CallerGym:

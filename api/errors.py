@@ -22,8 +22,10 @@ from domain.errors import (
     DomainError,
     EmailAlreadyRegistered,
     GymIsClosed,
+    IncorrectPassword,
     InvalidValue,
     NotFound,
+    StaleCredentials,
     VersionConflict,
 )
 from domain.idempotency import IdempotencyKeyReused
@@ -35,6 +37,8 @@ log = logging.getLogger("gymledger.api")
 DOMAIN_STATUS: tuple[tuple[type[DomainError], int, str | None], ...] = (
     (EmailAlreadyRegistered, 400, "Email already registered"),
     (GymIsClosed, 401, "Could not validate credentials"),
+    (StaleCredentials, 401, "Could not validate credentials"),
+    (IncorrectPassword, 400, "Incorrect password"),
     (IdempotencyKeyReused, 422, None),
     (NotFound, 404, None),
     (VersionConflict, 412, "The resource was changed by someone else; reload and retry"),

@@ -183,7 +183,7 @@ class System:
         """A token for a synthetic gym (no password): signed the way the API signs."""
         from api.auth import owner_token
 
-        return owner_token(gym_id, self.jwt_secret, 3600)
+        return owner_token(gym_id, self.jwt_secret, 3600, generation=0)
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + 120
@@ -261,12 +261,12 @@ def owner_token(base: str) -> tuple[str, str]:
     body = {
         "name": "Bench",
         "email": email,
-        "password": "password1",
+        "password": "bench pass phrase",
         "monthly_fee_cents": 0,
         "currency": "EUR",
     }
     created = httpx.post(f"{base}/api/v1/auth/signup", json=body, timeout=10).json()
-    form = {"username": email, "password": "password1"}
+    form = {"username": email, "password": "bench pass phrase"}
     token = httpx.post(f"{base}/api/v1/auth/login", data=form, timeout=10).json()["access_token"]
     return created["id"], token
 

@@ -46,6 +46,19 @@ class GrantAuditorAccess(msgspec.Struct, frozen=True, kw_only=True):
     gym_id: UUID
     token_id: UUID
     expires_at: datetime
+    token_generation: int  # of the owner's token asking
+
+
+class ChangePassword(msgspec.Struct, frozen=True, kw_only=True):
+    gym_id: UUID
+    current_password: str
+    new_password: str
+    token_generation: int  # of the owner's token asking
+
+
+class RevokeAuditorAccess(msgspec.Struct, frozen=True, kw_only=True):
+    gym_id: UUID
+    token_id: UUID
 
 
 class RehashPassword(msgspec.Struct, frozen=True, kw_only=True):
@@ -156,9 +169,39 @@ def grant_auditor_access(
     app: GymLedger, cmd: GrantAuditorAccess, ctx: CommandContext
 ) -> CommandResult:
     current = load_gym(app, cmd.gym_id)
-    granted = gym.grant_auditor_access(current, cmd.token_id, cmd.expires_at, ctx.stamp())
+    granted = gym.grant_auditor_access(
+        current, cmd.token_id, cmd.expires_at, ctx.stamp(), token_generation=cmd.token_generation
+    )
     position = app.append(granted)
     return CommandResult(id=current.id, version=granted.originator_version, position=position)
+
+
+def change_password(app: GymLedger, cmd: ChangePassword, ctx: CommandContext) -> CommandResult:
+    """Checked against the log's current hash, not the read model's, so a change
+    racing another change or a rehash conflicts instead of slipping past it."""
+    current = load_gym(app, cmd.gym_id)
+    changed = gym.change_password(
+        current,
+        current_password=cmd.current_password,
+        new_password=cmd.new_password,
+        verify_password=verify_password,
+        hash_password=hash_password,
+        stamp=ctx.stamp(),
+        token_generation=cmd.token_generation,
+    )
+    position = app.append(changed)
+    return CommandResult(id=current.id, version=changed.originator_version, position=position)
+
+
+def revoke_auditor_access(
+    app: GymLedger, cmd: RevokeAuditorAccess, ctx: CommandContext
+) -> CommandResult:
+    current = load_gym(app, cmd.gym_id)
+    revoked = gym.revoke_auditor_access(current, cmd.token_id, ctx.stamp())
+    if revoked is None:  # already revoked: nothing new to record
+        return CommandResult(id=current.id, version=current.version, position=0)
+    position = app.append(revoked)
+    return CommandResult(id=current.id, version=revoked.originator_version, position=position)
 
 
 def rehash_password(app: GymLedger, cmd: RehashPassword, ctx: CommandContext) -> CommandResult:

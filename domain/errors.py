@@ -21,6 +21,15 @@ class EmailAlreadyRegistered(DomainError):
     """Another open gym already owns this email."""
 
 
+class IncorrectPassword(DomainError):
+    """The current password given to confirm a credential change is wrong."""
+
+
+class StaleCredentials(DomainError):
+    """The caller's token is of an earlier token generation than the log's: the
+    password changed after it was issued (the read model had not shown it yet)."""
+
+
 class GymIsClosed(DomainError):
     """Commands on a closed gym are refused; its history stays readable."""
 

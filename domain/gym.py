@@ -1,8 +1,10 @@
 """The Gym aggregate: a gym owner's account and public profile.
 
-Functional style (as in eventsourcing's msgspec example): `register`, `update_profile`
-and `close` decide which event happens; `evolve` folds events into state. Both are
-pure, so the same code rebuilds a gym from the log and checks a new command.
+Functional style (as in eventsourcing's msgspec example): `register`, `update_profile`,
+`close` and the credential decisions (`change_password`, `grant_auditor_access`,
+`revoke_auditor_access`) decide which event happens; `evolve` folds events into
+state. Both are pure, so the same code rebuilds a gym from the log and checks a new
+command.
 """
 
 from collections.abc import Callable
@@ -13,7 +15,13 @@ from uuid import UUID
 import msgspec
 
 from domain import validation as v
-from domain.errors import GymIsClosed, InvalidValue
+from domain.errors import (
+    GymIsClosed,
+    IncorrectPassword,
+    InvalidValue,
+    NotFound,
+    StaleCredentials,
+)
 from domain.events import DomainEvent, Stamp, fold
 
 UNSET: msgspec.UnsetType = msgspec.UNSET
@@ -72,6 +80,21 @@ class AuditorAccessGranted(DomainEvent, frozen=True, kw_only=True):
     expires_at: datetime
 
 
+class GymPasswordChanged(DomainEvent, frozen=True, kw_only=True):
+    """The owner chose a new password. Every token issued before it stops working:
+    tokens carry the generation they were issued in, and from now on only
+    `token_generation` is accepted. Auditor tokens granted before it end too."""
+
+    password_hash: str
+    token_generation: int
+
+
+class AuditorAccessRevoked(DomainEvent, frozen=True, kw_only=True):
+    """The owner ended one auditor token before it expired."""
+
+    token_id: UUID
+
+
 class Gym(msgspec.Struct, frozen=True, kw_only=True):
     id: UUID
     version: int
@@ -87,6 +110,10 @@ class Gym(msgspec.Struct, frozen=True, kw_only=True):
     currency: str
     timezone: str = "UTC"
     closed: bool = False
+    # Tokens carry the generation they were issued in; each password change moves it on.
+    token_generation: int = 0
+    auditor_tokens: frozenset[UUID] = frozenset()  # granted and not revoked
+    revoked_auditor_tokens: frozenset[UUID] = frozenset()
 
 
 class ProfileChanges(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,6 +130,7 @@ class ProfileChanges(msgspec.Struct, frozen=True, kw_only=True):
 
 
 PasswordHasher = Callable[[str], str]
+PasswordVerifier = Callable[[str, str], bool]  # (stored hash, password) -> matches
 
 PROFILE_FIELDS = tuple(f for f in ProfileChanges.__struct_fields__)
 
@@ -157,7 +185,8 @@ def register(
         )
     )
     # Validate before hashing: argon2 is deliberately slow.
-    password_hash = hash_password(v.password(password))
+    user_inputs = (str(profile["email"]), str(profile["name"]))
+    password_hash = hash_password(v.password(password, user_inputs=user_inputs))
     return GymRegistered(
         originator_id=gym_id,
         originator_version=1,
@@ -200,9 +229,11 @@ MAX_AUDITOR_ACCESS = timedelta(days=90)
 
 
 def grant_auditor_access(
-    gym: Gym, token_id: UUID, expires_at: datetime, stamp: Stamp
+    gym: Gym, token_id: UUID, expires_at: datetime, stamp: Stamp, *, token_generation: int
 ) -> AuditorAccessGranted:
+    """`token_generation`: that of the owner's token asking (the new token's too)."""
     _require_open(gym)
+    _require_current(gym, token_generation)
     if not stamp.at < expires_at <= stamp.at + MAX_AUDITOR_ACCESS:
         raise InvalidValue("expires_in_seconds", "must be between 1 second and 90 days")
     return AuditorAccessGranted(
@@ -210,6 +241,44 @@ def grant_auditor_access(
         token_id=token_id,
         expires_at=expires_at,
     )
+
+
+def change_password(
+    gym: Gym,
+    *,
+    current_password: str,
+    new_password: str,
+    verify_password: PasswordVerifier,
+    hash_password: PasswordHasher,
+    stamp: Stamp,
+    token_generation: int,
+) -> GymPasswordChanged:
+    """The owner proves they know the current password (with a token of the current
+    generation); the new one must be a valid, uncommon password other than the
+    current one."""
+    _require_open(gym)
+    _require_current(gym, token_generation)
+    if not verify_password(gym.password_hash, current_password):
+        raise IncorrectPassword()
+    new = v.password(new_password, field="new_password", user_inputs=(gym.email, gym.name))
+    if new == current_password:
+        raise InvalidValue("new_password", "must differ from the current password")
+    return GymPasswordChanged(
+        **_next_event(gym, stamp),
+        password_hash=hash_password(new),
+        token_generation=gym.token_generation + 1,
+    )
+
+
+def revoke_auditor_access(gym: Gym, token_id: UUID, stamp: Stamp) -> AuditorAccessRevoked | None:
+    """None when the token is already revoked (nothing to record); NotFound for a
+    token this gym never granted, whoever else did."""
+    _require_open(gym)
+    if token_id in gym.revoked_auditor_tokens:
+        return None
+    if token_id not in gym.auditor_tokens:
+        raise NotFound("auditor token")
+    return AuditorAccessRevoked(**_next_event(gym, stamp), token_id=token_id)
 
 
 def _next_event(gym: Gym, stamp: Stamp) -> dict[str, Any]:
@@ -225,6 +294,11 @@ def _next_event(gym: Gym, stamp: Stamp) -> dict[str, Any]:
 def _require_open(gym: Gym) -> None:
     if gym.closed:
         raise GymIsClosed(str(gym.id))
+
+
+def _require_current(gym: Gym, token_generation: int) -> None:
+    if token_generation != gym.token_generation:
+        raise StaleCredentials(str(gym.id))
 
 
 def evolve(gym: Gym | None, event: DomainEvent) -> Gym:
@@ -257,7 +331,27 @@ def evolve(gym: Gym | None, event: DomainEvent) -> Gym:
                 gym, version=event.originator_version, password_hash=event.password_hash
             )
         case AuditorAccessGranted(), Gym():
-            return msgspec.structs.replace(gym, version=event.originator_version)
+            return msgspec.structs.replace(
+                gym,
+                version=event.originator_version,
+                auditor_tokens=gym.auditor_tokens | {event.token_id},
+            )
+        case AuditorAccessRevoked(), Gym():
+            return msgspec.structs.replace(
+                gym,
+                version=event.originator_version,
+                auditor_tokens=gym.auditor_tokens - {event.token_id},
+                revoked_auditor_tokens=gym.revoked_auditor_tokens | {event.token_id},
+            )
+        case GymPasswordChanged(), Gym():
+            return msgspec.structs.replace(
+                gym,
+                version=event.originator_version,
+                password_hash=event.password_hash,
+                token_generation=event.token_generation,
+                auditor_tokens=frozenset(),
+                revoked_auditor_tokens=gym.revoked_auditor_tokens | gym.auditor_tokens,
+            )
         case GymClosed(), Gym():
             return msgspec.structs.replace(
                 gym, version=event.originator_version, updated_at=event.timestamp, closed=True
@@ -274,4 +368,6 @@ EVENTS: tuple[type[DomainEvent], ...] = (
     GymClosed,
     AuditorAccessGranted,
     GymPasswordRehashed,
+    GymPasswordChanged,
+    AuditorAccessRevoked,
 )

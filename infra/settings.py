@@ -14,6 +14,8 @@ from infra.signing import KeyRing, SigningKeyError, generate_private_pem, key_ri
 
 ENVIRONMENTS = ("development", "test", "production")
 MAIL_BACKENDS = ("console", "smtp", "directory")
+# Off in development and tests (one address signs up many gyms there), on in production.
+SIGNUP_LIMIT_IN_PRODUCTION = 10
 
 
 class ConfigError(Exception):
@@ -60,6 +62,8 @@ class Settings:
     login_attempts_per_email: int = 10
     login_attempts_per_address: int = 30
     login_window_seconds: int = 60
+    # Signups and auditor-token grants per client address per login window; 0: no limit.
+    signup_attempts_per_address: int = 0
     ready_max_lag_events: int = 10_000
     log_level: str = "INFO"
 
@@ -224,6 +228,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         login_attempts_per_email=_int(env, "LOGIN_ATTEMPTS_PER_EMAIL", 10, problems, low=1),
         login_attempts_per_address=_int(env, "LOGIN_ATTEMPTS_PER_ADDRESS", 30, problems, low=1),
         login_window_seconds=_int(env, "LOGIN_WINDOW_SECONDS", 60, problems, low=1),
+        signup_attempts_per_address=_int(
+            env,
+            "SIGNUP_ATTEMPTS_PER_ADDRESS",
+            SIGNUP_LIMIT_IN_PRODUCTION if environment == "production" else 0,
+            problems,
+        ),
         ready_max_lag_events=_int(env, "READY_MAX_LAG_EVENTS", 10_000, problems, low=1),
         log_level=get("LOG_LEVEL", "INFO").upper(),
     )

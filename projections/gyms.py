@@ -1,4 +1,5 @@
-"""Read model of open gyms: profiles for `GET /gyms/me`, credentials for login.
+"""Read model of open gyms: profiles for `GET /gyms/me`, credentials for login, and
+what decides whether a token is still good (token generation, auditor tokens).
 
 Closed gyms are removed here (their history stays in the event log), which is
 also what makes an old token of a closed gym stop working.
@@ -16,7 +17,9 @@ from psycopg.rows import TupleRow, class_row
 from domain.gym import (
     PROFILE_FIELDS,
     AuditorAccessGranted,
+    AuditorAccessRevoked,
     GymClosed,
+    GymPasswordChanged,
     GymPasswordRehashed,
     GymProfileUpdated,
     GymRegistered,
@@ -52,6 +55,35 @@ ALTER TABLE gyms ADD COLUMN IF NOT EXISTS timezone text NOT NULL DEFAULT 'UTC';
 """
 
 
+# Existing logs already hold auditor grants: the migration copies them from the log
+# (grants of open gyms the projector has applied; it applies later ones itself, and
+# its insert ignores a row the migration wrote). Nothing was revoked before this.
+CREDENTIALS_MIGRATION_SQL = """
+ALTER TABLE gyms ADD COLUMN IF NOT EXISTS token_generation integer NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS auditor_tokens (
+    token_id uuid PRIMARY KEY,
+    gym_id uuid NOT NULL REFERENCES gyms (id) ON DELETE CASCADE,
+    granted_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL,
+    revoked_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS auditor_tokens_gym ON auditor_tokens (gym_id, granted_at DESC, token_id);
+INSERT INTO auditor_tokens (token_id, gym_id, granted_at, expires_at)
+SELECT (grant_event.data ->> 'token_id')::uuid, e.originator_id,
+       (grant_event.data ->> 'timestamp')::timestamptz,
+       (grant_event.data ->> 'expires_at')::timestamptz
+FROM gymledger_events e
+CROSS JOIN LATERAL (SELECT convert_from(e.state, 'UTF8')::jsonb AS data) grant_event
+JOIN gyms g ON g.id = e.originator_id
+WHERE e.topic = 'AuditorAccessGranted.v1'
+ON CONFLICT (token_id) DO NOTHING;
+"""
+
+# Revoked auditor tokens stay in a process's cache while they could still pass the
+# expiry check, with this much room for clock differences between API and database.
+REVOKED_KEPT_PAST_EXPIRY = "1 hour"
+
+
 class GymView(msgspec.Struct, frozen=True):
     id: UUID
     version: int
@@ -67,8 +99,23 @@ class GymView(msgspec.Struct, frozen=True):
     updated_at: datetime
 
 
+class GymAccess(msgspec.Struct, frozen=True):
+    """What every authenticated request needs to know about an open gym."""
+
+    timezone: str
+    token_generation: int
+    revoked_auditor_tokens: frozenset[UUID]
+
+
+class AuditorTokenView(msgspec.Struct, frozen=True):
+    id: UUID
+    granted_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
 class GymsProjection(Projection):
-    tables: tuple[str, ...] = ("gym_logins", "gyms")
+    tables: tuple[str, ...] = ("auditor_tokens", "gym_logins", "gyms")
     rebuildable = True
 
     def apply(self, cur: psycopg.Cursor[TupleRow], recorded: Recorded) -> None:
@@ -139,6 +186,38 @@ class GymsProjection(Projection):
                     "UPDATE gyms SET version = %s WHERE id = %s",
                     (event.originator_version, event.originator_id),
                 )
+                cur.execute(
+                    "INSERT INTO auditor_tokens (token_id, gym_id, granted_at, expires_at)"
+                    " VALUES (%s, %s, %s, %s) ON CONFLICT (token_id) DO NOTHING",
+                    (event.token_id, event.originator_id, event.timestamp, event.expires_at),
+                )
+            case AuditorAccessRevoked():
+                cur.execute(
+                    "UPDATE gyms SET version = %s WHERE id = %s",
+                    (event.originator_version, event.originator_id),
+                )
+                cur.execute(
+                    "UPDATE auditor_tokens SET revoked_at = %s"
+                    " WHERE token_id = %s AND gym_id = %s AND revoked_at IS NULL",
+                    (event.timestamp, event.token_id, event.originator_id),
+                )
+                _announce_change(cur, event.originator_id)
+            case GymPasswordChanged():
+                cur.execute(
+                    "UPDATE gym_logins SET password_hash = %s WHERE gym_id = %s",
+                    (event.password_hash, event.originator_id),
+                )
+                cur.execute(
+                    "UPDATE gyms SET version = %s, token_generation = %s WHERE id = %s",
+                    (event.originator_version, event.token_generation, event.originator_id),
+                )
+                # The password may have leaked: so may the auditor tokens minted with it.
+                cur.execute(
+                    "UPDATE auditor_tokens SET revoked_at = %s"
+                    " WHERE gym_id = %s AND revoked_at IS NULL",
+                    (event.timestamp, event.originator_id),
+                )
+                _announce_change(cur, event.originator_id)
             case GymClosed():
                 cur.execute("DELETE FROM gyms WHERE id = %s", (event.originator_id,))
                 _announce_change(cur, event.originator_id)
@@ -161,17 +240,50 @@ async def get_gym(conn: psycopg.AsyncConnection[Any], gym_id: UUID) -> GymView |
         return await cur.fetchone()
 
 
-async def open_gym_timezone(conn: psycopg.AsyncConnection[Any], gym_id: UUID) -> str | None:
-    """The timezone of an open gym; None if the gym is closed or unknown."""
-    cur = await conn.execute("SELECT timezone FROM gyms WHERE id = %s", (gym_id,))
-    row = await cur.fetchone()
-    return None if row is None else str(row[0])
-
-
-async def find_login(conn: psycopg.AsyncConnection[Any], email: str) -> tuple[UUID, str] | None:
-    """(gym id, password hash) of the open gym with this email, if any."""
+async def open_gym_access(conn: psycopg.AsyncConnection[Any], gym_id: UUID) -> GymAccess | None:
+    """Timezone, token generation and revoked auditor tokens of an open gym, in one
+    round trip; None if the gym is closed or unknown."""
     cur = await conn.execute(
-        "SELECT gym_id, password_hash FROM gym_logins WHERE email = %s", (email.strip().lower(),)
+        "SELECT g.timezone, g.token_generation, ARRAY("
+        "   SELECT a.token_id FROM auditor_tokens a WHERE a.gym_id = g.id"
+        "   AND a.revoked_at IS NOT NULL AND a.expires_at > now() - %s::interval)"
+        " FROM gyms g WHERE g.id = %s",
+        (REVOKED_KEPT_PAST_EXPIRY, gym_id),
     )
     row = await cur.fetchone()
-    return None if row is None else (row[0], row[1])
+    if row is None:
+        return None
+    return GymAccess(
+        timezone=str(row[0]), token_generation=int(row[1]), revoked_auditor_tokens=frozenset(row[2])
+    )
+
+
+class Login(msgspec.Struct, frozen=True):
+    gym_id: UUID
+    password_hash: str
+    token_generation: int
+
+
+async def find_login(conn: psycopg.AsyncConnection[Any], email: str) -> Login | None:
+    """The open gym with this email: its id, password hash and the generation a token
+    issued for that hash belongs to (read together, so they always match)."""
+    cur = await conn.execute(
+        "SELECT l.gym_id, l.password_hash, g.token_generation"
+        " FROM gym_logins l JOIN gyms g ON g.id = l.gym_id WHERE l.email = %s",
+        (email.strip().lower(),),
+    )
+    row = await cur.fetchone()
+    return None if row is None else Login(row[0], row[1], int(row[2]))
+
+
+async def auditor_tokens(
+    conn: psycopg.AsyncConnection[Any], gym_id: UUID, limit: int, offset: int
+) -> list[AuditorTokenView]:
+    """The gym's auditor tokens, newest grant first."""
+    async with conn.cursor(row_factory=class_row(AuditorTokenView)) as cur:
+        await cur.execute(
+            "SELECT token_id AS id, granted_at, expires_at, revoked_at FROM auditor_tokens"
+            " WHERE gym_id = %s ORDER BY granted_at DESC, token_id LIMIT %s OFFSET %s",
+            (gym_id, limit, offset),
+        )
+        return await cur.fetchall()

@@ -26,7 +26,7 @@ from projections.read_model import READ_MODEL
 from projections.schema import MIGRATIONS
 
 # Rebuildable tables, in an order that respects foreign keys when dropping.
-READ_TABLES = ("gym_logins", "gyms", "customers", "event_index")
+READ_TABLES = ("auditor_tokens", "gym_logins", "gyms", "customers", "event_index")
 _NOT_REBUILT = {
     mail_outbox.MIGRATION_SQL,
     audit_chain.MIGRATION_SQL,

@@ -14,5 +14,6 @@ MIGRATIONS = (
     Migration("0008_mail_relay_indexes", mail_outbox.RELAY_INDEXES_SQL),
     Migration("0009_projection_faults", engine.FAULTS_MIGRATION_SQL),
     Migration("0010_mail_log_index", mail_outbox.MAIL_LOG_INDEX_SQL),
-    Migration("0011_ed25519_checkpoints", audit_chain.SIGNATURES_MIGRATION_SQL),
+    Migration("0011_credentials", gyms.CREDENTIALS_MIGRATION_SQL),
+    Migration("0012_ed25519_checkpoints", audit_chain.SIGNATURES_MIGRATION_SQL),
 )

@@ -14,7 +14,7 @@ def gym_registered(gym_id: UUID, stamp: Stamp, email: str = "a@b.com") -> gym.Gy
         gym_id,
         name="Gym",
         email=email,
-        password="password1",
+        password="factory pass phrase",
         address=None,
         description=None,
         gym_type=None,

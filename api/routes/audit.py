@@ -15,6 +15,7 @@ from litestar.response import Stream
 from api import rate_limit
 from api.auth import CallerGym, current_gym, current_reader, issue_token
 from api.commanding import execute
+from api.rate_limit import limit_per_address
 from api.state import AppState
 from commands.gyms import GrantAuditorAccess, grant_auditor_access
 from infra.event_codec import CODEC, UnknownEventType
@@ -84,15 +85,23 @@ class AuditController(Controller):
         self, request: AnyRequest, caller: Reader, data: JSONBody[AuditorTokenRequest]
     ) -> AuditorTokenResponse:
         state = AppState.of(request)
+        await limit_per_address(
+            state, request, "auditor-grant", "Too many auditor tokens; try again later"
+        )
         token_id = uuid4()
         if not 1 <= data.expires_in_seconds <= 90 * 24 * 3600:
             raise HTTPException(
                 status_code=422, detail="expires_in_seconds must be between 1 and 7776000"
             )
         expires_at = state.clock.now() + timedelta(seconds=data.expires_in_seconds)
-        command = GrantAuditorAccess(gym_id=caller.id, token_id=token_id, expires_at=expires_at)
+        # Issued in the owner's token's generation, which the write side checks is current.
+        generation = caller.token_generation
+        command = GrantAuditorAccess(
+            gym_id=caller.id, token_id=token_id, expires_at=expires_at, token_generation=generation
+        )
         await execute(state, grant_auditor_access, command, actor=str(caller.id))
-        token = issue_token(caller.id, state.settings.jwt_secret, expires_at, "auditor", token_id)
+        secret = state.settings.jwt_secret
+        token = issue_token(caller.id, secret, expires_at, "auditor", token_id, generation)
         return AuditorTokenResponse(access_token=token, expires_at=expires_at.astimezone(UTC))
 
     @get("/gyms/me/history")

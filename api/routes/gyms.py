@@ -15,6 +15,7 @@ from litestar.params import HeaderParameter, JSONBody, URLEncodedBody
 from api import rate_limit
 from api.auth import CallerGym, current_gym, owner_token
 from api.commanding import execute
+from api.rate_limit import client_address, limit_per_address
 from api.schemas import GymPatchRequest, GymResponse, LoginForm, SignupRequest, TokenResponse
 from api.state import AppState
 from commands.gyms import (
@@ -58,6 +59,7 @@ class AuthController(Controller):
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
     ) -> GymResponse:
         state = AppState.of(request)
+        await limit_per_address(state, request, "signup", "Too many signups; try again later")
         without_password = msgspec.structs.replace(data, password="")
         command = RegisterGym(
             **{f: getattr(data, f) for f in data.__struct_fields__},
@@ -78,22 +80,23 @@ class AuthController(Controller):
         state = AppState.of(request)
         s = state.settings
         email = data.username.strip().lower()
-        client = request.client.host if request.client else "unknown"
         for key, limit in (
             (f"login:email:{email}", s.login_attempts_per_email),
-            (f"login:address:{client}", s.login_attempts_per_address),
+            (f"login:address:{client_address(request)}", s.login_attempts_per_address),
         ):
             await rate_limit.hit(state.redis, s.queue_namespace, key, limit, s.login_window_seconds)
         async with state.read_pool.connection() as conn:
             found = await find_login(conn, email)
-        password_hash = found[1] if found else None
+        password_hash = found.password_hash if found else None
         # argon2 is CPU-heavy by design: keep it off the event loop.
         ok = await anyio.to_thread.run_sync(verify_password, password_hash, data.password)
         if not ok or found is None:
             raise HTTPException(status_code=400, detail="Incorrect email or password")
-        if needs_rehash(found[1]):
-            await _rehash(state, found[0], data.password, found[1])
-        token = owner_token(found[0], state.settings.jwt_secret, state.settings.jwt_ttl_seconds)
+        if needs_rehash(found.password_hash):
+            await _rehash(state, found.gym_id, data.password, found.password_hash)
+        # The generation read with the hash just verified: should the password change
+        # meanwhile, this token is of the old generation and refused like the others.
+        token = owner_token(found.gym_id, s.jwt_secret, s.jwt_ttl_seconds, found.token_generation)
         return TokenResponse(access_token=token)
 
 

@@ -2,24 +2,32 @@
 
 import time
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
+import jwt
 import pytest
 from litestar.exceptions import NotAuthorizedException
 
-from api.auth import claims_from_token, issue_token
+from api.auth import TokenClaims, claims_from_token, issue_token, still_valid
 from api.gym_cache import OpenGyms
+from projections.gyms import GymAccess
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
+
+
+def access(
+    timezone: str = "UTC", generation: int = 0, revoked: frozenset[UUID] = frozenset()
+) -> GymAccess:
+    return GymAccess(timezone=timezone, token_generation=generation, revoked_auditor_tokens=revoked)
 
 
 def test_a_remembered_gym_is_answered_until_forgotten() -> None:
     gyms = OpenGyms()
     gym_id = uuid4()
-    gyms.remember(gym_id, "Europe/Oslo", gyms.epoch)
-    assert gyms.timezone(gym_id) == "Europe/Oslo"
+    gyms.remember(gym_id, access("Europe/Oslo"), gyms.epoch)
+    assert gyms.access(gym_id) == access("Europe/Oslo")
     gyms.forget(gym_id)
-    assert gyms.timezone(gym_id) is None
+    assert gyms.access(gym_id) is None
 
 
 def test_an_answer_read_while_a_change_was_announced_is_not_kept() -> None:
@@ -27,26 +35,27 @@ def test_an_answer_read_while_a_change_was_announced_is_not_kept() -> None:
     gym_id = uuid4()
     before_read = gyms.epoch
     gyms.forget(gym_id)  # the gym closed while its row was being read
-    gyms.remember(gym_id, "UTC", before_read)
-    assert gyms.timezone(gym_id) is None
+    gyms.remember(gym_id, access(), before_read)
+    assert gyms.access(gym_id) is None
 
 
 def test_forget_all_and_the_size_bound() -> None:
     gyms = OpenGyms(max_gyms=2)
     first, second, third = uuid4(), uuid4(), uuid4()
     for gym_id in (first, second, third):
-        gyms.remember(gym_id, "UTC", gyms.epoch)
-    assert gyms.timezone(first) is None  # the oldest made room
-    assert gyms.timezone(third) == "UTC"
+        gyms.remember(gym_id, access(), gyms.epoch)
+    assert gyms.access(first) is None  # the oldest made room
+    assert gyms.access(third) == access()
     gyms.forget_all()
-    assert gyms.timezone(second) is None
-    assert gyms.timezone(third) is None
+    assert gyms.access(second) is None
+    assert gyms.access(third) is None
 
 
 def test_a_verified_token_still_expires() -> None:
     gym_id = uuid4()
     token = issue_token(gym_id, SECRET, datetime.now(UTC) + timedelta(seconds=1))
-    assert claims_from_token(token, SECRET) == (gym_id, "owner")  # now cached
+    claims = claims_from_token(token, SECRET)  # now cached
+    assert (claims.gym_id, claims.scope, claims.generation) == (gym_id, "owner", 0)
     time.sleep(1.1)
     with pytest.raises(NotAuthorizedException):
         claims_from_token(token, SECRET)
@@ -57,3 +66,48 @@ def test_a_token_is_checked_against_the_secret_it_is_used_with() -> None:
     claims_from_token(token, SECRET)
     with pytest.raises(NotAuthorizedException):
         claims_from_token(token, "another-secret-another-secret-another-secret")
+
+
+def claims(scope: str = "owner", generation: int = 0, token_id: UUID | None = None) -> TokenClaims:
+    return TokenClaims(uuid4(), scope, generation, token_id, time.time() + 60)  # type: ignore[arg-type]
+
+
+def test_a_token_is_valid_only_in_the_gyms_current_generation() -> None:
+    assert still_valid(claims(generation=0), access(generation=0))
+    assert not still_valid(claims(generation=0), access(generation=1))
+    assert not still_valid(claims(generation=2), access(generation=1))  # never issued
+
+
+def test_a_revoked_auditor_token_is_refused_and_only_that_one() -> None:
+    revoked, other = uuid4(), uuid4()
+    gym = access(revoked=frozenset({revoked}))
+    assert not still_valid(claims("auditor", token_id=revoked), gym)
+    assert still_valid(claims("auditor", token_id=other), gym)
+    # An owner token's id is not an auditor token's, even if it were the same uuid.
+    assert still_valid(claims("owner", token_id=revoked), gym)
+
+
+def test_tokens_carry_their_generation_and_tokens_without_one_are_generation_zero() -> None:
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    token = issue_token(uuid4(), SECRET, expires, generation=3)
+    assert claims_from_token(token, SECRET).generation == 3
+    legacy = jwt.encode({"sub": str(uuid4()), "iat": datetime.now(UTC), "exp": expires}, SECRET)
+    found = claims_from_token(legacy, SECRET)
+    assert (found.scope, found.generation, found.token_id) == ("owner", 0, None)
+
+
+@pytest.mark.parametrize("generation", [True, -1, "1", 1.0, None, [1]])
+def test_a_malformed_generation_claim_is_a_bad_token(generation: object) -> None:
+    now = datetime.now(UTC)
+    body = {"sub": str(uuid4()), "iat": now, "exp": now + timedelta(hours=1), "gen": generation}
+    with pytest.raises(NotAuthorizedException):
+        claims_from_token(jwt.encode(body, SECRET), SECRET)
+
+
+def test_only_auditor_tokens_need_an_id_of_ours() -> None:
+    now = datetime.now(UTC)
+    body = {"sub": str(uuid4()), "iat": now, "exp": now + timedelta(hours=1), "jti": "abc"}
+    assert claims_from_token(jwt.encode(body, SECRET), SECRET).token_id is None
+    auditor = jwt.encode({**body, "scope": "auditor"}, SECRET)
+    with pytest.raises(NotAuthorizedException):
+        claims_from_token(auditor, SECRET)

@@ -74,8 +74,8 @@ def test_register_refuses_invalid_fields(field: str, value: object) -> None:
 
 
 def test_boundaries_are_inclusive() -> None:
-    register(gym_type="x" * 50, password="x" * 8, monthly_fee_cents=0)
-    register(password="x" * 72)
+    register(gym_type="x" * 50, password="Zq7#vB2m", monthly_fee_cents=0)
+    register(password=("Zq7#vB2m plum " * 6)[:72])
 
 
 def test_update_records_only_changed_fields() -> None:

@@ -1,7 +1,7 @@
 """Properties of the Gym aggregate over arbitrary command sequences."""
 
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import msgspec
 from hypothesis import given, settings
@@ -33,7 +33,10 @@ changes = st.builds(
     monthly_fee_cents=st.just(msgspec.UNSET) | fees,
     currency=st.just(msgspec.UNSET) | currencies,
 )
-commands = st.lists(st.one_of(changes, st.just("close"), st.just("rehash")), max_size=12)
+credential_steps = st.sampled_from(["change_password", "grant", "revoke_newest", "revoke_unknown"])
+commands = st.lists(
+    st.one_of(changes, st.just("close"), st.just("rehash"), credential_steps), max_size=12
+)
 
 
 def check_invariants(state: gym.Gym) -> None:
@@ -47,6 +50,30 @@ def check_invariants(state: gym.Gym) -> None:
     for text in (state.name, state.address, state.description, state.gym_type):
         # PostgreSQL text refuses NUL: such a value would poison the projector.
         assert text is None or "\x00" not in text
+    assert not state.auditor_tokens & state.revoked_auditor_tokens
+
+
+def credential_event(
+    state: gym.Gym, step: str, i: int, stamp: Stamp, granted: list[UUID]
+) -> DomainEvent | None:
+    if step == "change_password":
+        return gym.change_password(
+            state,
+            current_password="anything",
+            new_password=f"pass phrase number {i}",
+            verify_password=lambda _hash, _password: True,
+            hash_password=lambda password: f"hash of {password}",
+            stamp=stamp,
+            token_generation=state.token_generation,
+        )
+    if step == "grant":
+        granted.append(uuid4())
+        return gym.grant_auditor_access(
+            state, granted[-1], stamp.at + timedelta(hours=1), stamp,
+            token_generation=state.token_generation,
+        )  # fmt: skip
+    token_id = granted[-1] if step == "revoke_newest" and granted else uuid4()
+    return gym.revoke_auditor_access(state, token_id, stamp)
 
 
 @settings(max_examples=300, deadline=None)
@@ -57,6 +84,7 @@ def test_every_command_sequence_keeps_invariants_and_replays_identically(
     first = gym_registered(uuid4(), Stamp(at=T0, metadata=META))
     events: list[DomainEvent] = [first]
     state = gym.evolve(None, first)
+    granted: list[UUID] = []
     for i, step in enumerate(steps, start=1):
         stamp = Stamp(at=T0 + timedelta(seconds=i), metadata=META)
         try:
@@ -64,8 +92,10 @@ def test_every_command_sequence_keeps_invariants_and_replays_identically(
                 event: DomainEvent | None = gym.update_profile(state, step, stamp)
             elif step == "rehash":
                 event = gym.rehash_password(state, f"rehashed-{i}", stamp)
-            else:
+            elif step == "close":
                 event = gym.close(state, stamp)
+            else:
+                event = credential_event(state, step, i, stamp, granted)
         except DomainError:
             continue  # refused: no event, state unchanged
         if event is not None:
@@ -76,3 +106,5 @@ def test_every_command_sequence_keeps_invariants_and_replays_identically(
     stored = [CODEC.encode(e) for e in events]
     assert gym.project(None, [CODEC.decode(t, s) for t, s in stored]) == state
     assert state.version == len(events)
+    changes_made = sum(isinstance(e, gym.GymPasswordChanged) for e in events)
+    assert state.token_generation == changes_made
