@@ -263,6 +263,9 @@ def evolve(customer: Customer | None, event: DomainEvent) -> Customer:
         )
     if customer is None:
         raise ValueError(f"cannot apply {type(event).__name__} before registration")
+    if not isinstance(event, CustomerEvent) or event.gym_id != customer.gym_id:
+        # A stream holds one gym's customer; anything else is not this customer.
+        raise ValueError(f"{type(event).__name__} does not belong to customer {customer.id}")
     touched = {"version": event.originator_version, "updated_at": event.timestamp}
     match event:
         case CustomerDetailsChanged():

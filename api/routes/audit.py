@@ -20,7 +20,13 @@ from api.state import AppState
 from commands.gyms import GrantAuditorAccess, grant_auditor_access
 from infra.event_codec import CODEC, UnknownEventType
 from projections.audit_chain import verify
-from projections.event_log import EventRecord, describe, gym_events, tenant_stream
+from projections.event_log import (
+    EventRecord,
+    customer_stream,
+    describe,
+    gym_events,
+    gym_stream,
+)
 
 AnyRequest = Request[Any, Any, Any]
 Reader = NamedDependency[CallerGym]
@@ -62,19 +68,20 @@ class AuditController(Controller):
     @get("/gyms/me/history")
     async def gym_history(self, request: AnyRequest, caller: Reader) -> list[EventRecord]:
         async with AppState.of(request).read_pool.connection() as conn:
-            rows = await tenant_stream(conn, caller.id, caller.id)
-        return [describe(row) for row in rows]
+            stream = await gym_stream(conn, caller.id)
+        return [describe(row, event) for row, event in stream]
 
     @get("/customers/{customer_id:uuid}/history")
     async def customer_history(
         self, request: AnyRequest, caller: Reader, customer_id: FromPath[UUID]
     ) -> list[EventRecord]:
-        """Removed customers' history stays readable; other gyms' customers do not exist."""
+        """Removed customers' history stays readable; other gyms' customers, and
+        streams that are not customers, do not exist."""
         async with AppState.of(request).read_pool.connection() as conn:
-            rows = await tenant_stream(conn, caller.id, customer_id)
-        if not rows:
+            stream = await customer_stream(conn, caller.id, customer_id)
+        if not stream:
             raise HTTPException(status_code=404, detail="Customer not found")
-        return [describe(row) for row in rows]
+        return [describe(row, event) for row, event in stream]
 
     @get("/events")
     async def feed(
