@@ -103,4 +103,6 @@ def local_date(at: datetime, zone: str) -> date:
 def password(value: str) -> str:
     if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
         raise InvalidValue("password", f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long")
+    if "\x00" in value:  # no form or terminal can type it; C-string libraries cut there
+        raise InvalidValue("password", "must not contain NUL")
     return value
