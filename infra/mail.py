@@ -15,6 +15,7 @@ from typing import Protocol, cast
 
 import msgspec
 
+from infra.mail_address import is_one_address, is_one_line
 from infra.settings import Settings
 
 
@@ -37,8 +38,10 @@ def build_message(mail: Mail, sender: str) -> Message:
     than everything else the worker does for it (bench/README.md).
     """
     for value in (sender, mail.recipient, mail.subject):
-        if "\r" in value or "\n" in value:  # compat32 would not stop header injection
+        if not is_one_line(value):  # compat32 would not stop header injection
             raise ValueError("line break in a mail header")
+    if not is_one_address(mail.recipient):
+        raise ValueError("a mail goes to exactly one recipient address")
     message = MIMEText(mail.body, "plain", "us-ascii" if mail.body.isascii() else "utf-8")
     message["From"] = sender
     message["To"] = mail.recipient

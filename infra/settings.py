@@ -8,6 +8,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from infra.mail_address import is_sender
+
 # Development and tests only; production refuses to start with it.
 _DEV_SECRET = "dev-only-insecure-secret-change-me-0123456789"  # noqa: S105
 ENVIRONMENTS = ("development", "test", "production")
@@ -115,6 +117,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     prefix = get("API_PREFIX", "/api/v1").rstrip("/")
     if prefix and not prefix.startswith("/"):
         problems.append("API_PREFIX must start with '/'")
+    mail_from = get("MAIL_FROM") or Settings.mail_from
+    if not is_sender(mail_from):
+        problems.append("MAIL_FROM must be one address on one line, e.g. 'Gym <no-reply@x.org>'")
     mail_backend = get("MAIL_BACKEND", "console")
     if mail_backend not in MAIL_BACKENDS:
         problems.append(f"MAIL_BACKEND must be one of {', '.join(MAIL_BACKENDS)}")
@@ -132,7 +137,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         projector_batch_size=_int(env, "PROJECTOR_BATCH_SIZE", 500, problems, low=1),
         queue_namespace=get("QUEUE_NAMESPACE", "gymledger"),
         mail_backend=mail_backend,
-        mail_from=get("MAIL_FROM", Settings.mail_from),
+        mail_from=mail_from,
         mail_dir=get("MAIL_DIR", ".data/mail"),
         smtp_host=get("SMTP_HOST", "127.0.0.1"),
         smtp_port=_int(env, "SMTP_PORT", 25, problems, low=1),

@@ -567,3 +567,73 @@ def test_login_bodies_of_any_content_type_are_a_4xx(
         )
     assert not hostile.failures, "\n".join(hostile.failures)
     assert hostile.stored_by_refused_requests() == []
+
+
+# --- Mail header injection: refused when the value comes in, not by the mail worker -----
+
+LINE_BREAKS = ("\r\n", "\n", "\r", "\u2028", "\u2029", "\x85")
+NOT_ONE_ADDRESS = (
+    "victim@example.com,attacker.example.org",
+    "victim@example.com;x.example.org",
+    "bob<bob@attacker.example>",
+    "victim@example.com(comment).org",
+    '"victim"@example.com',
+    "victim@[127.0.0.1].example",
+    "victim\\@x@example.com",
+    "victim@example.com:25.org",
+)
+
+
+def _header_values(field: str) -> list[str]:
+    """Values of `field` that would add a header or a recipient to a welcome mail."""
+    if field == "email":
+        injected = [f"victim@example.com{b}Bcc: attacker@example.org" for b in LINE_BREAKS]
+        return injected + list(NOT_ONE_ADDRESS)
+    return [f"Iron{b}Bcc: attacker@example.org" for b in LINE_BREAKS]
+
+
+def _refused_at(response: Any, field: str) -> bool:
+    if response.status_code != 422:
+        return False
+    return any(item["loc"] == ["body", field] for item in response.json()["detail"])
+
+
+def test_mail_header_fields_with_line_breaks_or_many_addresses_are_422(
+    client: TestClient[Any], settings: Any
+) -> None:
+    _, token = signup_and_login(client)
+    owner = bearer(token)
+    member = {"first_name": "A", "last_name": "B", "email": unique_email("member")}
+    customer = client.post(f"{API}/customers", headers=owner, json=member).json()["id"]
+    start = head_position(settings.database_url)
+    failures = []
+    for field in ("name", "email"):
+        for value in _header_values(field):
+            for response in (
+                client.post(f"{API}/auth/signup", json=signup_body(**{field: value})),
+                client.patch(f"{API}/gyms/me", headers=owner, json={field: value}),
+            ):
+                if not _refused_at(response, field):
+                    failures.append(f"gym {field}={value!r}: {response.status_code}")
+    for field in ("first_name", "last_name", "email"):
+        for value in _header_values(field if field == "email" else "name"):
+            for response in (
+                client.post(f"{API}/customers", headers=owner, json={**member, field: value}),
+                client.patch(f"{API}/customers/{customer}", headers=owner, json={field: value}),
+            ):
+                if not _refused_at(response, field):
+                    failures.append(f"customer {field}={value!r}: {response.status_code}")
+    assert not failures, "\n".join(failures)
+    assert head_position(settings.database_url) == start, "a refused value was stored"
+
+
+def test_multi_line_text_that_no_mail_header_carries_stays_allowed(
+    client: TestClient[Any],
+) -> None:
+    _, token = signup_and_login(client)
+    owner = bearer(token)
+    notes = {"first_name": "A", "last_name": "B", "email": unique_email(), "notes": "a\nb\r\nc"}
+    assert client.post(f"{API}/customers", headers=owner, json=notes).status_code == 201
+    patched = client.patch(f"{API}/gyms/me", headers=owner, json={"description": "one\ntwo"})
+    assert patched.status_code == 200
+    assert patched.json()["description"] == "one\ntwo"

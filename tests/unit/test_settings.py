@@ -22,3 +22,12 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_weak_secret_is_refused() -> None:
     with pytest.raises(ConfigError, match="JWT_SECRET must be at least 32"):
         load_settings({**BASE, "JWT_SECRET": "short"})
+
+
+@pytest.mark.parametrize(
+    "sender", ["a@b.org, c@d.org", "GymLedger <a@b.org>\r\nBcc: x@y.org", "nobody", "<>"]
+)
+def test_mail_from_must_be_one_address(sender: str) -> None:
+    with pytest.raises(ConfigError, match="MAIL_FROM"):
+        load_settings({**BASE, "MAIL_FROM": sender})
+    assert load_settings({**BASE, "MAIL_FROM": "Gym <a@b.org>"}).mail_from == "Gym <a@b.org>"
