@@ -6,6 +6,7 @@ the stable Message-ID lets receiving servers and clients drop the duplicate.
 """
 
 import smtplib
+import ssl
 import sys
 from email.header import Header
 from email.message import Message
@@ -77,15 +78,33 @@ class DirectoryBackend:
         tmp.replace(self.directory / name)  # atomic: readers never see half a mail
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """Verifies the server's certificate chain and host name, against the system's
+    trust store or SMTP_CA_FILE (a private CA). smtplib without a context verifies
+    nothing, so anyone on the path could read the mail and the SMTP password."""
+    return ssl.create_default_context(cafile=settings.smtp_ca_file or None)
+
+
 class SmtpBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Built once: loading the trust store costs more than a TLS handshake.
+        secure = settings.smtp_tls or settings.smtp_starttls
+        self.context = tls_context(settings) if secure else None
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        if s.smtp_tls:
+            return smtplib.SMTP_SSL(
+                s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=self.context
+            )
+        return smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
 
     def send(self, mail: Mail) -> None:
         s = self.settings
-        with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout) as smtp:
+        with self._connect() as smtp:
             if s.smtp_starttls:
-                smtp.starttls()
+                smtp.starttls(context=self.context)
             if s.smtp_username:
                 smtp.login(s.smtp_username, s.smtp_password)
             smtp.send_message(build_message(mail, s.mail_from))
