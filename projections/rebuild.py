@@ -27,7 +27,7 @@ from projections.schema import MIGRATIONS
 
 # Rebuildable tables, in an order that respects foreign keys when dropping.
 READ_TABLES = ("gym_logins", "gyms", "customers", "event_index")
-_NOT_REBUILT = {mail_outbox.MIGRATION_SQL, audit_chain.MIGRATION_SQL}
+_NOT_REBUILT = {mail_outbox.MIGRATION_SQL, mail_outbox.COUNTS_SQL, audit_chain.MIGRATION_SQL}
 
 Progress = Callable[[int, float], None]
 

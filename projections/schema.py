@@ -14,4 +14,5 @@ MIGRATIONS = (
     Migration("0008_mail_relay_indexes", mail_outbox.RELAY_INDEXES_SQL),
     Migration("0009_projection_faults", engine.FAULTS_MIGRATION_SQL),
     Migration("0010_mail_log_index", mail_outbox.MAIL_LOG_INDEX_SQL),
+    Migration("0011_mail_outbox_counts", mail_outbox.COUNTS_SQL),
 )
