@@ -80,7 +80,7 @@ def validation_failed(_: Request[Any, Any, Any], exc: ValidationException) -> Re
 
 def invalid_value(_: Request[Any, Any, Any], exc: InvalidValue) -> Response[Any]:
     return error_body(
-        422, [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]
+        422, [{"loc": [exc.location, exc.field], "msg": exc.message, "type": "value_error"}]
     )
 
 

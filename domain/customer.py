@@ -114,9 +114,9 @@ def membership_lapsed(membership_end: date | None, today: date) -> bool:
 def _clean(details: CustomerDetails, today: date) -> dict[str, object]:
     out: dict[str, object] = {}
     if details.first_name is not UNSET:
-        out["first_name"] = v.required_text("first_name", details.first_name)
+        out["first_name"] = v.single_line_text("first_name", details.first_name)
     if details.last_name is not UNSET:
-        out["last_name"] = v.required_text("last_name", details.last_name)
+        out["last_name"] = v.single_line_text("last_name", details.last_name)
     if details.email is not UNSET:
         out["email"] = v.email("email", details.email)
     if details.phone is not UNSET:
@@ -263,6 +263,9 @@ def evolve(customer: Customer | None, event: DomainEvent) -> Customer:
         )
     if customer is None:
         raise ValueError(f"cannot apply {type(event).__name__} before registration")
+    if not isinstance(event, CustomerEvent) or event.gym_id != customer.gym_id:
+        # A stream holds one gym's customer; anything else is not this customer.
+        raise ValueError(f"{type(event).__name__} does not belong to customer {customer.id}")
     touched = {"version": event.originator_version, "updated_at": event.timestamp}
     match event:
         case CustomerDetailsChanged():

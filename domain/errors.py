@@ -9,12 +9,14 @@ class DomainError(Exception):
 
 
 class InvalidValue(DomainError):
-    """A field breaks an invariant; `field` names it so clients can show it."""
+    """A field breaks an invariant; `field` names it so clients can show it, and
+    `location` says where the request carried it ("body", "header", "query")."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, location: str = "body") -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.location = location
 
 
 class EmailAlreadyRegistered(DomainError):

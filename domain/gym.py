@@ -139,7 +139,7 @@ def _clean_profile(c: ProfileChanges) -> dict[str, object]:
     """Validate every field that is present; absent (UNSET) fields stay absent."""
     out: dict[str, object] = {}
     if c.name is not UNSET:
-        out["name"] = v.required_text("name", c.name)
+        out["name"] = v.single_line_text("name", c.name)
     if c.email is not UNSET:
         out["email"] = v.email("email", c.email)
     if c.address is not UNSET:

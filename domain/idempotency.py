@@ -42,8 +42,13 @@ def stream_id(scope: str, key: str) -> UUID:
 
 
 def check_key(key: str) -> str:
-    if not 1 <= len(key) <= KEY_MAX or not key.isprintable():
-        raise InvalidValue("Idempotency-Key", f"must be 1 to {KEY_MAX} printable characters")
+    """Printable ASCII only, as the header's draft standard has it: a header byte
+    above 0x7F arrives as Latin-1 (or mangled by a proxy), so it would not name
+    the same key on a retry."""
+    if not 1 <= len(key) <= KEY_MAX or not (key.isascii() and key.isprintable()):
+        raise InvalidValue(
+            "Idempotency-Key", f"must be 1 to {KEY_MAX} printable ASCII characters", "header"
+        )
     return key
 
 

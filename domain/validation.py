@@ -13,7 +13,11 @@ from domain.errors import InvalidValue
 
 # Deliberately pragmatic: one "@", a dot in the domain, no spaces. Full RFC 5322
 # parsing rejects nothing real users type and accepts addresses mail servers refuse.
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
+# Emails become mail recipients, so none of RFC 5322's specials either: unquoted,
+# `,` `;` `<` `(` `:` `[` `"` `\` would let one value name several addresses, or a
+# display name and another address ("a@b.org,c.org", "x<evil@attacker.org>").
+_ATOM = r"[^\s@()<>\[\]:;\\,\"]"
+_EMAIL = re.compile(rf"^{_ATOM}{{1,64}}@{_ATOM}+\.(?:(?!\.){_ATOM}){{2,}}$")
 
 # ISO 4217 active alphabetic codes (2024 list).
 ISO_4217 = frozenset(
@@ -58,6 +62,20 @@ def required_text(field: str, value: str, max_length: int = NAME_MAX) -> str:
     if not cleaned:
         raise InvalidValue(field, "must not be empty")
     return _printable(field, cleaned, max_length)
+
+
+# Every kind of line break, not only CR and LF: the mail library folds headers with
+# str.splitlines(), which also splits on these.
+_LINE_BREAK = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
+def single_line_text(field: str, value: str, max_length: int = NAME_MAX) -> str:
+    """Required text that may end up in a mail header (a gym's name is a welcome
+    mail's subject): a line break there would start a header of the sender's choosing."""
+    cleaned = required_text(field, value, max_length)
+    if _LINE_BREAK.search(cleaned):
+        raise InvalidValue(field, "must be a single line")
+    return cleaned
 
 
 def optional_text(field: str, value: str | None, max_length: int = TEXT_MAX) -> str | None:
@@ -120,6 +138,8 @@ def password(value: str, field: str = "password", user_inputs: Sequence[str] = (
     (the gym's email and name)."""
     if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
         raise InvalidValue(field, f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long")
+    if "\x00" in value:  # no form or terminal can type it; C-string libraries cut there
+        raise InvalidValue(field, "must not contain NUL")
     with _zxcvbn_lock:
         score = int(zxcvbn(value, user_inputs=list(user_inputs))["score"])
     if score < PASSWORD_MIN_SCORE:

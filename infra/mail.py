@@ -6,6 +6,7 @@ the stable Message-ID lets receiving servers and clients drop the duplicate.
 """
 
 import smtplib
+import ssl
 import sys
 from email.header import Header
 from email.message import Message
@@ -15,6 +16,7 @@ from typing import Protocol, cast
 
 import msgspec
 
+from infra.mail_address import is_one_address, is_one_line
 from infra.settings import Settings
 
 
@@ -37,8 +39,10 @@ def build_message(mail: Mail, sender: str) -> Message:
     than everything else the worker does for it (bench/README.md).
     """
     for value in (sender, mail.recipient, mail.subject):
-        if "\r" in value or "\n" in value:  # compat32 would not stop header injection
+        if not is_one_line(value):  # compat32 would not stop header injection
             raise ValueError("line break in a mail header")
+    if not is_one_address(mail.recipient):
+        raise ValueError("a mail goes to exactly one recipient address")
     message = MIMEText(mail.body, "plain", "us-ascii" if mail.body.isascii() else "utf-8")
     message["From"] = sender
     message["To"] = mail.recipient
@@ -74,15 +78,33 @@ class DirectoryBackend:
         tmp.replace(self.directory / name)  # atomic: readers never see half a mail
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """Verifies the server's certificate chain and host name, against the system's
+    trust store or SMTP_CA_FILE (a private CA). smtplib without a context verifies
+    nothing, so anyone on the path could read the mail and the SMTP password."""
+    return ssl.create_default_context(cafile=settings.smtp_ca_file or None)
+
+
 class SmtpBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Built once: loading the trust store costs more than a TLS handshake.
+        secure = settings.smtp_tls or settings.smtp_starttls
+        self.context = tls_context(settings) if secure else None
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        if s.smtp_tls:
+            return smtplib.SMTP_SSL(
+                s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=self.context
+            )
+        return smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
 
     def send(self, mail: Mail) -> None:
         s = self.settings
-        with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout) as smtp:
+        with self._connect() as smtp:
             if s.smtp_starttls:
-                smtp.starttls()
+                smtp.starttls(context=self.context)
             if s.smtp_username:
                 smtp.login(s.smtp_username, s.smtp_password)
             smtp.send_message(build_message(mail, s.mail_from))

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.mail_address import is_sender
 from infra.signing import KeyRing, SigningKeyError, generate_private_pem, key_ring
 
 ENVIRONMENTS = ("development", "test", "production")
@@ -53,6 +54,8 @@ class Settings:
     smtp_username: str = ""
     smtp_password: str = field(default="", repr=False)
     smtp_starttls: bool = False
+    smtp_tls: bool = False  # implicit TLS from the first byte (port 465)
+    smtp_ca_file: str = ""  # CA bundle for a private CA; "" = the system's trust store
     smtp_timeout: float = 10.0
     mail_max_retries: int = 8
     mail_requeue_after_seconds: int = 300
@@ -101,6 +104,21 @@ def _float(env: Mapping[str, str], key: str, default: float, problems: list[str]
     if value < 0:
         problems.append(f"{key} must be >= 0, got {value}")
     return value
+
+
+def _flag(env: Mapping[str, str], key: str) -> bool:
+    return env.get(key, "false").lower() in ("1", "true", "yes")
+
+
+def _smtp_security(env: Mapping[str, str], problems: list[str]) -> tuple[bool, bool, str]:
+    """(STARTTLS, implicit TLS, CA file): at most one of the two, and a CA file that exists."""
+    starttls, implicit = _flag(env, "SMTP_STARTTLS"), _flag(env, "SMTP_TLS")
+    if starttls and implicit:
+        problems.append("SMTP_STARTTLS and SMTP_TLS exclude each other: pick one")
+    ca_file = env.get("SMTP_CA_FILE", "")
+    if ca_file and not os.path.isfile(ca_file):
+        problems.append(f"SMTP_CA_FILE {ca_file!r} is not a readable file")
+    return starttls, implicit, ca_file
 
 
 def _dev_file(data_dir: str, name: str, make: Callable[[], str]) -> str:
@@ -189,6 +207,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     prefix = get("API_PREFIX", "/api/v1").rstrip("/")
     if prefix and not prefix.startswith("/"):
         problems.append("API_PREFIX must start with '/'")
+    smtp_starttls, smtp_tls, smtp_ca_file = _smtp_security(env, problems)
+    mail_from = get("MAIL_FROM") or Settings.mail_from
+    if not is_sender(mail_from):
+        problems.append("MAIL_FROM must be one address on one line, e.g. 'Gym <no-reply@x.org>'")
     mail_backend = get("MAIL_BACKEND", "console")
     if mail_backend not in MAIL_BACKENDS:
         problems.append(f"MAIL_BACKEND must be one of {', '.join(MAIL_BACKENDS)}")
@@ -212,13 +234,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         projector_batch_size=_int(env, "PROJECTOR_BATCH_SIZE", 500, problems, low=1),
         queue_namespace=get("QUEUE_NAMESPACE", "gymledger"),
         mail_backend=mail_backend,
-        mail_from=get("MAIL_FROM", Settings.mail_from),
+        mail_from=mail_from,
         mail_dir=get("MAIL_DIR", ".data/mail"),
         smtp_host=get("SMTP_HOST", "127.0.0.1"),
-        smtp_port=_int(env, "SMTP_PORT", 25, problems, low=1),
+        smtp_port=_int(env, "SMTP_PORT", 465 if smtp_tls else 25, problems, low=1),
         smtp_username=get("SMTP_USERNAME", ""),
         smtp_password=get("SMTP_PASSWORD", ""),
-        smtp_starttls=get("SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
+        smtp_starttls=smtp_starttls,
+        smtp_tls=smtp_tls,
+        smtp_ca_file=smtp_ca_file,
         smtp_timeout=_float(env, "SMTP_TIMEOUT", 10.0, problems),
         mail_max_retries=_int(env, "MAIL_MAX_RETRIES", 8, problems),
         mail_requeue_after_seconds=_int(env, "MAIL_REQUEUE_AFTER_SECONDS", 300, problems, low=1),

@@ -10,6 +10,7 @@ visible strictly in commit order (tests/integration/test_projector.py proves it
 under concurrent writers).
 """
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ from psycopg.rows import TupleRow
 from domain.events import DomainEvent
 from infra.db import EVENTS_TABLE, PROJECTED_CHANNEL
 from infra.event_codec import EventCodec
+
+log = logging.getLogger("gymledger.projector")
 
 MIGRATION_SQL = """
 CREATE TABLE IF NOT EXISTS projector_positions (
@@ -168,6 +171,12 @@ class Projector:
         return BatchResult(events=len(rows), position=position)
 
     def _park(self, conn: psycopg.Connection[TupleRow], position: int, error: str) -> None:
+        # The only place besides `gymledger projections status` that shows why:
+        # /health tells anyone where it is parked, never the error text.
+        log.error(
+            "projection parked at an event it cannot apply",
+            extra={"projection": self.name, "position": position, "error": error[:2000]},
+        )
         with conn.transaction():
             conn.execute(
                 "INSERT INTO projection_faults (projection, position, error) VALUES (%s, %s, %s)"

@@ -14,7 +14,8 @@ import msgspec
 import psycopg
 from psycopg.rows import TupleRow
 
-from domain import gym_of
+from domain import customer, gym, gym_of
+from domain.events import DomainEvent
 from infra.event_codec import CODEC, split_topic
 from projections.engine import BulkInsert, Projection, Recorded
 
@@ -89,8 +90,10 @@ _ENVELOPE = {"originator_id", "originator_version", "timestamp", "metadata"}
 _SECRETS = {"password_hash"}
 
 
-def describe(row: StoredRow) -> EventRecord:
-    event = CODEC.decode(row.topic, row.state)  # upcast to the current shape
+def describe(row: StoredRow, event: DomainEvent | None = None) -> EventRecord:
+    """`event`: the row already decoded, when the caller has it."""
+    if event is None:
+        event = CODEC.decode(row.topic, row.state)  # upcast to the current shape
     data = msgspec.to_builtins(event)
     return EventRecord(
         position=row.position,
@@ -144,17 +147,54 @@ def all_gym_events(
         after = rows[-1].position
 
 
+class StreamEvent(NamedTuple):
+    """One stored event with its decoded (upcast) form."""
+
+    row: StoredRow
+    event: DomainEvent
+
+
+# What each kind of stream an endpoint serves may hold, by event type name. Support
+# streams (email claims, idempotency keys) are of no kind an endpoint serves.
+CUSTOMER_STREAM = frozenset(cls.__name__ for cls in customer.EVENTS)
+GYM_STREAM = frozenset(cls.__name__ for cls in gym.EVENTS)
+
+
+def owned_stream(rows: list[StoredRow], gym_id: UUID, kind: frozenset[str]) -> list[StreamEvent]:
+    """The stream's events if every one is of a type `kind` names and belongs to
+    `gym_id`; otherwise none. One foreign event disqualifies the whole stream: an
+    email claim is first held by one gym and later by another, so checking only
+    the first event would hand the second gym's events to the first."""
+    owned: list[StreamEvent] = []
+    for row in rows:
+        if split_topic(row.topic)[0] not in kind:
+            return []
+        event = CODEC.decode(row.topic, row.state)
+        if gym_of(event) != gym_id:
+            return []
+        owned.append(StreamEvent(row, event))
+    return owned
+
+
 async def tenant_stream(
-    conn: psycopg.AsyncConnection[Any], gym_id: UUID, stream_id: UUID
-) -> list[StoredRow]:
+    conn: psycopg.AsyncConnection[Any], gym_id: UUID, stream_id: UUID, kind: frozenset[str]
+) -> list[StreamEvent]:
     """Every stored event of one stream, oldest first, straight from the log; empty
-    unless the stream belongs to `gym_id` (another gym's stream looks absent)."""
+    unless it is a `kind` stream of `gym_id` (see owned_stream): another gym's
+    stream, or one of another kind, looks absent."""
     cur = await conn.execute(
         "SELECT notification_id, originator_id, originator_version, topic, state"
         " FROM gymledger_events WHERE originator_id = %s ORDER BY originator_version",
         (stream_id,),
     )
-    rows = _rows(await cur.fetchall())
-    if not rows or gym_of(CODEC.decode(rows[0].topic, rows[0].state)) != gym_id:
-        return []
-    return rows
+    return owned_stream(_rows(await cur.fetchall()), gym_id, kind)
+
+
+async def customer_stream(
+    conn: psycopg.AsyncConnection[Any], gym_id: UUID, customer_id: UUID
+) -> list[StreamEvent]:
+    return await tenant_stream(conn, gym_id, customer_id, CUSTOMER_STREAM)
+
+
+async def gym_stream(conn: psycopg.AsyncConnection[Any], gym_id: UUID) -> list[StreamEvent]:
+    return await tenant_stream(conn, gym_id, gym_id, GYM_STREAM)

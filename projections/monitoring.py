@@ -1,4 +1,9 @@
-"""Read-only numbers operators watch: projector lag and the mail outbox."""
+"""Read-only numbers operators watch: projector lag and the mail outbox.
+
+Called on every /health, /health/ready and /metrics request, so every part is an
+index lookup or a read of a bounded table: the log's head through its primary key,
+mail counts from mail_outbox_counts (kept by triggers, projections/mail_outbox.py).
+"""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -15,24 +20,28 @@ class PipelineStatus(msgspec.Struct, frozen=True):
     mail_pending: int
     mail_failed: int
     parked_at: int | None  # position of the event the projection is parked at
-    parked_error: str | None
+    parked_error: str | None  # for operators only (log, CLI): it can quote event data
+    parked_since: datetime | None
 
 
-_STATUS_SQL = """
+STATUS_SQL = """
 SELECT
     (SELECT coalesce(max(notification_id), 0) FROM gymledger_events),
     (SELECT coalesce(max(position), 0) FROM projector_positions WHERE name = %(name)s),
-    (SELECT count(*) FROM mail_outbox WHERE status = 'pending'),
-    (SELECT count(*) FROM mail_outbox WHERE status = 'failed'),
+    (SELECT coalesce(sum(n), 0) FROM mail_outbox_counts WHERE status = 'pending'),
+    (SELECT coalesce(sum(n), 0) FROM mail_outbox_counts WHERE status = 'failed'),
     (SELECT position FROM projection_faults WHERE projection = %(name)s),
-    (SELECT error FROM projection_faults WHERE projection = %(name)s)
+    (SELECT error FROM projection_faults WHERE projection = %(name)s),
+    (SELECT failed_at FROM projection_faults WHERE projection = %(name)s)
 """
 
 
 async def pipeline_status(conn: psycopg.AsyncConnection[Any], projection: str) -> PipelineStatus:
-    cur = await conn.execute(_STATUS_SQL, {"name": projection})
+    cur = await conn.execute(STATUS_SQL, {"name": projection})
     row = await cur.fetchone()
-    head, position, pending, failed, parked_at, parked_error = row or (0, 0, 0, 0, None, None)
+    head, position, pending, failed, parked_at, parked_error, parked_since = row or (
+        (0, 0, 0, 0, None, None, None)
+    )
     lag_seconds = 0.0
     if head > position:
         # The log itself has no time column; the projector's last position's
@@ -52,4 +61,5 @@ async def pipeline_status(conn: psycopg.AsyncConnection[Any], projection: str) -
         mail_failed=int(failed),
         parked_at=parked_at,
         parked_error=parked_error,
+        parked_since=parked_since,
     )

@@ -29,6 +29,7 @@ from projections.schema import MIGRATIONS
 READ_TABLES = ("auditor_tokens", "gym_logins", "gyms", "customers", "event_index")
 _NOT_REBUILT = {
     mail_outbox.MIGRATION_SQL,
+    mail_outbox.COUNTS_SQL,
     audit_chain.MIGRATION_SQL,
     audit_chain.SIGNATURES_MIGRATION_SQL,
 }

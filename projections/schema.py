@@ -16,4 +16,5 @@ MIGRATIONS = (
     Migration("0010_mail_log_index", mail_outbox.MAIL_LOG_INDEX_SQL),
     Migration("0011_credentials", gyms.CREDENTIALS_MIGRATION_SQL),
     Migration("0012_ed25519_checkpoints", audit_chain.SIGNATURES_MIGRATION_SQL),
+    Migration("0013_mail_outbox_counts", mail_outbox.COUNTS_SQL),
 )

@@ -8,6 +8,7 @@ import asyncio
 import email
 import email.policy
 import socket
+import ssl
 import threading
 import time
 from email.message import EmailMessage
@@ -64,10 +65,22 @@ class Inbox:
 
 
 class SmtpServer:
-    def __init__(self) -> None:
+    """Plain SMTP by default; `implicit_tls`: TLS from the first byte (port 465 style);
+    `starttls`: plain until STARTTLS, which it requires before accepting mail."""
+
+    def __init__(
+        self,
+        implicit_tls: ssl.SSLContext | None = None,
+        starttls: ssl.SSLContext | None = None,
+    ) -> None:
         self.inbox = Inbox()
         self.port = free_port()
-        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        tls: dict[str, Any] = {}
+        if implicit_tls is not None:
+            tls["ssl_context"] = implicit_tls
+        if starttls is not None:
+            tls |= {"tls_context": starttls, "require_starttls": True}
+        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, **tls)
 
     def start(self) -> None:
         self._controller.start()

@@ -4,6 +4,7 @@
     gymledger migrate                      create the event store and read tables
     gymledger projections rebuild [--blue-green]
     gymledger projections resume           after fixing the event a projection parked at
+    gymledger projections status           lag, mail counts, and where and why it is parked
     gymledger replay --verify              rebuild into a scratch schema, compare with live
     gymledger export --gym ID [-o FILE]    a gym's history as NDJSON
     gymledger verify FILE [--public-key PEM]   check an export offline: bytes, links, signatures
@@ -62,6 +63,31 @@ def _resume(_: argparse.Namespace) -> int:
     with _settings() as settings, psycopg.connect(settings.database_url) as conn:
         parked = resume(conn, READ_MODEL)
     print("not parked" if parked is None else f"resumed at position {parked[0]} (was: {parked[1]})")
+    return 0
+
+
+def _status(_: argparse.Namespace) -> int:
+    """What /health shows, plus what it keeps from anonymous callers: the parked error."""
+    import asyncio
+
+    from projections.monitoring import pipeline_status
+    from projections.read_model import READ_MODEL
+
+    async def read(url: str) -> Any:
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            return await pipeline_status(conn, READ_MODEL)
+
+    with _settings() as settings:
+        status = asyncio.run(read(settings.database_url))
+    parked = None
+    if status.parked_at is not None:
+        parked = {
+            "position": status.parked_at,
+            "error": status.parked_error,
+            "failed_at": status.parked_since,
+        }
+    fields = ("head", "position", "lag_events", "lag_seconds", "mail_pending", "mail_failed")
+    _print_json({**{f: getattr(status, f) for f in fields}, "parked": parked})
     return 0
 
 
@@ -232,9 +258,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("run").set_defaults(handler=_run)
     sub.add_parser("migrate").set_defaults(handler=_migrate)
     projections = sub.add_parser("projections")
-    projections.add_argument("action", choices=["rebuild", "resume"])
+    projections.add_argument("action", choices=["rebuild", "resume", "status"])
     projections.add_argument("--blue-green", action="store_true")
-    projections.set_defaults(handler=lambda a: _resume(a) if a.action == "resume" else _rebuild(a))
+    actions = {"rebuild": _rebuild, "resume": _resume, "status": _status}
+    projections.set_defaults(handler=lambda a: actions[a.action](a))
     replay = sub.add_parser("replay")
     replay.add_argument("--verify", action="store_true")
     replay.set_defaults(handler=_replay)

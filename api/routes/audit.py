@@ -22,7 +22,13 @@ from infra.event_codec import CODEC, UnknownEventType
 from infra.signing import ALGORITHM, public_pem, raw_public_hex
 from projections.audit_verify import verify_checkpoint, verify_gym
 from projections.checkpoints import Checkpoint, latest_checkpoint
-from projections.event_log import EventRecord, describe, gym_events, tenant_stream
+from projections.event_log import (
+    EventRecord,
+    customer_stream,
+    describe,
+    gym_events,
+    gym_stream,
+)
 
 AnyRequest = Request[Any, Any, Any]
 Reader = NamedDependency[CallerGym]
@@ -107,19 +113,20 @@ class AuditController(Controller):
     @get("/gyms/me/history")
     async def gym_history(self, request: AnyRequest, caller: Reader) -> list[EventRecord]:
         async with AppState.of(request).read_pool.connection() as conn:
-            rows = await tenant_stream(conn, caller.id, caller.id)
-        return [describe(row) for row in rows]
+            stream = await gym_stream(conn, caller.id)
+        return [describe(row, event) for row, event in stream]
 
     @get("/customers/{customer_id:uuid}/history")
     async def customer_history(
         self, request: AnyRequest, caller: Reader, customer_id: FromPath[UUID]
     ) -> list[EventRecord]:
-        """Removed customers' history stays readable; other gyms' customers do not exist."""
+        """Removed customers' history stays readable; other gyms' customers, and
+        streams that are not customers, do not exist."""
         async with AppState.of(request).read_pool.connection() as conn:
-            rows = await tenant_stream(conn, caller.id, customer_id)
-        if not rows:
+            stream = await customer_stream(conn, caller.id, customer_id)
+        if not stream:
             raise HTTPException(status_code=404, detail="Customer not found")
-        return [describe(row) for row in rows]
+        return [describe(row, event) for row, event in stream]
 
     @get("/events")
     async def feed(

@@ -2,7 +2,7 @@
 
 import hashlib
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -28,14 +28,13 @@ from commands.customers import (
 from domain import customer
 from domain.customer import CustomerDetails, birth_date_range
 from domain.errors import VersionConflict
-from infra.event_codec import CODEC
 from projections.customers import (
     CustomerFilter,
     count_customers,
     get_customer,
     list_customers,
 )
-from projections.event_log import tenant_stream
+from projections.event_log import customer_stream
 
 AnyRequest = Request[Any, Any, Any]
 Caller = NamedDependency[CallerGym]
@@ -80,6 +79,31 @@ async def _customer_response(
     return CustomerResponse.of(stored, today)
 
 
+# `as_of` is turned into a calendar date in the gym's time zone: keep it a day inside
+# the years datetime can hold (1 to 9999), so that never overflows in any zone.
+AS_OF_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+AS_OF_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def _query_error(name: str, message: str) -> ValidationException:
+    """A 422 in the documented shape: detail [{loc: ["query", name], msg, type}]."""
+    return ValidationException(
+        detail="Validation failed", extra=[{"key": name, "source": "query", "message": message}]
+    )
+
+
+def _as_of_in_utc(as_of: datetime) -> datetime:
+    if as_of.tzinfo is None:
+        raise _query_error("as_of", "must be an RFC 3339 time with offset")
+    try:
+        moment = as_of.astimezone(UTC)
+    except OverflowError:  # an offset pushes it past year 1 or 9999
+        moment = None
+    if moment is None or not AS_OF_EARLIEST <= moment <= AS_OF_LATEST:
+        raise _query_error("as_of", "must be between 0001-01-02 and 9999-12-30 (UTC)")
+    return moment
+
+
 async def _time_travel(
     state: AppState,
     caller: CallerGym,
@@ -87,21 +111,19 @@ async def _time_travel(
     as_of: datetime | None,
     version: int | None,
 ) -> Response[CustomerResponse]:
-    if as_of is not None and as_of.tzinfo is None:
-        raise HTTPException(status_code=422, detail="as_of must be an RFC 3339 time with offset")
+    moment = None if as_of is None else _as_of_in_utc(as_of)
     async with state.read_pool.connection() as conn:
-        rows = await tenant_stream(conn, caller.id, customer_id)
+        stream = await customer_stream(conn, caller.id, customer_id)
     events = [
-        e
-        for e in (CODEC.decode(row.topic, row.state) for row in rows)
-        if (version is None or e.originator_version <= version)
-        and (as_of is None or e.timestamp <= as_of)
+        event
+        for _, event in stream
+        if (version is None or event.originator_version <= version)
+        and (moment is None or event.timestamp <= moment)
     ]
     then = customer.project(None, events)
     if then is None or then.removed:
         raise HTTPException(status_code=404, detail="Customer not found")
-    moment = as_of or events[-1].timestamp
-    body = CustomerResponse.of(then, caller.today(moment))
+    body = CustomerResponse.of(then, caller.today(moment or events[-1].timestamp))
     return Response(body, headers=etag(then.version))
 
 
@@ -175,10 +197,7 @@ class CustomersController(Controller):
             ("email", email),
         ):
             if value is not None and "\x00" in value:  # PostgreSQL text cannot hold NUL
-                raise ValidationException(
-                    detail="Validation failed",
-                    extra=[{"key": name, "source": "query", "message": "must not contain NUL"}],
-                )
+                raise _query_error(name, "must not contain NUL")
         if min_age is not None and max_age is not None and min_age > max_age:
             raise HTTPException(status_code=400, detail="min_age must not be greater than max_age")
         state = AppState.of(request)

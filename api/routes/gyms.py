@@ -29,6 +29,7 @@ from commands.gyms import (
     rehash_password,
     update_gym_profile,
 )
+from domain.errors import InvalidValue
 from domain.gym import ProfileChanges
 from infra.passwords import needs_rehash, verify_password
 from projections.gyms import find_login, get_gym
@@ -79,6 +80,8 @@ class AuthController(Controller):
     ) -> TokenResponse:
         state = AppState.of(request)
         s = state.settings
+        if "\x00" in data.username:  # PostgreSQL text cannot hold NUL, so no email has one
+            raise InvalidValue("username", "must not contain NUL")
         email = data.username.strip().lower()
         for key, limit in (
             (f"login:email:{email}", s.login_attempts_per_email),

@@ -152,7 +152,7 @@ def test_bad_tokens_are_401(client: TestClient[Any], settings: Any) -> None:
     claims = {"sub": gym["id"], "iat": now, "exp": now + timedelta(hours=1)}
     expired = jwt.encode({**claims, "exp": now - timedelta(seconds=1)}, settings.jwt_secret)
     wrong_key = jwt.encode(claims, "another-secret-another-secret-another-secret")
-    unsigned = jwt.encode(claims, key="", algorithm="none")
+    unsigned = jwt.encode(claims, key="", algorithm="none")  # "" is "no key" for alg none
     head, payload, sig = token.split(".")
     tampered = ".".join((head, payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB"), sig))
     for headers in (

@@ -65,6 +65,9 @@ def test_restore_then_rebuild_gives_back_the_same_read_model(
         restored = cli(target, "restore", str(backup_dir))
         assert restored.returncode == 0, restored.stderr
         assert snapshot(target) == before  # mail statuses kept: nothing is sent again
+        with psycopg.connect(target) as conn:  # the restore's COPY was counted, for /health
+            counts = conn.execute("SELECT status, sum(n)::int FROM mail_outbox_counts GROUP BY 1")
+            assert dict(counts.fetchall()) == {"sent": 15}
         assert cli(target, "audit", "verify").returncode == 0  # the chain survived intact
         again = cli(target, "restore", str(backup_dir))
         assert again.returncode != 0  # never over existing data

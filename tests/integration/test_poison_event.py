@@ -1,6 +1,7 @@
 """An event a projection cannot handle parks the projection: no spinning, no skipping."""
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +19,17 @@ from domain.events import EventMetadata, Stamp
 from infra.event_codec import CODEC
 from projections.read_model import READ_MODEL, read_model_projector
 from tests.integration.helpers import register
+
+
+def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "workers.cli", *args],
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_poison_event_parks_the_projection_until_resumed(
@@ -60,6 +72,22 @@ def test_poison_event_parks_the_projection_until_resumed(
         assert ready.status_code == 503
         assert "projector_parked" in ready.json()["failing"]
         assert ready.json()["checks"]["projector_parked"]["position"] == poison
+        # Anyone may ask /health: they learn where it is parked, never why (the error
+        # text can quote event data); operators read it in the log or the CLI.
+        for anonymous in (ready, client.get("/health")):
+            assert anonymous.json()["checks"]["projector_parked"] == {
+                "position": poison,
+                "message": "parked at an event it cannot apply; see `gymledger projections status`",
+            }
+            assert "ValidationError" not in anonymous.text
+            assert "garbage" not in anonymous.text
+        status = _cli(fresh_database, "projections", "status")
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["parked"] == {
+            "position": poison,
+            "error": fault[1],
+            "failed_at": json.loads(status.stdout)["parked"]["failed_at"],
+        }
         assert (
             'gymledger_projection_parked{projection="read_model"} 1.0'
             in client.get("/metrics").text
@@ -81,18 +109,12 @@ def test_poison_event_parks_the_projection_until_resumed(
                 "UPDATE gymledger_events SET state = %s WHERE notification_id = %s",
                 (CODEC.encode(repaired)[1], poison),
             )
-        resumed = subprocess.run(
-            [sys.executable, "-m", "workers.cli", "projections", "resume"],
-            env={**os.environ, "DATABASE_URL": fresh_database},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        resumed = _cli(fresh_database, "projections", "resume")
         assert resumed.returncode == 0, resumed.stderr
         assert f"resumed at position {poison}" in resumed.stdout
         with psycopg.connect(fresh_database) as conn:
             assert projector.catch_up(conn) >= 2
             assert later in {r[0] for r in conn.execute("SELECT id FROM gyms")}
         assert client.get("/health/ready").status_code == 200
+        assert json.loads(_cli(fresh_database, "projections", "status").stdout)["parked"] is None
     ledger.close()

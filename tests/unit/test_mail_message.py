@@ -39,3 +39,18 @@ def test_a_line_break_in_a_header_is_refused(field: str) -> None:
     values[field] += "\r\nBcc: victim@example.com"
     with pytest.raises(ValueError, match="line break"):
         build_message(Mail(**values), SENDER)
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0b", "\x1e"])
+def test_every_kind_of_line_break_counts(separator: str) -> None:
+    mail = Mail(key="k:4", recipient="a@b.example", subject=f"Hi{separator}Bcc: x@y", body="x")
+    with pytest.raises(ValueError, match="line break"):
+        build_message(mail, SENDER)
+
+
+@pytest.mark.parametrize(
+    "recipient", ["a@b.example,c.example", "a@b.example, c@d.example", "x<a@b.example>", "nobody"]
+)
+def test_a_mail_goes_to_exactly_one_address(recipient: str) -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        build_message(Mail(key="k:5", recipient=recipient, subject="Hi", body="x"), SENDER)

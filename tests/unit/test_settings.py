@@ -77,3 +77,12 @@ def test_an_unreadable_signing_key_is_a_configuration_error(env: dict[str, str])
         load_settings({**env, "AUDIT_SIGNING_KEY": "-----BEGIN PRIVATE KEY-----\nnope\n"})
     with pytest.raises(ConfigError, match="AUDIT_SIGNING_KEY"):
         load_settings({**env, "AUDIT_SIGNING_KEY": "/no/such/key.pem"})
+
+
+@pytest.mark.parametrize(
+    "sender", ["a@b.org, c@d.org", "GymLedger <a@b.org>\r\nBcc: x@y.org", "nobody", "<>"]
+)
+def test_mail_from_must_be_one_address(sender: str, env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match="MAIL_FROM"):
+        load_settings({**env, "MAIL_FROM": sender})
+    assert load_settings({**env, "MAIL_FROM": "Gym <a@b.org>"}).mail_from == "Gym <a@b.org>"

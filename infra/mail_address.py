@@ -1,0 +1,22 @@
+"""What counts as one mail address, for recipients and the configured sender."""
+
+from email.utils import getaddresses
+
+
+def is_one_line(value: str) -> bool:
+    """No line break of any kind: the mail library folds headers on every
+    str.splitlines() separator, not only on CR and LF."""
+    return "".join(value.splitlines()) == value
+
+
+def is_one_address(value: str) -> bool:
+    """`value` is one bare address, as a header parser reads it (no list, no display
+    name, no comment). Validation refuses anything else on the way in
+    (domain/validation.py); this stops a stored value that predates that."""
+    return "@" in value and getaddresses([value]) == [("", value)]
+
+
+def is_sender(value: str) -> bool:
+    """One address, optionally with a display name: "GymLedger <no-reply@x.org>"."""
+    found = getaddresses([value])
+    return is_one_line(value) and len(found) == 1 and "@" in found[0][1]
