@@ -145,11 +145,14 @@ def truncate_newest(url: str, gym_id: UUID, keep: int) -> None:
 
 
 def test_truncation_is_caught_by_a_kept_checkpoint_and_by_the_witness(
-    chained: tuple[str, UUID, Path], settings: Any
+    chained: tuple[str, UUID, Path], settings: Any, tmp_path: Path
 ) -> None:
     url, gym_id, witness = chained
     ring = settings.key_ring()
     kept = latest_checkpoint(url, gym_id)
+    kept_file = tmp_path / "kept.json"
+    kept_file.write_bytes(msgspec.json.encode(kept))
+    assert run_cli(url, "audit", "verify", "--checkpoint", str(kept_file)).returncode == 0
     truncate_newest(url, gym_id, keep=4)
     # What the database alone cannot tell (SECURITY.md says so):
     assert check(url, ring, gym_id)["ok"] is True
@@ -160,9 +163,10 @@ def test_truncation_is_caught_by_a_kept_checkpoint_and_by_the_witness(
     assert kinds(against_kept) == {"not_extended"}
     assert against_witness["ok"] is False
     assert kinds(against_witness) == {"not_extended"}
-    cli = run_cli(url, "audit", "verify", "--witness", str(witness))
-    assert cli.returncode == 1
-    assert "not_extended" in cli.stderr
+    for option, value in (("--witness", witness), ("--checkpoint", kept_file)):
+        cli = run_cli(url, "audit", "verify", option, str(value))
+        assert cli.returncode == 1, option
+        assert "not_extended" in cli.stderr
 
 
 def test_chain_rows_and_head_removed_while_events_remain(
