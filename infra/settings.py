@@ -132,16 +132,30 @@ def _dev_file(data_dir: str, name: str, make: Callable[[], str]) -> str:
     return path.read_text().strip()
 
 
+def _given_or_dev(
+    env: Mapping[str, str],
+    key: str,
+    environment: str,
+    problems: list[str],
+    dev: tuple[str, str, Callable[[], str]],
+) -> tuple[str, bool]:
+    """(value, whether it came from the environment). Production must be given the
+    secret; development and tests make it once under the data directory."""
+    value = env.get(key) or ""
+    if value:
+        return value, True
+    if environment == "production":
+        problems.append(f"{key} is required in production")
+        return "", False
+    return _dev_file(*dev), False
+
+
 def _jwt_secret(
     env: Mapping[str, str], environment: str, data_dir: str, problems: list[str]
 ) -> str:
-    value = env.get("JWT_SECRET") or ""
-    if not value:
-        if environment == "production":
-            problems.append("JWT_SECRET is required in production")
-            return ""
-        return _dev_file(data_dir, "jwt_secret", lambda: secrets.token_urlsafe(48))
-    if len(value) < 32:
+    dev = (data_dir, "jwt_secret", lambda: secrets.token_urlsafe(48))
+    value, given = _given_or_dev(env, "JWT_SECRET", environment, problems, dev)
+    if given and len(value) < 32:
         problems.append("JWT_SECRET must be at least 32 characters")
     return value
 
@@ -150,12 +164,10 @@ def _signing_key(
     env: Mapping[str, str], environment: str, data_dir: str, problems: list[str]
 ) -> str:
     """The PEM text of the checkpoint signing key (AUDIT_SIGNING_KEY: a path or the PEM)."""
-    value = env.get("AUDIT_SIGNING_KEY") or ""
-    if not value:
-        if environment == "production":
-            problems.append("AUDIT_SIGNING_KEY is required in production")
-            return ""
-        return _dev_file(data_dir, "audit_signing_key.pem", generate_private_pem)
+    dev = (data_dir, "audit_signing_key.pem", generate_private_pem)
+    value, given = _given_or_dev(env, "AUDIT_SIGNING_KEY", environment, problems, dev)
+    if not given:
+        return value
     try:
         key_ring(value)
     except SigningKeyError as error:
