@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: install run test test-reliability coverage test-fast lint format migrate rebuild backup restore lock clean bench
+.PHONY: install run test test-reliability coverage test-fast lint format migrate rebuild backup restore lock clean bench soak image
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,16 @@ coverage: install
 ## The reliability suites at full size (kills, races, hostile input); `make test` runs them short.
 test-reliability: install
 	RELIABILITY=full $(PY) -m pytest tests/reliability $(PYTEST_ARGS)
+
+## Repeat the PostgreSQL restart under load SOAK_RUNS times (default 50); snapshots of
+## any stall (pg_stat_activity, pg_locks, py-spy dumps) land in .data/soak/.
+SOAK_RUNS ?= 50
+soak: install
+	SOAK_RUNS=$(SOAK_RUNS) $(PY) -m pytest tests/reliability/test_postgres_restart.py -k restart $(PYTEST_ARGS)
+
+## Build infra/deploy/Dockerfile with docker or podman (a Debian-made base where no registry is reachable).
+image:
+	infra/deploy/build-image.sh
 
 ## Unit tests only (no servers).
 test-fast: install

@@ -22,6 +22,7 @@ from tests.e2e.test_make_run import (
     stop_system,
     wait_healthy,
 )
+from tests.reliability.stall_watch import StallWatch
 from tests.smtp import free_port
 from workers.setup import migrate
 
@@ -50,8 +51,16 @@ def pgdata(tmp_path: Path) -> Iterator[Path]:
         pg_ctl(path, "-w", "-m", "fast", "stop")
 
 
+# `make soak` repeats the restart SOAK_RUNS times: the stall it hunts came in about
+# 5 of 110 runs. Stall snapshots are kept under .data/soak/.
+SOAK_RUNS = int(os.environ.get("SOAK_RUNS", "1"))
+
+
+@pytest.mark.parametrize("run", range(SOAK_RUNS), ids=lambda n: f"run{n}")
 @pytest.mark.parametrize("down_seconds", [0, 6], ids=["restart", "outage"])
-def test_postgres_restart_under_load(pgdata: Path, down_seconds: float) -> None:
+def test_postgres_restart_under_load(
+    pgdata: Path, down_seconds: float, run: int, tmp_path: Path
+) -> None:
     with _postgres(pgdata) as url:
         migrate(url)
         port = free_port()
@@ -62,6 +71,9 @@ def test_postgres_restart_under_load(pgdata: Path, down_seconds: float) -> None:
             "QUEUE_NAMESPACE": f"pgrestart-{port}",
         }
         proc = start_system(env, ROOT)
+        stalls = ROOT / ".data" / "soak" / tmp_path.name if SOAK_RUNS > 1 else tmp_path
+        watch = StallWatch(url, proc.pid, stalls)
+        watch.start()
         base = f"http://127.0.0.1:{port}"
         results: list[tuple[float, int, Any, float]] = []
         stop = threading.Event()
@@ -75,6 +87,7 @@ def test_postgres_restart_under_load(pgdata: Path, down_seconds: float) -> None:
                     i = 0
                     while not stop.is_set():
                         started = time.monotonic()
+                        watch.in_flight[worker] = started
                         response = http.post(
                             f"{base}/api/v1/customers",
                             headers=auth,
@@ -84,6 +97,7 @@ def test_postgres_restart_under_load(pgdata: Path, down_seconds: float) -> None:
                                 "email": f"w{worker}-{i}@example.com",
                             },
                         )
+                        del watch.in_flight[worker]
                         retry_after = response.headers.get("retry-after")
                         created = response.json().get("id") if response.status_code == 201 else None
                         results.append(
@@ -108,7 +122,10 @@ def test_postgres_restart_under_load(pgdata: Path, down_seconds: float) -> None:
             for thread in threads:
                 thread.join()
         finally:
+            watch.stop.set()
             code, output = stop_system(proc)
+        if watch.snapshots:
+            print(f"\nstall snapshots: {[str(p) for p in watch.snapshots]}")
         timeline = [
             f"{started - back_at:+.2f}s {status} in {duration:.2f}s"
             for started, status, _, duration in results
