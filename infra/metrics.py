@@ -74,6 +74,9 @@ MAIL_RETRIED = Counter("gymledger_mail_retried", "Mail attempts that failed and 
 MAIL_PENDING = Gauge(
     "gymledger_mail_outbox_pending", "Mails waiting in the outbox", multiprocess_mode="mostrecent"
 )
+WITNESS_FAILURES = Counter(
+    "gymledger_audit_witness_failures", "Signed checkpoints the witness could not be written for"
+)
 EXPIRY_RUNS = Counter("gymledger_expiry_runs", "Expiry job runs")
 CUSTOMERS_EXPIRED = Counter("gymledger_customers_expired", "MembershipExpired events recorded")
 QUEUE_DEPTH = Gauge(

@@ -4,6 +4,7 @@ Every problem is collected and reported together, one line each, so an operator
 fixes a broken deployment in one pass instead of one restart per mistake.
 """
 
+import contextlib
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.mail_address import is_sender
-from infra.signing import KeyRing, SigningKeyError, generate_private_pem, key_ring
+from infra.signing import KeyRing, SigningKeyError, generate_private_pem, key_ring, pem_text
 
 ENVIRONMENTS = ("development", "test", "production")
 MAIL_BACKENDS = ("console", "smtp", "directory")
@@ -121,14 +122,22 @@ def _smtp_security(env: Mapping[str, str], problems: list[str]) -> tuple[bool, b
     return starttls, implicit, ca_file
 
 
-def _dev_file(data_dir: str, name: str, make: Callable[[], str]) -> str:
+def _dev_file(data_dir: str, name: str, make: Callable[[], str], create: bool = True) -> str:
     """A development secret made once under the data directory, so tokens and
-    signatures survive restarts and every entry point (the CLI too) finds the same one."""
+    signatures survive restarts and every entry point (the CLI too) finds the same one.
+    Written aside and linked into place, so a process starting at the same moment reads
+    either nothing or the whole secret, never half of it."""
     path = Path(data_dir) / name
     if not path.exists():
+        if not create:
+            return ""
         path.parent.mkdir(parents=True, exist_ok=True)
-        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        draft = path.with_name(f".{name}.{os.getpid()}")
+        with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
             out.write(make())
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            os.link(draft, path)
+        draft.unlink()
     return path.read_text().strip()
 
 
@@ -138,6 +147,7 @@ def _given_or_dev(
     environment: str,
     problems: list[str],
     dev: tuple[str, str, Callable[[], str]],
+    create: bool = True,
 ) -> tuple[str, bool]:
     """(value, whether it came from the environment). Production must be given the
     secret; development and tests make it once under the data directory."""
@@ -147,7 +157,7 @@ def _given_or_dev(
     if environment == "production":
         problems.append(f"{key} is required in production")
         return "", False
-    return _dev_file(*dev), False
+    return _dev_file(*dev, create=create), False
 
 
 def _jwt_secret(
@@ -161,11 +171,15 @@ def _jwt_secret(
 
 
 def _signing_key(
-    env: Mapping[str, str], environment: str, data_dir: str, problems: list[str]
+    env: Mapping[str, str],
+    environment: str,
+    data_dir: str,
+    problems: list[str],
+    create: bool = True,
 ) -> str:
     """The PEM text of the checkpoint signing key (AUDIT_SIGNING_KEY: a path or the PEM)."""
     dev = (data_dir, "audit_signing_key.pem", generate_private_pem)
-    value, given = _given_or_dev(env, "AUDIT_SIGNING_KEY", environment, problems, dev)
+    value, given = _given_or_dev(env, "AUDIT_SIGNING_KEY", environment, problems, dev, create)
     if not given:
         return value
     try:
@@ -173,7 +187,7 @@ def _signing_key(
     except SigningKeyError as error:
         problems.append(f"AUDIT_SIGNING_KEY: {error}")
         return ""
-    return value if "-----BEGIN" in value else Path(value).read_text()
+    return pem_text(value)
 
 
 def _public_keys(env: Mapping[str, str], problems: list[str]) -> str:
@@ -185,18 +199,20 @@ def _public_keys(env: Mapping[str, str], problems: list[str]) -> str:
     except SigningKeyError as error:
         problems.append(f"AUDIT_PUBLIC_KEYS: {error}")
         return ""
-    return value if "-----BEGIN" in value else Path(value).read_text()
+    return pem_text(value)
 
 
 def load_key_ring(env: Mapping[str, str] | None = None) -> KeyRing:
     """The public keys (and, where configured, the signing key) without the rest of
-    the settings: what offline verification of an export needs, and nothing else."""
+    the settings: what offline verification of an export needs, and nothing else.
+    Never makes a development key: a new key would verify nothing."""
     env = os.environ if env is None else env
     problems: list[str] = []
     environment = env.get("ENVIRONMENT", "development")
     signing = ""
     if env.get("AUDIT_SIGNING_KEY") or environment != "production":
-        signing = _signing_key(env, environment, env.get("DATA_DIR", ".data"), problems)
+        data_dir = env.get("DATA_DIR", ".data")
+        signing = _signing_key(env, environment, data_dir, problems, create=False)
     public = _public_keys(env, problems)
     if problems:
         raise ConfigError(problems)

@@ -111,14 +111,14 @@ def _pem_blocks(text: str) -> list[bytes]:
     return blocks
 
 
-def _text_or_file(value: str) -> str:
+def pem_text(value: str) -> str:
     """A PEM given inline, or the path of a file holding it."""
     return value if "-----BEGIN" in value else Path(value).read_text()
 
 
 def load_private(value: str) -> Ed25519PrivateKey:
     try:
-        key = serialization.load_pem_private_key(_text_or_file(value).encode(), password=None)
+        key = serialization.load_pem_private_key(pem_text(value).encode(), password=None)
     except (ValueError, TypeError, OSError) as error:
         raise SigningKeyError(f"cannot read the signing key: {error}") from None
     if not isinstance(key, Ed25519PrivateKey):
@@ -129,7 +129,7 @@ def load_private(value: str) -> Ed25519PrivateKey:
 def load_public_keys(value: str) -> list[Ed25519PublicKey]:
     """Every public key in a PEM text or file (several may follow each other)."""
     try:
-        text = _text_or_file(value)
+        text = pem_text(value)
         keys = [serialization.load_pem_public_key(block) for block in _pem_blocks(text)]
     except (ValueError, TypeError, OSError) as error:
         raise SigningKeyError(f"cannot read public keys: {error}") from None

@@ -17,6 +17,7 @@ projector's last batch are not yet covered.
 """
 
 import hashlib
+import logging
 import struct
 from datetime import UTC, datetime
 from uuid import UUID
@@ -25,6 +26,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from domain import gym_of
+from infra import metrics
 from infra.signing import KeyRing
 from projections.checkpoints import CHECKPOINT_COLUMNS, Checkpoint, sign_checkpoint
 from projections.engine import BulkInsert, Projection, Recorded
@@ -64,6 +66,8 @@ ALTER TABLE chain_heads ADD COLUMN IF NOT EXISTS signed_position bigint NOT NULL
 """
 
 GENESIS = bytes(32)
+MAX_UNWITNESSED = 100_000
+log = logging.getLogger("gymledger.audit")
 
 
 def content_digest(stream_id: UUID, version: int, topic: str, state: bytes) -> bytes:
@@ -80,6 +84,10 @@ def link_hash(previous: bytes, position: int, content: bytes) -> bytes:
     return hashlib.sha256(previous + struct.pack(">q", position) + content).digest()
 
 
+class ChainRowsMissing(RuntimeError):
+    """The projector refuses to re-chain (and so re-sign) history: it parks instead."""
+
+
 class AuditChainProjection(Projection):
     tables: tuple[str, ...] = ("event_chain", "chain_heads", "chain_checkpoints")
     rebuildable = False
@@ -91,6 +99,8 @@ class AuditChainProjection(Projection):
         self._heads: dict[UUID, tuple[int, bytes, int]] = {}
         self._touched: set[UUID] = set()
         self._signed: list[Checkpoint] = []
+        self._unwitnessed: list[Checkpoint] = []  # signed and committed, not yet witnessed
+        self._chained_through = 0
         self._links = BulkInsert(
             "event_chain",
             {"position": "bigint", "gym_id": "uuid", "content": "bytea", "link": "bytea"},
@@ -100,6 +110,8 @@ class AuditChainProjection(Projection):
         self._heads.clear()
         self._touched.clear()
         self._signed.clear()
+        row = cur.execute("SELECT coalesce(max(position), 0) FROM event_chain").fetchone()
+        self._chained_through = int(row[0]) if row else 0
         self._links.rows.clear()
 
     def _head(self, cur: psycopg.Cursor[TupleRow], gym_id: UUID) -> tuple[int, bytes, int]:
@@ -119,6 +131,13 @@ class AuditChainProjection(Projection):
         head_position, previous, signed = self._head(cur, gym_id)
         if head_position >= recorded.position:
             return  # already chained (a rebuild replays the log; the chain stays as it is)
+        if recorded.position <= self._chained_through:
+            # Every event up to there was chained when it was new: this one's chain rows
+            # were removed. Chaining it now would sign whatever the log holds today.
+            raise ChainRowsMissing(
+                f"event {recorded.position} of gym {gym_id} lies inside the chained range"
+                " but is not chained; run `gymledger audit verify`"
+            )
         content = content_digest(
             recorded.stream_id, recorded.version, recorded.topic, recorded.state
         )
@@ -160,7 +179,51 @@ class AuditChainProjection(Projection):
 
     def after_commit(self) -> None:
         """Only what committed goes to the witness: a rolled-back checkpoint there would
-        read as a truncated database later."""
-        if self.witness is not None and self._signed:
-            self.witness.append(self._signed)
+        read as a truncated database later. A witness that cannot be written (disk full,
+        a lost mount) must not stop the read model: the lines wait and are retried after
+        the next batch, and the failure is logged and counted."""
+        self._unwitnessed += self._signed
         self._signed = []
+        if self.witness is None or not self._unwitnessed:
+            return
+        try:
+            self.witness.append(self._unwitnessed)
+        except OSError:
+            metrics.WITNESS_FAILURES.inc()
+            log.exception("witness not written; retrying after the next batch",
+                          extra={"checkpoints": len(self._unwitnessed)})  # fmt: skip
+            del self._unwitnessed[:-MAX_UNWITNESSED]  # bounded: the newest matter most
+            return
+        self._unwitnessed = []
+
+
+def sign_uncovered_heads(
+    conn: psycopg.Connection[TupleRow], ring: KeyRing, witness: Witness | None = None
+) -> int:
+    """Sign every chain head no Ed25519 checkpoint covers yet: once, after upgrading from
+    HMAC checkpoints, whose rows no longer count. It vouches for the chain as it stands,
+    so run `gymledger audit verify` on the old release first. Returns heads signed."""
+    now = datetime.now(UTC)
+    signed: list[Checkpoint] = []
+    with conn.transaction():
+        heads = conn.execute(
+            "SELECT gym_id, position, link, signed_position FROM chain_heads"
+            " WHERE signed_position < position ORDER BY gym_id FOR UPDATE"
+        ).fetchall()
+        for gym_id, position, link, previous in heads:
+            checkpoint = sign_checkpoint(ring, gym_id, position, bytes(link), previous, now)
+            conn.execute(
+                f"INSERT INTO chain_checkpoints ({CHECKPOINT_COLUMNS})"  # noqa: S608
+                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (gym_id, position) DO UPDATE"
+                " SET previous_position = excluded.previous_position, key_id = excluded.key_id,"
+                " signature = excluded.signature, signed_at = excluded.signed_at",
+                (gym_id, position, link, previous, now, checkpoint.key_id,
+                 bytes.fromhex(checkpoint.signature)),
+            )  # fmt: skip
+            conn.execute(
+                "UPDATE chain_heads SET signed_position = position WHERE gym_id = %s", (gym_id,)
+            )
+            signed.append(checkpoint)
+    if witness is not None and signed:
+        witness.append(signed)
+    return len(signed)

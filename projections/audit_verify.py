@@ -17,7 +17,8 @@ The gyms to check come from the event log itself, never only from chain tables.
 Events recorded after the projector's last batch are counted as pending, not problems.
 """
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -28,7 +29,7 @@ from psycopg.rows import TupleRow
 from infra.db import EVENTS_TABLE
 from infra.signing import KeyRing
 from projections.audit_chain import GENESIS
-from projections.checkpoints import CHECKPOINT_COLUMNS, Checkpoint, checkpoint_of
+from projections.checkpoints import Checkpoint, signed_checkpoints
 from projections.read_model import READ_MODEL
 
 MAX_PROBLEMS_SHOWN = 100
@@ -46,7 +47,7 @@ class Report:
     gym_id: UUID | None
     checked: int = 0
     checkpoints: int = 0
-    signed_through: int = 0  # the last position covered by a valid signature (one gym)
+    signed_through: int | None = 0  # last position a valid signature covers (one gym)
     unsigned: int = 0  # chained events after it
     pending: int = 0  # recorded after the projector's last batch: not chained yet
     problems: list[Problem] = field(default_factory=list)
@@ -163,15 +164,6 @@ FROM flagged f LEFT JOIN (
 WHERE f.deleted OR f.broken OR f.mismatched
 ORDER BY f.position
 """  # noqa: S608 - constants only
-_CHECKPOINT_SELECT = ", ".join(
-    "coalesce(k.previous_position, -1)" if c == "previous_position" else f"k.{c}"
-    for c in CHECKPOINT_COLUMNS.split(", ")
-)
-_CHECKPOINTS = (
-    f"SELECT {_CHECKPOINT_SELECT}, c.link FROM chain_checkpoints k"  # noqa: S608
-    " LEFT JOIN event_chain c ON c.position = k.position AND c.gym_id = k.gym_id"
-    " WHERE k.gym_id = %s AND k.signature IS NOT NULL ORDER BY k.position"
-)
 _COUNT_AFTER = (
     "SELECT count(*) FILTER (WHERE position > %s), count(*) FROM event_chain WHERE gym_id = %s"
 )
@@ -219,11 +211,7 @@ def _link_at(conn: Conn, gym_id: UUID, position: int) -> bytes | None:
 def _chain(conn: Conn, ring: KeyRing, gym_id: UUID, report: Report) -> None:
     chain = GymChain(gym_id, ring, report)
     chain.findings(conn.execute(_CHAIN_FINDINGS, {"gym": gym_id, "genesis": GENESIS}).fetchall())
-    checkpoints = [
-        (checkpoint_of(row[:-1]), None if row[-1] is None else bytes(row[-1]))
-        for row in conn.execute(_CHECKPOINTS, (gym_id,)).fetchall()
-    ]
-    signed_through = chain.checkpoints(checkpoints)
+    signed_through = chain.checkpoints(signed_checkpoints(conn, gym_id))
     counted = conn.execute(_COUNT_AFTER, (signed_through, gym_id)).fetchone()
     unsigned, total = (int(counted[0]), int(counted[1])) if counted else (0, 0)
     report.checked += total
@@ -244,8 +232,20 @@ def _unchained(report: Report, positions: Iterable[int], chained_through: int) -
             report.pending += 1
 
 
-def verify_gym(conn: Conn, ring: KeyRing, gym_id: UUID) -> Report:
-    """One gym's chain, reading only that gym's rows."""
+@contextlib.contextmanager
+def _snapshot(conn: Conn) -> Iterator[None]:
+    """Every statement of one verification sees the same committed state: a projector
+    batch committing between two of them would otherwise read as tampering."""
+    saved = conn.isolation_level, conn.read_only
+    conn.isolation_level, conn.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
+    try:
+        with conn.transaction():
+            yield
+    finally:
+        conn.isolation_level, conn.read_only = saved
+
+
+def _gym(conn: Conn, ring: KeyRing, gym_id: UUID) -> Report:
     report = Report(gym_id)
     _chain(conn, ring, gym_id, report)
     unchained = [r[0] for r in conn.execute(_UNCHAINED_OF_GYM, {"gym": gym_id})]
@@ -253,12 +253,20 @@ def verify_gym(conn: Conn, ring: KeyRing, gym_id: UUID) -> Report:
     return report
 
 
+def verify_gym(conn: Conn, ring: KeyRing, gym_id: UUID) -> Report:
+    """One gym's chain, reading only that gym's rows."""
+    with _snapshot(conn):
+        return _gym(conn, ring, gym_id)
+
+
 def verify_checkpoint(conn: Conn, ring: KeyRing, kept: Checkpoint) -> Report:
     """The gym's chain, and whether it still extends a checkpoint kept earlier."""
-    report = verify_gym(conn, ring, kept.gym_id)
+    with _snapshot(conn):
+        report = _gym(conn, ring, kept.gym_id)
+        extended = _link_at(conn, kept.gym_id, kept.position) == bytes.fromhex(kept.link)
     if not kept.valid(ring):
         report.add("bad_checkpoint", kept.position, "the kept checkpoint's signature is invalid")
-    elif _link_at(conn, kept.gym_id, kept.position) != bytes.fromhex(kept.link):
+    elif not extended:
         report.add("not_extended", kept.position, "the log no longer holds this checkpoint")
     return report
 
@@ -266,20 +274,25 @@ def verify_checkpoint(conn: Conn, ring: KeyRing, kept: Checkpoint) -> Report:
 def verify_all(conn: Conn, ring: KeyRing) -> Report:
     """Every gym the log or the chain knows of, and every event of the log."""
     report = Report(None)
-    for (gym_id,) in conn.execute(_GYMS).fetchall():
-        _chain(conn, ring, gym_id, report)
-    _unchained(report, (r[0] for r in conn.execute(_UNCHAINED_ANY)), _chained_through(conn))
+    with _snapshot(conn):
+        for (gym_id,) in conn.execute(_GYMS).fetchall():
+            _chain(conn, ring, gym_id, report)
+        unchained = [r[0] for r in conn.execute(_UNCHAINED_ANY)]
+        _unchained(report, unchained, _chained_through(conn))
+    report.signed_through = None  # one position per gym: no single figure for all of them
     return report
 
 
 def verify_witnessed(conn: Conn, ring: KeyRing, witnessed: Iterable[Checkpoint]) -> Report:
     """Checkpoints the witness kept outside the database must all still be extended."""
     report = Report(None)
-    for kept in witnessed:
-        report.checkpoints += 1
-        if not kept.valid(ring):
-            report.add("bad_checkpoint", kept.position, f"witness line of gym {kept.gym_id}")
-            continue
-        if _link_at(conn, kept.gym_id, kept.position) != bytes.fromhex(kept.link):
-            report.add("not_extended", kept.position, f"gym {kept.gym_id}: witnessed, now gone")
+    with _snapshot(conn):
+        for kept in witnessed:
+            report.checkpoints += 1
+            if not kept.valid(ring):
+                report.add("bad_checkpoint", kept.position, f"witness line of gym {kept.gym_id}")
+                continue
+            if _link_at(conn, kept.gym_id, kept.position) != bytes.fromhex(kept.link):
+                report.add("not_extended", kept.position, f"gym {kept.gym_id}: witnessed, now gone")
+    report.signed_through = None
     return report

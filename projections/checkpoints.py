@@ -64,7 +64,7 @@ CHECKPOINT_COLUMNS = "gym_id, position, link, previous_position, signed_at, key_
 
 
 def checkpoint_of(row: TupleRow) -> Checkpoint:
-    """A row of CHECKPOINT_COLUMNS as a Checkpoint."""
+    """A row of CHECKPOINT_COLUMNS (in that order) as a Checkpoint."""
     gym_id, position, link, previous, signed_at, kid, signature = row
     return Checkpoint(
         gym_id=gym_id,
@@ -77,10 +77,32 @@ def checkpoint_of(row: TupleRow) -> Checkpoint:
     )
 
 
+# Rows signed with the old HMAC alone (signature NULL) are evidence of nothing: left out.
+_SELECTED = (
+    "k.gym_id, k.position, k.link, coalesce(k.previous_position, -1), k.signed_at,"
+    " k.key_id, k.signature"
+)
+
+
+def signed_checkpoints(
+    conn: psycopg.Connection[Any], gym_id: UUID
+) -> list[tuple[Checkpoint, bytes | None]]:
+    """The gym's signed checkpoints in order, each with the link the chain holds today
+    at its position (None where that chain row is gone)."""
+    rows = conn.execute(
+        f"SELECT {_SELECTED}, c.link FROM chain_checkpoints k"  # noqa: S608 - constants only
+        " LEFT JOIN event_chain c ON c.position = k.position AND c.gym_id = k.gym_id"
+        " WHERE k.gym_id = %s AND k.signature IS NOT NULL ORDER BY k.position",
+        (gym_id,),
+    ).fetchall()
+    return [(checkpoint_of(r[:-1]), None if r[-1] is None else bytes(r[-1])) for r in rows]
+
+
 async def latest_checkpoint(conn: psycopg.AsyncConnection[Any], gym_id: UUID) -> Checkpoint | None:
     cur = await conn.execute(
-        f"SELECT {CHECKPOINT_COLUMNS} FROM chain_checkpoints"  # noqa: S608
-        " WHERE gym_id = %s AND signature IS NOT NULL ORDER BY position DESC LIMIT 1",
+        f"SELECT {_SELECTED} FROM chain_checkpoints k"  # noqa: S608 - constants only
+        " WHERE k.gym_id = %s AND k.signature IS NOT NULL"
+        " ORDER BY k.position DESC LIMIT 1",
         (gym_id,),
     )
     row = await cur.fetchone()

@@ -29,8 +29,8 @@ from infra.db import EVENTS_TABLE
 from infra.event_codec import CODEC
 from infra.signing import KeyRing
 from projections.audit_chain import GENESIS, content_digest, link_hash
-from projections.audit_verify import Report
-from projections.checkpoints import CHECKPOINT_COLUMNS, Checkpoint, checkpoint_of
+from projections.audit_verify import GymChain, Report
+from projections.checkpoints import Checkpoint, signed_checkpoints
 from projections.event_log import StoredRow, describe
 
 FORMAT = "gymledger-export"
@@ -40,14 +40,7 @@ _READABLE = ("stream_id", "version", "type", "recorded_at", "actor", "correlatio
 
 def export_gym(conn: psycopg.Connection[Any], gym_id: UUID) -> Iterator[bytes]:
     encode = msgspec.json.Encoder().encode
-    checkpoints = [
-        checkpoint_of(row)
-        for row in conn.execute(
-            f"SELECT {CHECKPOINT_COLUMNS} FROM chain_checkpoints"  # noqa: S608
-            " WHERE gym_id = %s AND signature IS NOT NULL ORDER BY position",
-            (gym_id,),
-        )
-    ]
+    checkpoints = [checkpoint for checkpoint, _ in signed_checkpoints(conn, gym_id)]
     signed_through = checkpoints[-1].position if checkpoints else 0
     header = {
         "format": FORMAT,
@@ -93,7 +86,10 @@ def verify_export(lines: Iterable[bytes], ring: KeyRing) -> Report:
         raise ExportError("not a GymLedger export")
     if decoded[0].get("version") != VERSION:
         raise ExportError(f"export format version {decoded[0].get('version')}: export again")
-    gym_id = UUID(decoded[0]["gym_id"])
+    try:
+        gym_id = UUID(str(decoded[0]["gym_id"]))
+    except (KeyError, ValueError) as error:
+        raise ExportError(f"the header names no gym: {error}") from None
     report = Report(gym_id)
     links: dict[int, bytes] = {}
     checkpoints: list[Checkpoint] = []
@@ -123,11 +119,8 @@ def _event_line(
         state = base64.b64decode(item["state"], validate=True)
         stream_id, version, topic = UUID(item["stream_id"]), int(item["version"]), item["topic"]
     except (KeyError, TypeError, ValueError, binascii.Error):
-        return (
-            int(item.get("position", 0)) if isinstance(item, dict) else 0,
-            previous,
-            ("event line without readable stored bytes"),
-        )
+        named = item.get("position") if isinstance(item, dict) else None
+        return (named if isinstance(named, int) else 0), previous, "event line without stored bytes"
     link = link_hash(previous, position, content_digest(stream_id, version, topic, state))
     if position <= last_position:
         return position, link, "out of log order"
@@ -156,25 +149,12 @@ def _covered(
     links: dict[int, bytes],
     last_position: int,
 ) -> None:
-    """Every event must be covered by a valid checkpoint at or after it."""
-    signed_through, expected_previous = 0, 0
-    for checkpoint in checkpoints:
-        report.checkpoints += 1
-        if checkpoint.gym_id != gym_id or not checkpoint.valid(ring):
-            report.add("bad_checkpoint", checkpoint.position, "signature invalid or key unknown")
-            continue
-        if checkpoint.previous_position != expected_previous:
-            report.add("missing_checkpoint", checkpoint.position, "a checkpoint before it is gone")
-        expected_previous = checkpoint.position
-        if links.get(checkpoint.position) != bytes.fromhex(checkpoint.link):
-            report.add("chain_broken", checkpoint.position, "differs from the signed checkpoint")
-        else:
-            signed_through = checkpoint.position
-    report.signed_through = signed_through
-    report.unsigned = sum(1 for p in links if p > signed_through)
-    if not links or report.unsigned:
-        report.add(
-            "unsigned_tail",
-            last_position,
-            f"{report.unsigned} of {len(links)} events not covered by a valid checkpoint",
-        )
+    """Every event must be covered by a valid checkpoint at or after it: the same checks
+    of signatures, order and links as verification in the database."""
+    chain = GymChain(gym_id, ring, report)
+    signed_through = chain.checkpoints((c, links.get(c.position)) for c in checkpoints)
+    unsigned = sum(1 for p in links if p > signed_through)
+    last = (last_position, links[last_position]) if links else None
+    chain.finish(signed_through, unsigned, last, head_row=last)
+    if not links:
+        report.add("unsigned_tail", 0, "the export holds no signed event")

@@ -11,6 +11,7 @@
     gymledger audit verify [--gym ID] [--checkpoint FILE] [--witness DIR]
                                            check the stored hash chains for tampering
     gymledger audit public-key             the public keys auditors verify checkpoints with
+    gymledger audit sign-heads             once after upgrading from HMAC checkpoints
     gymledger backup DIR | restore DIR     the tables a rebuild cannot recreate
 
 Without DATABASE_URL/REDIS_URL the commands use the embedded servers under .data/.
@@ -31,7 +32,7 @@ import psycopg
 from infra.embedded import services
 from infra.logs import configure_logging
 from infra.settings import ConfigError, Settings, load_key_ring, load_settings
-from infra.signing import KeyRing, key_ring, public_pem
+from infra.signing import KeyRing, SigningKeyError, key_ring, public_pem
 
 DATA_DIR = Path(".data")
 
@@ -146,11 +147,11 @@ def _export(args: argparse.Namespace) -> int:
 def _verify_file(args: argparse.Namespace) -> int:
     from projections.export import ExportError, verify_export
 
-    ring = key_ring(None, args.public_key) if args.public_key else load_key_ring()
     try:
+        ring = key_ring(None, args.public_key) if args.public_key else load_key_ring()
         with open(args.file, "rb") as lines:
             report = verify_export(lines, ring)
-    except ExportError as error:
+    except (ExportError, SigningKeyError, OSError) as error:
         print(f"cannot verify {args.file}: {error}", file=sys.stderr)
         return 1
     return _report(report)
@@ -197,7 +198,22 @@ def _audit_verify(args: argparse.Namespace) -> int:
                 return 2
             return _report(verify_checkpoint(conn, ring, kept))
         witness = args.witness or settings.audit_witness_dir
-        return _report(full_verification(conn, ring, args.gym, witness))
+        try:
+            return _report(full_verification(conn, ring, args.gym, witness))
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as error:
+            print(f"cannot read the witness {witness}: {error}", file=sys.stderr)
+            return 2
+
+
+def _audit_sign_heads(_: argparse.Namespace) -> int:
+    from projections.audit_chain import sign_uncovered_heads
+    from projections.witness import Witness
+
+    with _settings() as settings, psycopg.connect(settings.database_url) as conn:
+        witness = Witness(settings.audit_witness_dir) if settings.audit_witness_dir else None
+        signed = sign_uncovered_heads(conn, settings.key_ring(), witness)
+    print(f"signed {signed} chain heads that no Ed25519 checkpoint covered")
+    return 0
 
 
 def _audit_public_key(_: argparse.Namespace) -> int:
@@ -223,23 +239,40 @@ def _backup(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
+    """Load a backup, verify its chain (and the witness), and only then rebuild: a
+    rebuild chains and signs whatever the chain does not cover yet, so an altered
+    backup must be refused before that can launder it."""
     from infra.backup import restore
     from workers.setup import migrate
 
     with _settings() as settings:
         migrate(settings.database_url)
         counts = restore(settings.database_url, Path(args.directory), SERIAL_COLUMNS)
-    print(f"restored {counts}; rebuilding the read model")
-    _rebuild(argparse.Namespace(blue_green=False))
-    with _settings() as settings, psycopg.connect(settings.database_url) as conn:
-        code = _report(full_verification(conn, settings.key_ring(), None, ""))
-    if code:
-        message = (
-            "restored, but the audit chain does NOT verify: the backup was altered or is"
-            " incomplete; the database is left as restored for investigation"
-        )
-        print(message, file=sys.stderr)
-    return code
+        print(f"restored {counts}; verifying the audit chain")
+        with psycopg.connect(settings.database_url) as conn:
+            ring, witness = settings.key_ring(), settings.audit_witness_dir
+            report = full_verification(conn, ring, None, witness)
+    if _report(report):
+        print(_NOT_VERIFIED, file=sys.stderr)
+        return 1
+    if report.pending and not args.allow_unchained:
+        print(_UNCHAINED.format(report.pending), file=sys.stderr)
+        return 1
+    print("the audit chain verifies; rebuilding the read model")
+    return _rebuild(argparse.Namespace(blue_green=False))
+
+
+_NOT_VERIFIED = (
+    "restored, but the audit chain does NOT verify: the backup was altered or is incomplete."
+    " The database is left as restored for investigation; the read model was not rebuilt."
+)
+_UNCHAINED = (
+    "restored, but {} events are not covered by the audit chain. A backup taken while the"
+    " projector lagged has a few; a backup whose chain was emptied has all of them, and"
+    " rebuilding would sign them. Check against a kept checkpoint or the witness"
+    " (gymledger audit verify --checkpoint / --witness), then rebuild with"
+    " `gymledger projections rebuild` (or pass --allow-unchained to restore)."
+)
 
 
 def _run(_: argparse.Namespace) -> int:
@@ -278,15 +311,17 @@ def _parser() -> argparse.ArgumentParser:
     backup.set_defaults(handler=_backup)
     restore = sub.add_parser("restore")
     restore.add_argument("directory")
+    unchained_help = "rebuild even if events of the backup are outside the chain"
+    restore.add_argument("--allow-unchained", action="store_true", help=unchained_help)
     restore.set_defaults(handler=_restore)
     audit = sub.add_parser("audit")
-    audit.add_argument("action", choices=["verify", "public-key"])
+    audit.add_argument("action", choices=["verify", "public-key", "sign-heads"])
     audit.add_argument("--gym", type=UUID)
     audit.add_argument("--checkpoint", help="a checkpoint kept earlier (GET /audit/checkpoint)")
     audit.add_argument("--witness", help="witness directory (default: AUDIT_WITNESS_DIR)")
-    audit.set_defaults(
-        handler=lambda a: _audit_public_key(a) if a.action == "public-key" else _audit_verify(a)
-    )
+    audit_actions = {"verify": _audit_verify, "public-key": _audit_public_key,
+                     "sign-heads": _audit_sign_heads}  # fmt: skip
+    audit.set_defaults(handler=lambda a: audit_actions[a.action](a))
     return parser
 
 

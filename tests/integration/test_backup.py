@@ -99,3 +99,29 @@ def test_a_tampered_backup_restores_but_fails_verification(
             assert conn.execute("SELECT count(*) FROM gymledger_events").fetchone() == (2,)
     finally:
         stack.drop_database(target)
+
+
+def test_a_backup_whose_chain_was_emptied_is_not_rebuilt_into_a_signed_one(
+    fresh_database: str, stack: ServerStack, tmp_path: Path
+) -> None:
+    """Rebuilding would chain and sign every event the chain no longer covers."""
+    ledger = GymLedger(fresh_database)
+    try:
+        register(ledger)
+    finally:
+        ledger.close()
+    assert cli(fresh_database, "projections", "rebuild").returncode == 0
+    with psycopg.connect(fresh_database) as conn:  # events edited, chain emptied
+        conn.execute("UPDATE gymledger_events SET state = state || ' '::bytea")
+        conn.execute("TRUNCATE event_chain, chain_heads, chain_checkpoints")
+    backup_dir = tmp_path / "backup"
+    assert cli(fresh_database, "backup", str(backup_dir)).returncode == 0
+    target = stack.create_database()
+    try:
+        restored = cli(target, "restore", str(backup_dir))
+        assert restored.returncode == 1, restored.stdout
+        assert "not covered by the audit chain" in restored.stderr
+        with psycopg.connect(target) as conn:
+            assert conn.execute("SELECT count(*) FROM chain_checkpoints").fetchone() == (0,)
+    finally:
+        stack.drop_database(target)

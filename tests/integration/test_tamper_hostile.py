@@ -6,6 +6,7 @@ truncation and the export forgeries all verified as `ok`.
 
 import base64
 import json
+import threading
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -20,6 +21,8 @@ from projections.audit_chain import content_digest, link_hash
 from projections.audit_verify import verify_checkpoint, verify_gym, verify_witnessed
 from projections.checkpoints import Checkpoint
 from projections.export import ExportError, export_gym, verify_export
+from projections.read_model import read_model_projector
+from projections.rebuild import rebuild_in_place
 from projections.witness import witnessed
 from tests.integration.helpers import register
 from tests.integration.test_tamper_evidence import add_customers, check, project, run_cli
@@ -316,3 +319,106 @@ def test_an_export_needs_a_key_and_the_right_one(
     bad = run_cli(url, "verify", str(path), "--public-key", str(public))
     assert bad.returncode == 1
     assert "NOT VERIFIED" in bad.stderr
+
+
+def test_a_rebuild_never_re_signs_a_chain_whose_rows_were_removed(
+    chained: tuple[str, UUID, Path], settings: Any
+) -> None:
+    """Delete a gym's chain and edit its events, then wait for a routine rebuild: the
+    projector must park rather than chain and sign the edited history."""
+    url, gym_id, _ = chained
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "UPDATE gymledger_events SET state = state || ' '::bytea WHERE originator_id = %s",
+            (gym_id,),
+        )
+        for table in ("event_chain", "chain_checkpoints", "chain_heads"):
+            conn.execute(f"DELETE FROM {table} WHERE gym_id = %s", (gym_id,))  # noqa: S608
+        projector = read_model_projector(settings.key_ring(), batch_size=3)
+        rebuild_in_place(conn, projector)
+        signed = conn.execute(
+            "SELECT count(*) FROM chain_checkpoints WHERE gym_id = %s", (gym_id,)
+        ).fetchone()
+        parked = conn.execute("SELECT error FROM projection_faults").fetchone()
+    assert signed == (0,)
+    assert parked is not None
+    assert "not chained" in parked[0]
+    assert check(url, settings.key_ring())["ok"] is False
+
+
+def test_verification_of_a_gym_being_written_to_finds_nothing(
+    client: Any, settings: Any, ledger: GymLedger
+) -> None:
+    """Each verification reads one snapshot: batches committing meanwhile are no alarm."""
+    gym_id = register(ledger).id
+    writing = threading.Event()
+    writing.set()
+
+    def write() -> None:
+        while writing.is_set():
+            add_customers(ledger, [gym_id], 1)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        with psycopg.connect(settings.database_url) as conn:
+            reports = [verify_gym(conn, settings.key_ring(), gym_id) for _ in range(40)]
+    finally:
+        writing.clear()
+        writer.join()
+    assert [r.problems for r in reports if r.problems] == []
+    assert reports[-1].checked > reports[0].checked  # the writes really ran meanwhile
+
+
+def test_a_witness_that_cannot_be_written_does_not_stop_the_projector(
+    fresh_database: str, settings: Any, tmp_path: Path
+) -> None:
+    ledger = GymLedger(fresh_database)
+    witness = tmp_path / "witness"
+    projector = read_model_projector(settings.key_ring(), witness_dir=str(witness))
+    try:
+        with psycopg.connect(fresh_database) as conn:
+            projector.ensure_position_row(conn)
+            witness.rename(tmp_path / "elsewhere")
+            witness.write_text("not a directory")  # every append now fails
+            first = register(ledger).id
+            assert projector.catch_up(conn) > 0  # committed, not parked
+            witness.unlink()
+            (tmp_path / "elsewhere").rename(witness)
+            register(ledger)
+            assert projector.catch_up(conn) > 0
+            assert conn.execute("SELECT count(*) FROM projection_faults").fetchone() == (0,)
+    finally:
+        ledger.close()
+    witnessed_gyms = {c.gym_id for c in witnessed(witness)}
+    assert first in witnessed_gyms  # the lines that failed were written later
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"not json\n", b'{"format": "gymledger-export", "version": 2}\n', b"[1]\n"]
+)
+def test_a_malformed_export_is_refused_without_a_traceback(
+    chained: tuple[str, UUID, Path], tmp_path: Path, content: bytes
+) -> None:
+    url, _, _ = chained
+    path = tmp_path / "bad.ndjson"
+    path.write_bytes(content)
+    result = run_cli(url, "verify", str(path))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "cannot verify" in result.stderr
+
+
+def test_heads_signed_only_by_the_old_hmac_are_signed_once_after_the_upgrade(
+    chained: tuple[str, UUID, Path], settings: Any
+) -> None:
+    url, gym_id, _ = chained
+    with psycopg.connect(url) as conn:  # what migration 0012 leaves of an HMAC-era chain
+        conn.execute("UPDATE chain_checkpoints SET signature = NULL, key_id = NULL")
+        conn.execute("UPDATE chain_heads SET signed_position = 0")
+    assert "unsigned_tail" in kinds(check(url, settings.key_ring(), gym_id))
+    signed = run_cli(url, "audit", "sign-heads")
+    assert signed.returncode == 0, signed.stderr
+    assert "signed 2 chain heads" in signed.stdout
+    assert check(url, settings.key_ring())["ok"] is True
+    assert "signed 0 chain heads" in run_cli(url, "audit", "sign-heads").stdout
