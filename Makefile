@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: install run test test-reliability coverage test-fast lint format migrate rebuild backup restore lock clean bench soak image
+.PHONY: install run test test-reliability coverage test-fast lint format migrate rebuild backup restore lock clean bench soak image image-smoke
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,11 +34,16 @@ test-reliability: install
 ## any stall (pg_stat_activity, pg_locks, py-spy dumps) land in .data/soak/.
 SOAK_RUNS ?= 50
 soak: install
-	SOAK_RUNS=$(SOAK_RUNS) $(PY) -m pytest tests/reliability/test_postgres_restart.py -k restart $(PYTEST_ARGS)
+	SOAK_RUNS=$(SOAK_RUNS) $(PY) -m pytest tests/reliability/test_postgres_restart.py -k "not outage" $(PYTEST_ARGS)
 
 ## Build infra/deploy/Dockerfile with docker or podman (a Debian-made base where no registry is reachable).
 image:
 	infra/deploy/build-image.sh
+
+## Build the image, then run migrations, API, projector and worker from it as uid 10001
+## against real PostgreSQL and Redis, end to end (needs root; not part of CI).
+image-smoke: install image
+	$(PY) -m infra.deploy.image_smoke
 
 ## Unit tests only (no servers).
 test-fast: install
