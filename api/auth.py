@@ -132,8 +132,17 @@ AccessReader = Callable[[UUID], Awaitable[GymAccess | None]]
 
 async def gym_access(gyms: OpenGyms, claims: TokenClaims, read: AccessReader) -> GymAccess | None:
     """What the token's gym accepts: from this process's cache, else read from the
-    read model (`read`) and remembered; None for a closed or unknown gym."""
+    read model (`read`) and remembered; None for a closed or unknown gym.
+
+    A token of a newer generation than the cached one comes from a password change
+    this process has not heard announced yet: the cache is what is out of date, so it
+    is read again rather than trusted to refuse. (Only we can sign a generation; one
+    the gym never reached costs a read per request and is refused.) Older
+    generations are refused from the cache: the generation only ever moves on."""
     access = gyms.access(claims.gym_id)
+    if access is not None and claims.generation > access.token_generation:
+        gyms.forget(claims.gym_id)
+        access = None
     if access is None:
         epoch = gyms.epoch
         access = await read(claims.gym_id)
