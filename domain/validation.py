@@ -70,15 +70,21 @@ def required_text(field: str, value: str, max_length: int = NAME_MAX) -> str:
 
 
 # Every kind of line break, not only CR and LF: the mail library folds headers with
-# str.splitlines(), which also splits on these.
+# str.splitlines(), which also splits on these. The one definition: infra/mail.py
+# checks outgoing headers with it too.
 _LINE_BREAK = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
+def is_single_line(value: str) -> bool:
+    """No line break of any kind str.splitlines() knows."""
+    return _LINE_BREAK.search(value) is None
 
 
 def single_line_text(field: str, value: str, max_length: int = NAME_MAX) -> str:
     """Required text that may end up in a mail header (a gym's name is a welcome
     mail's subject): a line break there would start a header of the sender's choosing."""
     cleaned = required_text(field, value, max_length)
-    if _LINE_BREAK.search(cleaned):
+    if not is_single_line(cleaned):
         raise InvalidValue(field, "must be a single line")
     return cleaned
 
