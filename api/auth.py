@@ -12,6 +12,7 @@ the gyms read model through the per-process cache (api/gym_cache.py).
 
 import functools
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -21,6 +22,7 @@ import jwt
 from litestar import Request
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
+from api.gym_cache import OpenGyms
 from api.state import AppState
 from domain.validation import local_date
 from projections.gyms import GymAccess, open_gym_access
@@ -125,6 +127,30 @@ def still_valid(claims: TokenClaims, access: GymAccess) -> bool:
     return not (claims.scope == "auditor" and claims.token_id in access.revoked_auditor_tokens)
 
 
+AccessReader = Callable[[UUID], Awaitable[GymAccess | None]]
+
+
+async def gym_access(gyms: OpenGyms, claims: TokenClaims, read: AccessReader) -> GymAccess | None:
+    """What the token's gym accepts: from this process's cache, else read from the
+    read model (`read`) and remembered; None for a closed or unknown gym.
+
+    A token of a newer generation than the cached one comes from a password change
+    this process has not heard announced yet: the cache is what is out of date, so it
+    is read again rather than trusted to refuse. (Only we can sign a generation; one
+    the gym never reached costs a read per request and is refused.) Older
+    generations are refused from the cache: the generation only ever moves on."""
+    access = gyms.access(claims.gym_id)
+    if access is not None and claims.generation > access.token_generation:
+        gyms.forget(claims.gym_id)
+        access = None
+    if access is None:
+        epoch = gyms.epoch
+        access = await read(claims.gym_id)
+        if access is not None:
+            gyms.remember(claims.gym_id, access, epoch)
+    return access
+
+
 @dataclass(frozen=True)
 class CallerGym:
     """The authenticated caller: their gym, its timezone (for "today"), scope and
@@ -146,15 +172,13 @@ async def current_reader(request: Request[Any, Any, Any]) -> CallerGym:
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized()
     claims = claims_from_token(token.strip(), state.settings.jwt_secret)
-    access = state.open_gyms.access(claims.gym_id)
-    if access is None:
-        epoch = state.open_gyms.epoch
+
+    async def read(gym_id: UUID) -> GymAccess | None:
         async with state.read_pool.connection() as conn:
-            access = await open_gym_access(conn, claims.gym_id)
-        if access is None:
-            raise _unauthorized()
-        state.open_gyms.remember(claims.gym_id, access, epoch)
-    if not still_valid(claims, access):
+            return await open_gym_access(conn, gym_id)
+
+    access = await gym_access(state.open_gyms, claims, read)
+    if access is None or not still_valid(claims, access):
         raise _unauthorized()
     return CallerGym(
         id=claims.gym_id,

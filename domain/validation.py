@@ -34,9 +34,14 @@ ISO_4217 = frozenset(
 
 PASSWORD_MIN, PASSWORD_MAX = 8, 72
 # zxcvbn's scores: 0 and 1 are under a million guesses (the most common passwords,
-# their l33t spellings, keyboard walks, repeats, dates, a word plus digits); 2 is
-# "safe from unthrottled online guessing", which is what a login endpoint faces.
+# their l33t spellings, keyboard walks, repeats, dates); 2 is "safe from unthrottled
+# online guessing", which is what a login endpoint faces. zxcvbn credits digits and
+# symbols around a word with enough guesses to lift "password-123" to 2, so the
+# password is also scored without them (`_core`).
 PASSWORD_MIN_SCORE = 2
+# Everything but letters: digits, punctuation, blanks, underscores.
+_DECORATION = r"[\W\d_]*"
+_CORE = re.compile(rf"^{_DECORATION}(?P<core>.*?){_DECORATION}$", re.DOTALL)
 GYM_TYPE_MAX = 50
 PHONE_MAX = 40
 NAME_MAX = 200
@@ -65,15 +70,21 @@ def required_text(field: str, value: str, max_length: int = NAME_MAX) -> str:
 
 
 # Every kind of line break, not only CR and LF: the mail library folds headers with
-# str.splitlines(), which also splits on these.
+# str.splitlines(), which also splits on these. The one definition: infra/mail.py
+# checks outgoing headers with it too.
 _LINE_BREAK = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
+def is_single_line(value: str) -> bool:
+    """No line break of any kind str.splitlines() knows."""
+    return _LINE_BREAK.search(value) is None
 
 
 def single_line_text(field: str, value: str, max_length: int = NAME_MAX) -> str:
     """Required text that may end up in a mail header (a gym's name is a welcome
     mail's subject): a line break there would start a header of the sender's choosing."""
     cleaned = required_text(field, value, max_length)
-    if _LINE_BREAK.search(cleaned):
+    if not is_single_line(cleaned):
         raise InvalidValue(field, "must be a single line")
     return cleaned
 
@@ -131,17 +142,33 @@ def local_date(at: datetime, zone: str) -> date:
 _zxcvbn_lock = threading.Lock()
 
 
+def _core(value: str) -> str:
+    """The password without the digits and symbols around it ("password" of
+    "Password-123!"), which cracking rules append to every word they try."""
+    found = _CORE.match(value)
+    return found["core"] if found else value
+
+
+def _score(value: str, user_inputs: Sequence[str]) -> int:
+    with _zxcvbn_lock:
+        return int(zxcvbn(value, user_inputs=list(user_inputs))["score"])
+
+
 def password(value: str, field: str = "password", user_inputs: Sequence[str] = ()) -> str:
     """8 to 72 characters (bcrypt's limit, kept from the earlier service) and not
     guessable: not among the common passwords zxcvbn knows (30,000 from leaks, plus
-    dictionary words and names) nor an easy variation of one, nor of `user_inputs`
-    (the gym's email and name)."""
+    dictionary words and names) nor an easy variation of one (l33t, digits or symbols
+    around it: "password-123"), nor of `user_inputs` (the gym's email and name).
+    Both the whole password and its core must score PASSWORD_MIN_SCORE; a password of
+    digits and symbols only is judged whole."""
     if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
         raise InvalidValue(field, f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long")
     if "\x00" in value:  # no form or terminal can type it; C-string libraries cut there
         raise InvalidValue(field, "must not contain NUL")
-    with _zxcvbn_lock:
-        score = int(zxcvbn(value, user_inputs=list(user_inputs))["score"])
+    score = _score(value, user_inputs)
+    core = _core(value)
+    if core and core != value:
+        score = min(score, _score(core, user_inputs))
     if score < PASSWORD_MIN_SCORE:
         raise InvalidValue(
             field, "is too common or too easy to guess; use a longer phrase of unrelated words"

@@ -16,7 +16,8 @@ from typing import Protocol, cast
 
 import msgspec
 
-from infra.mail_address import is_one_address, is_one_line
+from domain.validation import is_single_line
+from infra.mail_address import is_one_address
 from infra.settings import Settings
 
 
@@ -39,7 +40,7 @@ def build_message(mail: Mail, sender: str) -> Message:
     than everything else the worker does for it (bench/README.md).
     """
     for value in (sender, mail.recipient, mail.subject):
-        if not is_one_line(value):  # compat32 would not stop header injection
+        if not is_single_line(value):  # compat32 would not stop header injection
             raise ValueError("line break in a mail header")
     if not is_one_address(mail.recipient):
         raise ValueError("a mail goes to exactly one recipient address")

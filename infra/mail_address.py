@@ -2,11 +2,7 @@
 
 from email.utils import getaddresses
 
-
-def is_one_line(value: str) -> bool:
-    """No line break of any kind: the mail library folds headers on every
-    str.splitlines() separator, not only on CR and LF."""
-    return "".join(value.splitlines()) == value
+from domain.validation import is_single_line
 
 
 def is_one_address(value: str) -> bool:
@@ -19,4 +15,4 @@ def is_one_address(value: str) -> bool:
 def is_sender(value: str) -> bool:
     """One address, optionally with a display name: "GymLedger <no-reply@x.org>"."""
     found = getaddresses([value])
-    return is_one_line(value) and len(found) == 1 and "@" in found[0][1]
+    return is_single_line(value) and len(found) == 1 and "@" in found[0][1]

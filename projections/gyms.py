@@ -258,6 +258,21 @@ async def open_gym_access(conn: psycopg.AsyncConnection[Any], gym_id: UUID) -> G
     )
 
 
+async def revocation_shown_at(
+    conn: psycopg.AsyncConnection[Any], gym_id: UUID, token_id: UUID, projection: str
+) -> int | None:
+    """The projection's position if the read model already shows the auditor token
+    revoked (by its own revocation or a password change), else None. One statement,
+    so the position is the one the revocation was read at."""
+    cur = await conn.execute(
+        "SELECT p.position FROM auditor_tokens a JOIN projector_positions p ON p.name = %s"
+        " WHERE a.token_id = %s AND a.gym_id = %s AND a.revoked_at IS NOT NULL",
+        (projection, token_id, gym_id),
+    )
+    row = await cur.fetchone()
+    return None if row is None else int(row[0])
+
+
 class Login(msgspec.Struct, frozen=True):
     gym_id: UUID
     password_hash: str

@@ -1,17 +1,20 @@
 """The owner's credentials: changing the password, listing and revoking auditor tokens.
 
 Each change is an event in the gym's stream. Once it is projected, every API
-process refuses the tokens it ends (api/auth.py, api/gym_cache.py); the response
-is sent after that point, within READ_YOUR_WRITES_TIMEOUT.
+process refuses the tokens it ends (api/auth.py, api/gym_cache.py). `204` says that
+point has been reached; when the read model has not shown the change within
+READ_YOUR_WRITES_TIMEOUT (a lagging or parked projector) the answer is `202`: the
+change is recorded and takes effect when the projector applies it.
 """
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, cast
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api import rate_limit
@@ -24,11 +27,41 @@ from commands.gyms import (
     change_password,
     revoke_auditor_access,
 )
-from projections.gyms import AuditorTokenView, auditor_tokens
+from projections.gyms import AuditorTokenView, auditor_tokens, revocation_shown_at
 
 AnyRequest = Request[Any, Any, Any]
 Owner = NamedDependency[CallerGym]
 LIST_MAX = 200
+
+
+class ChangePending(msgspec.Struct):
+    """Answered with 202: the change is in the event log, the read model has not
+    applied it yet, so the tokens it ends are still accepted for now."""
+
+    status: Literal["pending"]
+    detail: str
+
+
+PENDING = ChangePending(
+    status="pending",
+    detail="Recorded; takes effect when the projector applies it. Until then the tokens"
+    " it ends are still accepted.",
+)
+NOT_YET_IN_EFFECT = {
+    202: ResponseSpec(
+        data_container=ChangePending,
+        description="Recorded, not yet in effect: the read model has not applied it within"
+        " READ_YOUR_WRITES_TIMEOUT; the tokens it ends keep working until it does",
+    )
+}
+
+
+def _answer(in_effect: bool) -> Response[None]:
+    if in_effect:
+        return Response(None, status_code=204)
+    # Litestar lets a route whose status is 204 be annotated only Response[None]; the
+    # body is encoded from the value whatever the annotation, and `responses` documents it.
+    return cast("Response[None]", Response(PENDING, status_code=202))
 
 
 class PasswordChangeRequest(msgspec.Struct):
@@ -60,12 +93,12 @@ class CredentialsController(Controller):
     tags = ["auth"]
     dependencies = {"caller": Provide(current_gym)}
 
-    @post("/password", status_code=204)
+    @post("/password", status_code=204, responses=NOT_YET_IN_EFFECT)
     async def change_password(
         self, request: AnyRequest, caller: Owner, data: JSONBody[PasswordChangeRequest]
-    ) -> None:
+    ) -> Response[None]:
         """Every token issued before the change is refused afterwards, this one too:
-        log in again with the new password."""
+        log in again with the new password. `202` while the change is not yet in effect."""
         state = AppState.of(request)
         s = state.settings
         # Per gym, so a stolen token cannot be used to guess the current password.
@@ -80,7 +113,8 @@ class CredentialsController(Controller):
             new_password=data.new_password,
             token_generation=caller.token_generation,
         )
-        await execute(state, change_password, command, actor=str(caller.id))
+        _result, in_effect = await execute(state, change_password, command, actor=str(caller.id))
+        return _answer(in_effect)
 
     @get("/auditor-tokens")
     async def list_auditor_tokens(
@@ -95,11 +129,28 @@ class CredentialsController(Controller):
             rows = await auditor_tokens(conn, caller.id, limit, offset)
         return [AuditorTokenItem.of(row) for row in rows]
 
-    @delete("/auditor-tokens/{token_id:uuid}", status_code=204)
+    @delete("/auditor-tokens/{token_id:uuid}", status_code=204, responses=NOT_YET_IN_EFFECT)
     async def revoke_auditor_token(
         self, request: AnyRequest, caller: Owner, token_id: FromPath[UUID]
-    ) -> None:
-        """204 also when it was revoked already (nothing new is recorded); 404 for an
-        id this gym never granted."""
+    ) -> Response[None]:
+        """204 also when it was revoked already (nothing new is recorded); 202 while the
+        revocation is not yet in effect; 404 for an id this gym never granted."""
+        state = AppState.of(request)
         command = RevokeAuditorAccess(gym_id=caller.id, token_id=token_id)
-        await execute(AppState.of(request), revoke_auditor_access, command, actor=str(caller.id))
+        result, in_effect = await execute(
+            state, revoke_auditor_access, command, actor=str(caller.id)
+        )
+        if result.position == 0:  # revoked before: by a revocation that may not be projected
+            in_effect = await _revocation_in_effect(state, caller.id, token_id)
+        return _answer(in_effect)
+
+
+async def _revocation_in_effect(state: AppState, gym_id: UUID, token_id: UUID) -> bool:
+    """Whether this process refuses the token: the read model shows it revoked, and
+    the watcher has passed the position that was read at (so this process's gym cache
+    has dropped what it held from before)."""
+    async with state.read_pool.connection() as conn:
+        position = await revocation_shown_at(conn, gym_id, token_id, state.watcher.projection)
+    if position is None:
+        return False
+    return await state.watcher.wait_for(position, state.settings.read_your_writes_timeout)

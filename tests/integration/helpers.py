@@ -17,7 +17,7 @@ def register(ledger: GymLedger, email: str | None = None, **overrides: Any) -> C
     fields: dict[str, Any] = {
         "name": "Test Gym",
         "email": email or unique_email(),
-        "password": "password-123",
+        "password": "test gym pass phrase",
         "monthly_fee_cents": 1000,
         "currency": "EUR",
     }

@@ -3,6 +3,7 @@ common passwords and the signup / auditor-grant rate limits."""
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -347,3 +348,107 @@ def test_upgrading_copies_earlier_auditor_grants_from_the_log(fresh_database: st
             assert again == [(token_id, revoked_at[0])]
     finally:
         ledger.close()
+
+
+# --- A projector that lags behind: the change is recorded, not yet in effect ----------
+
+LAGGING_PASSWORD = "violet kettle harbour 42"
+PENDING = {
+    "status": "pending",
+    "detail": "Recorded; takes effect when the projector applies it. Until then the tokens"
+    " it ends are still accepted.",
+}
+
+
+def _project(database_url: str) -> None:
+    """Apply the log to the read model once, as the projector would."""
+    projector = read_model_projector(load_settings().key_ring())
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        projector.ensure_position_row(conn)
+        projector.catch_up(conn)
+
+
+def _eventually_refused(client: TestClient[Any], path: str, headers: dict[str, str]) -> None:
+    """The API process drops its cached view of the gym when it hears the projector."""
+    deadline = time.monotonic() + 10
+    while client.get(path, headers=headers).status_code != 401:
+        assert time.monotonic() < deadline, f"{path} still accepts the token"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def no_projector(fresh_database: str, settings: Any) -> Iterator[tuple[TestClient[Any], str]]:
+    """An API over a database no projector follows: its read model moves only when a
+    test calls `_project`, and commands wait a fifth of a second for it."""
+    from api.app import create_app
+
+    lagging = dataclasses.replace(
+        settings, database_url=fresh_database, read_your_writes_timeout=0.2
+    )
+    with TestClient(create_app(lagging), raise_server_exceptions=False) as api:
+        yield api, fresh_database
+
+
+def _lagging_owner(api: TestClient[Any], database_url: str) -> tuple[str, dict[str, str]]:
+    ledger = GymLedger(database_url)
+    try:
+        email = unique_email()
+        register(ledger, email=email, password=LAGGING_PASSWORD)
+    finally:
+        ledger.close()
+    _project(database_url)
+    token = login(api, email, LAGGING_PASSWORD)
+    assert token.status_code == 200, token.text
+    return email, bearer(token.json()["access_token"])
+
+
+def test_a_revocation_the_projector_has_not_applied_is_202_not_204(
+    no_projector: tuple[TestClient[Any], str],
+) -> None:
+    api, database_url = no_projector
+    _, owner = _lagging_owner(api, database_url)
+    issued = auditor_token(api, owner)
+    auditor = bearer(issued["access_token"])
+    revoke = f"{API}/auth/auditor-tokens/{token_id_of(issued['access_token'])}"
+    _project(database_url)
+
+    pending = api.delete(revoke, headers=owner)
+    assert pending.status_code == 202, pending.text
+    assert pending.json() == PENDING
+    # What 202 says: recorded, but the token still works until the projector runs.
+    assert api.get(f"{API}/events", headers=auditor).status_code == 200
+    # Revoking again records nothing, and still must not claim the token is refused.
+    again = api.delete(revoke, headers=owner)
+    assert again.status_code == 202, again.text
+
+    _project(database_url)
+    assert api.delete(revoke, headers=owner).status_code == 204
+    assert api.get(f"{API}/events", headers=auditor).status_code == 401
+
+
+def test_a_password_change_the_projector_has_not_applied_is_202_not_204(
+    no_projector: tuple[TestClient[Any], str],
+) -> None:
+    api, database_url = no_projector
+    email, owner = _lagging_owner(api, database_url)
+
+    pending = change_password(api, owner, LAGGING_PASSWORD)
+    assert pending.status_code == 202, pending.text
+    assert pending.json() == PENDING
+    assert api.get(f"{API}/gyms/me", headers=owner).status_code == 200  # not yet ended
+
+    _project(database_url)
+    _eventually_refused(api, f"{API}/gyms/me", owner)
+    assert login(api, email, NEW_PASSWORD).status_code == 200
+
+
+def test_the_202_answers_are_in_the_openapi_schema(client: TestClient[Any]) -> None:
+    paths = client.get("/schema/openapi.json").json()["paths"]
+    for path, method in (
+        ("/api/v1/auth/password", "post"),
+        ("/api/v1/auth/auditor-tokens/{token_id}", "delete"),
+    ):
+        responses = paths[path][method]["responses"]
+        assert {"202", "204"} <= set(responses), (path, sorted(responses))
+        schema = responses["202"]["content"]["application/json"]["schema"]
+        assert schema, path

@@ -104,7 +104,7 @@ def _gyms(count: int) -> list[GymRegistered]:
             uuid.uuid4(),
             name="Counted",
             email=f"owner-{uuid.uuid4().hex[:8]}@example.com",
-            password="password-123",
+            password="counted gym pass phrase",
             address=None,
             description=None,
             gym_type=None,

@@ -8,7 +8,7 @@ import jwt
 import pytest
 from litestar.exceptions import NotAuthorizedException
 
-from api.auth import TokenClaims, claims_from_token, issue_token, still_valid
+from api.auth import TokenClaims, claims_from_token, gym_access, issue_token, still_valid
 from api.gym_cache import OpenGyms
 from projections.gyms import GymAccess
 
@@ -111,3 +111,63 @@ def test_only_auditor_tokens_need_an_id_of_ours() -> None:
     auditor = jwt.encode({**body, "scope": "auditor"}, SECRET)
     with pytest.raises(NotAuthorizedException):
         claims_from_token(auditor, SECRET)
+
+
+class ReadModel:
+    """The gyms read model as `gym_access` sees it: what it would read, and how often."""
+
+    def __init__(self, rows: dict[UUID, GymAccess]) -> None:
+        self.rows = rows
+        self.reads = 0
+
+    async def read(self, gym_id: UUID) -> GymAccess | None:
+        self.reads += 1
+        return self.rows.get(gym_id)
+
+
+def owner_claims(gym_id: UUID, generation: int) -> TokenClaims:
+    return TokenClaims(gym_id, "owner", generation, None, time.time() + 60)
+
+
+async def test_a_token_newer_than_the_cache_is_checked_against_the_read_model() -> None:
+    """A password change this process has not heard of yet (the projector's
+    announcement is still on its way): the new login's token must not get a 401."""
+    gyms, gym_id = OpenGyms(), uuid4()
+    gyms.remember(gym_id, access(generation=0), gyms.epoch)  # from before the change
+    read_model = ReadModel({gym_id: access(generation=1)})
+    found = await gym_access(gyms, owner_claims(gym_id, 1), read_model.read)
+    assert found == access(generation=1)
+    assert still_valid(owner_claims(gym_id, 1), found)
+    assert read_model.reads == 1
+    assert gyms.access(gym_id) == access(generation=1)  # the cache has caught up too
+
+
+async def test_a_token_newer_than_the_read_model_is_still_refused() -> None:
+    gyms, gym_id = OpenGyms(), uuid4()
+    gyms.remember(gym_id, access(generation=1), gyms.epoch)
+    read_model = ReadModel({gym_id: access(generation=1)})
+    found = await gym_access(gyms, owner_claims(gym_id, 2), read_model.read)
+    assert found is not None
+    assert not still_valid(owner_claims(gym_id, 2), found)  # a generation never reached
+    assert read_model.reads == 1
+
+
+async def test_tokens_of_the_cached_or_an_older_generation_are_answered_from_the_cache() -> None:
+    """Exact, and without a database round trip: an older generation stays refused."""
+    gyms, gym_id = OpenGyms(), uuid4()
+    gyms.remember(gym_id, access(generation=1), gyms.epoch)
+    read_model = ReadModel({gym_id: access(generation=5)})  # must not be consulted
+    for generation, valid in ((0, False), (1, True)):
+        found = await gym_access(gyms, owner_claims(gym_id, generation), read_model.read)
+        assert found == access(generation=1)
+        assert still_valid(owner_claims(gym_id, generation), found) is valid
+    assert read_model.reads == 0
+
+
+async def test_an_unknown_or_closed_gym_is_read_every_time_and_not_remembered() -> None:
+    gyms, gym_id = OpenGyms(), uuid4()
+    read_model = ReadModel({})
+    for _ in range(2):
+        assert await gym_access(gyms, owner_claims(gym_id, 0), read_model.read) is None
+    assert read_model.reads == 2
+    assert gyms.access(gym_id) is None

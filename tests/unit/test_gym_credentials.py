@@ -198,3 +198,51 @@ def test_signup_refuses_common_passwords_too() -> None:
 @pytest.mark.parametrize("accepted", [CURRENT, NEW, "Zq7#vB2m", "Tr0ub4dor&3 horse"])
 def test_reasonable_passwords_pass(accepted: str) -> None:
     assert v.password(accepted) == accepted
+
+
+# A common password or word with digits or symbols around it is what cracking rules try
+# first; zxcvbn alone scores "password-123" 2 (about a million guesses) and let it pass.
+@pytest.mark.parametrize(
+    "decorated",
+    [
+        "password-123",
+        "qwerty-123",
+        "welcome-123",
+        "letmein-123",
+        "Password-123!",
+        "123-password",
+        "!!password!!",
+        "summer-2024",
+        "liverpool-1892",
+        "admin-1234",  # zxcvbn: 3, from "-1234" alone
+        "password-12345",
+        "kettle 42",
+        "passw0rd-123",  # l33t inside, digits outside
+    ],
+)
+def test_a_common_word_with_digits_or_symbols_around_it_is_refused(decorated: str) -> None:
+    with pytest.raises(InvalidValue) as error:
+        v.password(decorated)
+    assert error.value.field == "password"
+
+
+@pytest.mark.parametrize(
+    "strong",
+    [
+        "correct horse",
+        "violet kettle harbour 42",  # a phrase keeps its number
+        "pass phrase number 42",
+        "9 lives of a cat",
+        "Purple-Monkey-7",
+        "Zq7#vB2m",  # random: nothing around a word to take away
+        "83729461",  # nothing but digits: judged as a whole
+    ],
+)
+def test_phrases_and_random_passwords_with_digits_still_pass(strong: str) -> None:
+    assert v.password(strong) == strong
+
+
+def test_the_gyms_own_name_with_a_year_is_refused() -> None:
+    with pytest.raises(InvalidValue):
+        v.password("Iron Temple 2024", user_inputs=("owner@example.com", "Iron Temple"))
+    assert v.password("Iron Temple 2024") == "Iron Temple 2024"  # another gym's name is fine

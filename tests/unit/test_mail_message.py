@@ -5,7 +5,9 @@ import email.policy
 
 import pytest
 
+from domain.validation import is_single_line
 from infra.mail import Mail, build_message
+from infra.mail_address import is_sender
 
 SENDER = "noreply@gymledger.example"
 
@@ -54,3 +56,24 @@ def test_every_kind_of_line_break_counts(separator: str) -> None:
 def test_a_mail_goes_to_exactly_one_address(recipient: str) -> None:
     with pytest.raises(ValueError, match="exactly one"):
         build_message(Mail(key="k:5", recipient=recipient, subject="Hi", body="x"), SENDER)
+
+
+# What the mail library folds headers on: every str.splitlines() separator.
+SPLITLINES_BREAKS = frozenset(
+    chr(c) for c in range(0x110000) if len(f"a{chr(c)}b".splitlines()) > 1
+)
+
+
+def test_a_line_break_is_what_the_mail_library_splits_on_no_more_no_less() -> None:
+    """One definition (domain/validation.py), used by validation on the way in and by
+    the mail headers on the way out, so the two cannot drift apart."""
+    refused = {chr(c) for c in range(0x110000) if not is_single_line(f"a{chr(c)}b")}
+    assert refused == SPLITLINES_BREAKS
+
+
+@pytest.mark.parametrize("separator", sorted(SPLITLINES_BREAKS))
+def test_the_mail_headers_refuse_every_such_line_break(separator: str) -> None:
+    mail = Mail(key="k:6", recipient="a@b.example", subject=f"Hi{separator}Bcc: x@y", body="x")
+    with pytest.raises(ValueError, match="line break"):
+        build_message(mail, SENDER)
+    assert not is_sender(f"GymLedger{separator}Bcc: x@y <no-reply@x.org>")
