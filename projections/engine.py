@@ -287,12 +287,14 @@ class BulkInsert:
         self.rows.append(values)
 
     def flush(self, cur: psycopg.Cursor[TupleRow]) -> None:
-        if not self.rows:
+        # Taken before writing: if the write fails, its transaction is rolled back, and
+        # rows kept for a retry would be written twice (once more by the retry itself).
+        rows, self.rows = self.rows, []
+        if not rows:
             return
         if self.suffix:
-            cur.execute(self.insert_sql, [list(column) for column in zip(*self.rows, strict=True)])
+            cur.execute(self.insert_sql, [list(column) for column in zip(*rows, strict=True)])
         else:
             with cur.copy(self.copy_sql) as copy:
-                for row in self.rows:
+                for row in rows:
                     copy.write_row(row)
-        self.rows.clear()

@@ -171,3 +171,35 @@ def test_rebuild_reproduces_the_read_model_and_sends_no_mail(
     time.sleep(1.0)  # give a wrongly re-queued mail time to arrive
     for address in emails:
         assert len(inbox.to(address)) == 1
+
+
+def test_a_batch_cut_off_while_writing_leaves_nothing_behind_for_the_next(
+    fresh_database: str, settings: Any
+) -> None:
+    """The cause of the read-your-writes stall after a PostgreSQL restart: a batch whose
+    bulk insert failed (there, the server went away mid-COPY) kept its gathered rows in
+    memory; the retry wrote them again beside its own, hit a duplicate key, and the
+    projector parked at an innocent event until someone resumed it."""
+    from projections.read_model import read_model_projector
+    from tests.integration.test_tamper_evidence import add_customers
+
+    ledger = GymLedger(fresh_database)
+    try:
+        add_customers(ledger, [register(ledger).id], 3)
+    finally:
+        ledger.close()
+    projector = read_model_projector(settings.key_ring())
+    with psycopg.connect(fresh_database) as worker, psycopg.connect(fresh_database) as holder:
+        projector.ensure_position_row(worker)
+        with holder.transaction():
+            holder.execute("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+            worker.execute("SET lock_timeout = '200ms'")
+            worker.commit()
+            with contextlib.suppress(psycopg.OperationalError):  # the COPY cannot get in
+                projector.run_batch(worker)
+        worker.rollback()
+        worker.execute("SET lock_timeout = 0")
+        worker.commit()
+        assert projector.catch_up(worker) == head_position(fresh_database)
+        assert worker.execute("SELECT count(*) FROM projection_faults").fetchone() == (0,)
+        assert worker.execute("SELECT count(*) FROM customers").fetchone() == (3,)

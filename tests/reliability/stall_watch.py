@@ -26,6 +26,7 @@ QUERIES = {
     " FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation ORDER BY l.pid",
     "positions": "SELECT (SELECT max(notification_id) FROM gymledger_events) AS head,"
     " name, position, updated_at FROM projector_positions",
+    "faults": "SELECT projection, position, failed_at, left(error, 300) FROM projection_faults",
 }
 
 

@@ -143,6 +143,10 @@ def test_postgres_restart_under_load(
         acknowledged = [detail for _, status, detail, _ in results if status == 201]
         with psycopg.connect(url) as conn:
             stored = {str(r[0]) for r in conn.execute("SELECT originator_id FROM gymledger_events")}
+            # The stall this hunted: the projector parked after the restart, so every
+            # later command waited out read-your-writes. Parked is never acceptable here.
+            faults = conn.execute("SELECT position, error FROM projection_faults").fetchall()
+        assert faults == [], faults
         assert set(acknowledged) <= stored  # every 2xx is in the event log
         assert code == 0, output[-3000:]
         print(
