@@ -231,7 +231,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             problems.append(f"{key} is required (make run / make test start embedded servers)")
     data_dir = get("DATA_DIR", ".data")
     jwt_secret = _jwt_secret(env, environment, data_dir, problems)
-    audit_signing_key = _signing_key(env, environment, data_dir, problems)
+    # Only the projector signs. A process that only verifies (API, worker) may be given
+    # the public keys alone in production, and then never holds the private key.
+    verifies_only = environment == "production" and bool(get("AUDIT_PUBLIC_KEYS"))
+    if verifies_only and not get("AUDIT_SIGNING_KEY"):
+        audit_signing_key = ""
+    else:
+        audit_signing_key = _signing_key(env, environment, data_dir, problems)
     prefix = get("API_PREFIX", "/api/v1").rstrip("/")
     if prefix and not prefix.startswith("/"):
         problems.append("API_PREFIX must start with '/'")

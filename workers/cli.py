@@ -44,6 +44,12 @@ def _settings() -> Iterator[Settings]:
         yield load_settings()
 
 
+def _require_signing_key(settings: Settings) -> None:
+    """Rebuilds chain (and so sign) whatever the chain does not cover yet."""
+    if settings.key_ring().signing is None:
+        raise ConfigError(["AUDIT_SIGNING_KEY is required: this command signs the audit chain"])
+
+
 def _print_json(value: Any) -> None:
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(value)).decode() + "\n")
 
@@ -98,6 +104,7 @@ def _rebuild(args: argparse.Namespace) -> int:
     from workers.setup import migrate
 
     with _settings() as settings:
+        _require_signing_key(settings)
         migrate(settings.database_url)
         if args.blue_green:
             events = blue_green_rebuild(settings.database_url, terminal_progress)
@@ -210,6 +217,7 @@ def _audit_sign_heads(_: argparse.Namespace) -> int:
     from projections.witness import Witness
 
     with _settings() as settings, psycopg.connect(settings.database_url) as conn:
+        _require_signing_key(settings)
         witness = Witness(settings.audit_witness_dir) if settings.audit_witness_dir else None
         signed = sign_uncovered_heads(conn, settings.key_ring(), witness)
     print(f"signed {signed} chain heads that no Ed25519 checkpoint covered")
@@ -246,6 +254,7 @@ def _restore(args: argparse.Namespace) -> int:
     from workers.setup import migrate
 
     with _settings() as settings:
+        _require_signing_key(settings)
         migrate(settings.database_url)
         counts = restore(settings.database_url, Path(args.directory), SERIAL_COLUMNS)
         print(f"restored {counts}; verifying the audit chain")

@@ -134,6 +134,8 @@ class MailRelay(threading.Thread):
 
 def main() -> None:
     settings = load_settings()
+    if settings.key_ring().signing is None:  # the API may run on public keys; we sign
+        raise SystemExit("the projector signs the audit chain: AUDIT_SIGNING_KEY is required")
     configure_logging(settings.log_level)
     metrics.serve_if_configured()
     stop = threading.Event()

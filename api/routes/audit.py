@@ -155,7 +155,9 @@ class AuditController(Controller):
     @get("/audit/keys")
     async def public_keys(self, request: AnyRequest, caller: Reader) -> list[PublicKey]:
         ring = AppState.of(request).settings.key_ring()
-        signing = ring.signing_key_id if ring.signing else None
+        # The signing key comes first in the ring; a process given public keys only
+        # (AUDIT_PUBLIC_KEYS, current key first) names the current one the same way.
+        signing = next(iter(ring.public), None)
         return [
             PublicKey(kid, ALGORITHM, raw_public_hex(key), public_pem(key), kid == signing)
             for kid, key in ring.public.items()

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -200,3 +201,18 @@ def test_configuration_errors_stop_start_up_with_every_problem() -> None:
     for problem in ("JWT_SECRET is required", "AUDIT_SIGNING_KEY is required", "PORT"):
         assert problem in result.stderr
     assert re.search(r"Traceback", result.stderr) is None
+
+
+def test_the_projector_refuses_to_start_without_the_signing_key(tmp_path: Path) -> None:
+    from infra.signing import generate_private_pem, key_ring, public_pem
+
+    public = tmp_path / "public.pem"
+    public.write_text(
+        "".join(public_pem(k) for k in key_ring(generate_private_pem()).public.values())
+    )
+    env = {k: v for k, v in os.environ.items() if k != "AUDIT_SIGNING_KEY"}
+    env |= {"ENVIRONMENT": "production", "AUDIT_PUBLIC_KEYS": str(public)}
+    result = subprocess.run([sys.executable, "-m", "workers.projector"], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert result.returncode != 0
+    assert "AUDIT_SIGNING_KEY is required" in result.stderr

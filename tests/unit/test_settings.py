@@ -86,3 +86,17 @@ def test_mail_from_must_be_one_address(sender: str, env: dict[str, str]) -> None
     with pytest.raises(ConfigError, match="MAIL_FROM"):
         load_settings({**env, "MAIL_FROM": sender})
     assert load_settings({**env, "MAIL_FROM": "Gym <a@b.org>"}).mail_from == "Gym <a@b.org>"
+
+
+def test_a_process_that_only_verifies_needs_no_private_key_in_production(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    signer = key_ring(generate_private_pem())
+    public = tmp_path / "public.pem"
+    public.write_text("".join(public_pem(k) for k in signer.public.values()))
+    production = {**env, "ENVIRONMENT": "production", "JWT_SECRET": "j" * 40}
+    with pytest.raises(ConfigError, match="AUDIT_SIGNING_KEY is required"):
+        load_settings(production)
+    ring = load_settings({**production, "AUDIT_PUBLIC_KEYS": str(public)}).key_ring()
+    assert ring.signing is None
+    assert set(ring.public) == set(signer.public)
