@@ -164,7 +164,7 @@ def _figures(name: str, load: CommandLoad, sampler: LockSampler) -> None:
     def line(label: str, values: list[float]) -> str:
         if len(values) < 2:
             return f"{label}: {len(values)} commands"
-        p95 = quantiles(values, n=20)[-1]
+        p95 = quantiles(values, n=20, method="inclusive")[-1]
         return (
             f"{label}: {len(values)} commands, median {median(values) * 1000:.0f} ms,"
             f" p95 {p95 * 1000:.0f} ms, max {max(values) * 1000:.0f} ms"
