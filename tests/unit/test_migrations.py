@@ -4,7 +4,8 @@ from projections import engine
 from projections.audit_chain import AuditChainProjection
 from projections.mail_outbox import MailOutboxProjection
 from projections.rebuild import rebuilt_projections
-from workers.setup import EVENT_STORE_MIGRATIONS, MIGRATIONS, WRITE_SIDE
+from projections.schema import MIGRATIONS
+from workers.setup import EVENT_STORE_MIGRATIONS, WRITE_SIDE
 
 # What databases in the field have in schema_migrations: a renamed or reordered entry
 # would run again on them (or never), so these stay exactly as released.
