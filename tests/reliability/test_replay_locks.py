@@ -9,6 +9,7 @@ command's read-your-writes wait, for the whole replay. Command latency with and
 without the operation running is printed (figures, not assertions).
 """
 
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -141,25 +142,27 @@ def live(stack: ServerStack, settings: Any) -> Iterator[Live]:
     url = stack.create_database()
     namespace = f"replay-locks-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "DATABASE_URL": url, "QUEUE_NAMESPACE": namespace}
-    synthetic_log(url, EVENTS)
-    projections = read_model_projector(settings.key_ring()).projections
-    history = [p for p in projections if not isinstance(p, MailOutboxProjection)]
-    projector = Projector(READ_MODEL, history, CODEC, batch_size=2000)
-    with psycopg.connect(url) as conn:
-        projector.ensure_position_row(conn)
-        projector.catch_up(conn)
-    process = spawn(["workers.projector"], env)
-    try:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(stack.drop_database, url)
+        cleanup.callback(_forget_queues, settings.redis_url, namespace)
+        synthetic_log(url, EVENTS)
+        projections = read_model_projector(settings.key_ring()).projections
+        history = [p for p in projections if not isinstance(p, MailOutboxProjection)]
+        projector = Projector(READ_MODEL, history, CODEC, batch_size=2000)
+        with psycopg.connect(url) as conn:
+            projector.ensure_position_row(conn)
+            projector.catch_up(conn)
+        cleanup.callback(stop, spawn(["workers.projector"], env))
         api = create_app(dataclasses.replace(settings, database_url=url))
-        with TestClient(api, raise_server_exceptions=False) as client:
-            _, token = signup_and_login(client)
-            yield Live(url, client, bearer(token), env)
-    finally:
-        stop(process)
-        queue = redis.Redis.from_url(settings.redis_url)
-        for key in queue.scan_iter(match=f"{namespace}*"):
-            queue.delete(key)
-        stack.drop_database(url)
+        client = cleanup.enter_context(TestClient(api, raise_server_exceptions=False))
+        _, token = signup_and_login(client)
+        yield Live(url, client, bearer(token), env)
+
+
+def _forget_queues(redis_url: str, namespace: str) -> None:
+    queue = redis.Redis.from_url(redis_url)
+    for key in queue.scan_iter(match=f"{namespace}*"):
+        queue.delete(key)
 
 
 def _figures(name: str, load: CommandLoad, sampler: LockSampler) -> None:
