@@ -17,13 +17,12 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from statistics import quantiles
 from typing import Any
 
 import httpx
-import msgspec
 import psutil
 import psycopg
 from psycopg import sql
@@ -35,16 +34,13 @@ sys.path.insert(0, str(ROOT))
 from commands.application import GymLedger
 from commands.context import CommandContext
 from commands.customers import RegisterCustomer, register_customer
-from domain import customer
 from domain.customer import CustomerDetails
-from domain.events import EventMetadata, Stamp
 from infra.db import PROJECTED_CHANNEL
 from infra.embedded import services
-from infra.event_codec import CODEC
 from infra.signing import generate_private_pem, key_ring
 from projections.read_model import read_model_projector
 from projections.rebuild import rebuild_in_place
-from tests.factories import gym_registered
+from tests.factories import synthetic_log
 from workers.setup import migrate
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "20"))
@@ -77,56 +73,6 @@ def drop_database(server_url: str, url: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name)))
         )
-
-
-def synthetic_log(url: str, events: int, gym_id: uuid.UUID | None = None) -> uuid.UUID:
-    """Store `events` real, codec-encoded events (one gym, its customers, some edits)
-    with COPY: the fastest honest way to get a large log for catch-up and queries."""
-    gym_id = gym_id or uuid.uuid4()
-    meta = EventMetadata(actor="bench", correlation_id="bench")
-    start = datetime(2025, 1, 1, tzinfo=UTC)
-    rows: list[tuple[uuid.UUID, int, str, bytes]] = []
-    email = f"{gym_id.hex[:8]}@bench.example"
-    first = gym_registered(gym_id, Stamp(at=start, metadata=meta), email)
-    rows.append((gym_id, 1, *CODEC.encode(first)))
-    # Membership ends spread from 180 days ago to two years ahead of the day the bench
-    # runs: about a fifth lapsed, as in a real gym (fixed dates aged into "all lapsed").
-    today = date.today()
-    i = 0
-    while len(rows) < events:
-        i += 1
-        stamp = Stamp(at=start + timedelta(milliseconds=i), metadata=meta)
-        details = CustomerDetails(
-            first_name=f"Bench{i}",
-            last_name=f"Load{i * 7919 % 100003}",
-            email=f"member{i}@bench.example",
-            date_of_birth=date(1950, 1, 1) + timedelta(i % 20000),
-            membership_end=today + timedelta(days=i % 900 - 180),
-        )
-        registered = customer.register(
-            uuid.uuid4(), gym_id, details, active=i % 10 != 0, today=today, stamp=stamp
-        )
-        rows.append((registered.originator_id, 1, *CODEC.encode(registered)))
-        if i % 4 == 0 and len(rows) < events:  # some customers get edited
-            state = customer.evolve(None, registered)
-            change = customer.change(
-                state,
-                CustomerDetails(notes=f"note {i}"),
-                msgspec.UNSET,
-                today=today,
-                stamp=stamp,
-            )[0]
-            rows.append((change.originator_id, 2, *CODEC.encode(change)))
-    with (
-        psycopg.connect(url) as conn,
-        conn.cursor() as cur,
-        cur.copy(
-            "COPY gymledger_events (originator_id, originator_version, topic, state) FROM STDIN"
-        ) as copy,
-    ):
-        for row in rows:
-            copy.write_row(row)
-    return gym_id
 
 
 def catch_up(url: str) -> tuple[int, float]:

@@ -2,6 +2,9 @@
 
 from psycopg.conninfo import conninfo_to_dict
 
+# Where eventsourcing keeps the event log (its default) and the live read tables are:
+# what the services' unqualified names resolve to on the default search path.
+LIVE_SCHEMA = "public"
 EVENTS_TABLE = "gymledger_events"
 # eventsourcing's recorder NOTIFYs on a channel named after the events table.
 EVENTS_CHANNEL = EVENTS_TABLE

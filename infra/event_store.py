@@ -48,8 +48,10 @@ from psycopg_pool import PoolTimeout
 RECONNECT_SECONDS = 2.0
 
 # The table and channel are eventsourcing's, named after the application (infra/db.py).
+# The body names them unqualified, as in every database made before migrations were
+# templates (infra/migrate.py): PL/pgSQL resolves them per call, on the caller's path.
 MIGRATION_SQL = """
-CREATE OR REPLACE FUNCTION gymledger_append(events stored_event_uuid[])
+CREATE OR REPLACE FUNCTION {schema}.gymledger_append(events {schema}.stored_event_uuid[])
 RETURNS SETOF bigint
 LANGUAGE plpgsql AS $$
 BEGIN

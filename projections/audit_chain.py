@@ -33,19 +33,19 @@ from projections.engine import BulkInsert, Projection, Recorded
 from projections.witness import Witness
 
 MIGRATION_SQL = """
-CREATE TABLE IF NOT EXISTS event_chain (
+CREATE TABLE IF NOT EXISTS {schema}.event_chain (
     position bigint PRIMARY KEY,
     gym_id uuid NOT NULL,
     content bytea NOT NULL,
     link bytea NOT NULL
 );
-CREATE INDEX IF NOT EXISTS event_chain_gym ON event_chain (gym_id, position);
-CREATE TABLE IF NOT EXISTS chain_heads (
+CREATE INDEX IF NOT EXISTS event_chain_gym ON {schema}.event_chain (gym_id, position);
+CREATE TABLE IF NOT EXISTS {schema}.chain_heads (
     gym_id uuid PRIMARY KEY,
     position bigint NOT NULL,
     link bytea NOT NULL
 );
-CREATE TABLE IF NOT EXISTS chain_checkpoints (
+CREATE TABLE IF NOT EXISTS {schema}.chain_checkpoints (
     gym_id uuid NOT NULL,
     position bigint NOT NULL,
     link bytea NOT NULL,
@@ -58,11 +58,11 @@ CREATE TABLE IF NOT EXISTS chain_checkpoints (
 # Ed25519 replaces the HMAC: rows signed with the HMAC alone (signature NULL) are no
 # longer evidence of anything and verification ignores them.
 SIGNATURES_MIGRATION_SQL = """
-ALTER TABLE chain_checkpoints ALTER COLUMN mac DROP NOT NULL;
-ALTER TABLE chain_checkpoints ADD COLUMN IF NOT EXISTS previous_position bigint;
-ALTER TABLE chain_checkpoints ADD COLUMN IF NOT EXISTS key_id text;
-ALTER TABLE chain_checkpoints ADD COLUMN IF NOT EXISTS signature bytea;
-ALTER TABLE chain_heads ADD COLUMN IF NOT EXISTS signed_position bigint NOT NULL DEFAULT 0;
+ALTER TABLE {schema}.chain_checkpoints ALTER COLUMN mac DROP NOT NULL;
+ALTER TABLE {schema}.chain_checkpoints ADD COLUMN IF NOT EXISTS previous_position bigint;
+ALTER TABLE {schema}.chain_checkpoints ADD COLUMN IF NOT EXISTS key_id text;
+ALTER TABLE {schema}.chain_checkpoints ADD COLUMN IF NOT EXISTS signature bytea;
+ALTER TABLE {schema}.chain_heads ADD COLUMN IF NOT EXISTS signed_position bigint NOT NULL DEFAULT 0;
 """
 
 GENESIS = bytes(32)
@@ -89,6 +89,7 @@ class ChainRowsMissing(RuntimeError):
 
 
 class AuditChainProjection(Projection):
+    name = "audit_chain"
     tables: tuple[str, ...] = ("event_chain", "chain_heads", "chain_checkpoints")
     rebuildable = False
 

@@ -30,9 +30,9 @@ from domain.gym import GymClosed
 from projections.engine import BulkInsert, Projection, Recorded
 
 MIGRATION_SQL = """
-CREATE EXTENSION IF NOT EXISTS pg_trgm;
-CREATE EXTENSION IF NOT EXISTS btree_gin;
-CREATE TABLE IF NOT EXISTS customers (
+CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA {shared};
+CREATE EXTENSION IF NOT EXISTS btree_gin SCHEMA {shared};
+CREATE TABLE IF NOT EXISTS {schema}.customers (
     id uuid PRIMARY KEY,
     gym_id uuid NOT NULL,
     version integer NOT NULL,
@@ -55,14 +55,14 @@ CREATE TABLE IF NOT EXISTS customers (
 -- It covers the active and age filters, so pages and counts of a large gym are
 -- index-only scans rather than visits to every row of the table.
 CREATE INDEX IF NOT EXISTS customers_gym_newest
-    ON customers (gym_id, created_at DESC, id DESC)
+    ON {schema}.customers (gym_id, created_at DESC, id DESC)
     INCLUDE (owner_active, membership_end, date_of_birth);
 -- Substring search inside one gym (trigram GIN, gym_id via btree_gin).
 CREATE INDEX IF NOT EXISTS customers_gym_search
-    ON customers USING gin (gym_id, search_text gin_trgm_ops);
-CREATE INDEX IF NOT EXISTS customers_gym_birth ON customers (gym_id, date_of_birth);
+    ON {schema}.customers USING gin (gym_id, search_text {shared}.gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS customers_gym_birth ON {schema}.customers (gym_id, date_of_birth);
 -- The expiry job's work list: memberships that ended and are not yet recorded.
-CREATE INDEX IF NOT EXISTS customers_expiry_due ON customers (membership_end)
+CREATE INDEX IF NOT EXISTS customers_expiry_due ON {schema}.customers (membership_end)
     WHERE membership_end IS NOT NULL AND expired_end IS DISTINCT FROM membership_end;
 """
 
@@ -119,6 +119,7 @@ _COLUMN_TYPES = {
 
 
 class CustomersProjection(Projection):
+    name = "customers"
     tables: tuple[str, ...] = ("customers",)
     rebuildable = True
     # The trigram index costs most to maintain per row: a 100k-event rebuild took

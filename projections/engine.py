@@ -21,13 +21,17 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from domain.events import DomainEvent
-from infra.db import EVENTS_TABLE, PROJECTED_CHANNEL
+from infra.db import EVENTS_TABLE, LIVE_SCHEMA, PROJECTED_CHANNEL
 from infra.event_codec import EventCodec
 
 log = logging.getLogger("gymledger.projector")
 
+# The engine's own bookkeeping (positions, parked faults), which every projector needs,
+# a rebuild's scratch projector too: the owner of its migrations (infra/migrate.py).
+OWNER = "projector"
+
 MIGRATION_SQL = """
-CREATE TABLE IF NOT EXISTS projector_positions (
+CREATE TABLE IF NOT EXISTS {schema}.projector_positions (
     name text PRIMARY KEY,
     position bigint NOT NULL DEFAULT 0,
     updated_at timestamptz NOT NULL DEFAULT now()
@@ -35,7 +39,7 @@ CREATE TABLE IF NOT EXISTS projector_positions (
 """
 
 FAULTS_MIGRATION_SQL = """
-CREATE TABLE IF NOT EXISTS projection_faults (
+CREATE TABLE IF NOT EXISTS {schema}.projection_faults (
     projection text PRIMARY KEY,
     position bigint NOT NULL,
     error text NOT NULL,
@@ -59,6 +63,7 @@ class Recorded:
 class Projection:
     """A read model: the tables it owns and how one event changes them."""
 
+    name = ""  # the owner its migrations name (projections/schema.py)
     tables: tuple[str, ...] = ()  # emptied by a rebuild
     rebuildable = True  # False for records that must survive a rebuild (outbox, hash chain)
     # Indexes a full rebuild drops and builds once at the end: cheaper than keeping
@@ -108,7 +113,7 @@ class Projector:
             "SELECT notification_id, originator_id, originator_version, topic, state"
             " FROM {} WHERE notification_id > %s AND notification_id <= %s"
             " ORDER BY notification_id LIMIT %s"
-        ).format(sql.Identifier(EVENTS_TABLE))
+        ).format(sql.Identifier(LIVE_SCHEMA, EVENTS_TABLE))  # a scratch projector reads it too
 
     def ensure_position_row(self, conn: psycopg.Connection[TupleRow]) -> None:
         with conn.transaction():

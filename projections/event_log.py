@@ -20,19 +20,21 @@ from infra.event_codec import CODEC, split_topic
 from projections.engine import BulkInsert, Projection, Recorded
 
 MIGRATION_SQL = """
-CREATE TABLE IF NOT EXISTS event_index (
+CREATE TABLE IF NOT EXISTS {schema}.event_index (
     position bigint PRIMARY KEY,
     gym_id uuid NOT NULL,
     stream_id uuid NOT NULL,
     event_type text NOT NULL,
     recorded_at timestamptz NOT NULL
 );
-CREATE INDEX IF NOT EXISTS event_index_gym ON event_index (gym_id, position);
-CREATE INDEX IF NOT EXISTS event_index_gym_type ON event_index (gym_id, event_type, position);
+CREATE INDEX IF NOT EXISTS event_index_gym ON {schema}.event_index (gym_id, position);
+CREATE INDEX IF NOT EXISTS event_index_gym_type
+    ON {schema}.event_index (gym_id, event_type, position);
 """
 
 
 class EventIndexProjection(Projection):
+    name = "event_index"
     tables: tuple[str, ...] = ("event_index",)
     rebuildable = True
 

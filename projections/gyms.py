@@ -28,7 +28,7 @@ from infra.db import GYM_CHANGED_CHANNEL
 from projections.engine import Projection, Recorded
 
 MIGRATION_SQL = """
-CREATE TABLE IF NOT EXISTS gyms (
+CREATE TABLE IF NOT EXISTS {schema}.gyms (
     id uuid PRIMARY KEY,
     version integer NOT NULL,
     name text NOT NULL,
@@ -42,39 +42,43 @@ CREATE TABLE IF NOT EXISTS gyms (
     updated_at timestamptz NOT NULL
 );
 -- (timezone arrives with migration 0004)
-CREATE TABLE IF NOT EXISTS gym_logins (
+CREATE TABLE IF NOT EXISTS {schema}.gym_logins (
     email text PRIMARY KEY,
-    gym_id uuid NOT NULL UNIQUE REFERENCES gyms (id) ON DELETE CASCADE,
+    gym_id uuid NOT NULL UNIQUE REFERENCES {schema}.gyms (id) ON DELETE CASCADE,
     password_hash text NOT NULL
 );
 """
 
 
 TIMEZONE_MIGRATION_SQL = """
-ALTER TABLE gyms ADD COLUMN IF NOT EXISTS timezone text NOT NULL DEFAULT 'UTC';
+ALTER TABLE {schema}.gyms ADD COLUMN IF NOT EXISTS timezone text NOT NULL DEFAULT 'UTC';
 """
 
 
-# Existing logs already hold auditor grants: the migration copies them from the log
-# (grants of open gyms the projector has applied; it applies later ones itself, and
-# its insert ignores a row the migration wrote). Nothing was revoked before this.
 CREDENTIALS_MIGRATION_SQL = """
-ALTER TABLE gyms ADD COLUMN IF NOT EXISTS token_generation integer NOT NULL DEFAULT 0;
-CREATE TABLE IF NOT EXISTS auditor_tokens (
+ALTER TABLE {schema}.gyms ADD COLUMN IF NOT EXISTS token_generation integer NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS {schema}.auditor_tokens (
     token_id uuid PRIMARY KEY,
-    gym_id uuid NOT NULL REFERENCES gyms (id) ON DELETE CASCADE,
+    gym_id uuid NOT NULL REFERENCES {schema}.gyms (id) ON DELETE CASCADE,
     granted_at timestamptz NOT NULL,
     expires_at timestamptz NOT NULL,
     revoked_at timestamptz
 );
-CREATE INDEX IF NOT EXISTS auditor_tokens_gym ON auditor_tokens (gym_id, granted_at DESC, token_id);
-INSERT INTO auditor_tokens (token_id, gym_id, granted_at, expires_at)
+CREATE INDEX IF NOT EXISTS auditor_tokens_gym
+    ON {schema}.auditor_tokens (gym_id, granted_at DESC, token_id);
+"""
+
+# Existing logs already hold auditor grants: the migration copies them from the log
+# (grants of open gyms the projector has applied; it applies later ones itself, and
+# its insert ignores a row the migration wrote). Nothing was revoked before this.
+CREDENTIALS_BACKFILL_SQL = """
+INSERT INTO {schema}.auditor_tokens (token_id, gym_id, granted_at, expires_at)
 SELECT (grant_event.data ->> 'token_id')::uuid, e.originator_id,
        (grant_event.data ->> 'timestamp')::timestamptz,
        (grant_event.data ->> 'expires_at')::timestamptz
-FROM gymledger_events e
+FROM {shared}.gymledger_events e
 CROSS JOIN LATERAL (SELECT convert_from(e.state, 'UTF8')::jsonb AS data) grant_event
-JOIN gyms g ON g.id = e.originator_id
+JOIN {schema}.gyms g ON g.id = e.originator_id
 WHERE e.topic = 'AuditorAccessGranted.v1'
 ON CONFLICT (token_id) DO NOTHING;
 """
@@ -115,6 +119,7 @@ class AuditorTokenView(msgspec.Struct, frozen=True):
 
 
 class GymsProjection(Projection):
+    name = "gyms"
     tables: tuple[str, ...] = ("auditor_tokens", "gym_logins", "gyms")
     rebuildable = True
 

@@ -19,7 +19,7 @@ from domain.gym import GymClosed, GymProfileUpdated, GymRegistered
 from projections.engine import BulkInsert, Projection, Recorded
 
 MIGRATION_SQL = """
-CREATE TABLE IF NOT EXISTS mail_outbox (
+CREATE TABLE IF NOT EXISTS {schema}.mail_outbox (
     id bigserial PRIMARY KEY,
     dedupe_key text NOT NULL UNIQUE,
     gym_id uuid NOT NULL,
@@ -34,19 +34,19 @@ CREATE TABLE IF NOT EXISTS mail_outbox (
     enqueued_at timestamptz,
     sent_at timestamptz
 );
-CREATE INDEX IF NOT EXISTS mail_outbox_unsent ON mail_outbox (id) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS mail_outbox_unsent ON {schema}.mail_outbox (id) WHERE status = 'pending';
 """
 
 RELAY_INDEXES_SQL = """
-DROP INDEX IF EXISTS mail_outbox_unsent;
+DROP INDEX IF EXISTS {schema}.mail_outbox_unsent;
 CREATE INDEX IF NOT EXISTS mail_outbox_new
-    ON mail_outbox (id) WHERE status = 'pending' AND enqueued_at IS NULL;
+    ON {schema}.mail_outbox (id) WHERE status = 'pending' AND enqueued_at IS NULL;
 CREATE INDEX IF NOT EXISTS mail_outbox_handed_over
-    ON mail_outbox (enqueued_at) WHERE status = 'pending' AND enqueued_at IS NOT NULL;
+    ON {schema}.mail_outbox (enqueued_at) WHERE status = 'pending' AND enqueued_at IS NOT NULL;
 """
 
 MAIL_LOG_INDEX_SQL = """
-CREATE INDEX IF NOT EXISTS mail_outbox_gym ON mail_outbox (gym_id, id DESC);
+CREATE INDEX IF NOT EXISTS mail_outbox_gym ON {schema}.mail_outbox (gym_id, id DESC);
 """
 
 # How many mails are in each status, kept by triggers so /health and /metrics read a
@@ -55,15 +55,18 @@ CREATE INDEX IF NOT EXISTS mail_outbox_gym ON mail_outbox (gym_id, id DESC);
 # restore's COPY, a TRUNCATE. Counts are split over 16 shards by backend, so mail
 # workers finishing at the same moment rarely wait on one row; a reader sums them.
 # The worker's one-row updates lock at most two rows, always in status order.
+# The functions' bodies name the counts table unqualified, as in every database made
+# before templates: PL/pgSQL resolves it when the trigger fires, on the writer's
+# search path, where the outbox and its counts are.
 COUNTS_SQL = """
-LOCK TABLE mail_outbox IN SHARE ROW EXCLUSIVE MODE;
-CREATE TABLE IF NOT EXISTS mail_outbox_counts (
+LOCK TABLE {schema}.mail_outbox IN SHARE ROW EXCLUSIVE MODE;
+CREATE TABLE IF NOT EXISTS {schema}.mail_outbox_counts (
     status text NOT NULL,
     shard smallint NOT NULL,
     n bigint NOT NULL,
     PRIMARY KEY (status, shard)
 );
-CREATE OR REPLACE FUNCTION mail_outbox_count_rows() RETURNS trigger
+CREATE OR REPLACE FUNCTION {schema}.mail_outbox_count_rows() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
@@ -80,7 +83,7 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE OR REPLACE FUNCTION mail_outbox_count_status_change() RETURNS trigger
+CREATE OR REPLACE FUNCTION {schema}.mail_outbox_count_status_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO mail_outbox_counts AS c (status, shard, n)
@@ -90,19 +93,26 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER mail_outbox_count_inserts AFTER INSERT ON mail_outbox
-    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION mail_outbox_count_rows();
-CREATE TRIGGER mail_outbox_count_deletes AFTER DELETE ON mail_outbox
-    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION mail_outbox_count_rows();
-CREATE TRIGGER mail_outbox_count_truncates AFTER TRUNCATE ON mail_outbox
-    FOR EACH STATEMENT EXECUTE FUNCTION mail_outbox_count_rows();
+CREATE TRIGGER mail_outbox_count_inserts AFTER INSERT ON {schema}.mail_outbox
+    REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.mail_outbox_count_rows();
+CREATE TRIGGER mail_outbox_count_deletes AFTER DELETE ON {schema}.mail_outbox
+    REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.mail_outbox_count_rows();
+CREATE TRIGGER mail_outbox_count_truncates AFTER TRUNCATE ON {schema}.mail_outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.mail_outbox_count_rows();
 -- Row by row, and only when the status changes: the relay's enqueued_at updates of
 -- a thousand rows at a time never fire it.
-CREATE TRIGGER mail_outbox_count_status AFTER UPDATE OF status ON mail_outbox
+CREATE TRIGGER mail_outbox_count_status AFTER UPDATE OF status ON {schema}.mail_outbox
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
-    EXECUTE FUNCTION mail_outbox_count_status_change();
-INSERT INTO mail_outbox_counts (status, shard, n)
-    SELECT status, 0, count(*) FROM mail_outbox GROUP BY status;
+    EXECUTE FUNCTION {schema}.mail_outbox_count_status_change();
+"""
+
+# Still under the migration's lock: no mail changes status between the count and
+# the triggers taking over.
+COUNTS_BACKFILL_SQL = """
+INSERT INTO {schema}.mail_outbox_counts (status, shard, n)
+    SELECT status, 0, count(*) FROM {schema}.mail_outbox GROUP BY status;
 """
 
 
@@ -141,6 +151,7 @@ def welcome_customer(event: CustomerRegistered, gym_name: str) -> tuple[str, str
 
 
 class MailOutboxProjection(Projection):
+    name = "mail_outbox"
     tables: tuple[str, ...] = ("mail_outbox",)
     rebuildable = False
 

@@ -6,6 +6,7 @@
     gymledger projections resume           after fixing the event a projection parked at
     gymledger projections status           lag, mail counts, and where and why it is parked
     gymledger replay --verify              rebuild into a scratch schema, compare with live
+                                           (both only read live tables: ACCESS SHARE)
     gymledger export --gym ID [-o FILE]    a gym's history as NDJSON
     gymledger verify FILE [--public-key PEM]   check an export offline: bytes, links, signatures
     gymledger audit verify [--gym ID] [--checkpoint FILE] [--witness DIR]
@@ -100,16 +101,31 @@ def _status(_: argparse.Namespace) -> int:
 
 def _rebuild(args: argparse.Namespace) -> int:
     from projections.read_model import read_model_projector
-    from projections.rebuild import blue_green_rebuild, rebuild_in_place, terminal_progress
+    from projections.rebuild import (
+        LiveTablesBusy,
+        SchemaBehind,
+        blue_green_rebuild,
+        rebuild_in_place,
+        terminal_progress,
+    )
     from workers.setup import migrate
 
     with _settings() as settings:
-        _require_signing_key(settings)
-        migrate(settings.database_url)
         if args.blue_green:
-            events = blue_green_rebuild(settings.database_url, terminal_progress)
+            # No migrating here: DDL would lock the live tables this build promises
+            # only to read. An out-of-date schema is refused instead.
+            try:
+                events = blue_green_rebuild(settings.database_url, terminal_progress)
+            except SchemaBehind as error:
+                print(error, file=sys.stderr)
+                return 2
+            except LiveTablesBusy as error:
+                print(f"\n{error}", file=sys.stderr)
+                return 1
             print(f"\nrebuilt read model from {events} events (blue/green switch-over)")
             return 0
+        _require_signing_key(settings)  # the chain is part of an in-place rebuild
+        migrate(settings.database_url)
         projector = read_model_projector(
             settings.key_ring(), settings.projector_batch_size, settings.audit_witness_dir
         )
@@ -121,13 +137,17 @@ def _rebuild(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from projections.rebuild import replay_and_compare, terminal_progress
+    from projections.rebuild import SchemaBehind, replay_and_compare, terminal_progress
 
     if not args.verify:
         print("nothing to do: use --verify", file=sys.stderr)
         return 2
     with _settings() as settings:
-        events, found = replay_and_compare(settings.database_url, terminal_progress)
+        try:
+            events, found = replay_and_compare(settings.database_url, terminal_progress)
+        except SchemaBehind as error:
+            print(error, file=sys.stderr)
+            return 2
     print(f"\nreplayed {events} events into a scratch schema")
     if found:
         print("differences between replay and live read tables:")

@@ -6,8 +6,9 @@ from infra.migrate import Migration, apply_migrations
 from projections.schema import MIGRATIONS
 
 # The write side's own additions to eventsourcing's tables, applied before the read side's.
+WRITE_SIDE = "write_side"
 EVENT_STORE_MIGRATIONS = (
-    Migration("event_store_0001_single_trip_append", event_store.MIGRATION_SQL),
+    Migration("event_store_0001_single_trip_append", WRITE_SIDE, event_store.MIGRATION_SQL),
 )
 
 

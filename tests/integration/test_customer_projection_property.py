@@ -14,7 +14,6 @@ import msgspec
 import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from psycopg import sql
 
 from commands.application import GymLedger
 from domain import customer
@@ -24,6 +23,7 @@ from domain.events import DomainEvent, EventMetadata, Stamp
 from infra.event_codec import CODEC
 from projections.customers import CustomersProjection
 from projections.engine import Projector
+from projections.rebuild import create_scratch
 from tests.factories import gym_registered
 from tests.integration.helpers import head_position
 
@@ -121,13 +121,7 @@ def _projected(database_url: str, start: int, gym_id: uuid.UUID, batch: int) -> 
     schema = f"prop_{uuid.uuid4().hex[:10]}"
     projector = Projector(f"prop-{schema}", [CustomersProjection()], CODEC, batch_size=batch)
     with psycopg.connect(database_url) as conn, conn.transaction(force_rollback=True):
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        conn.execute(
-            sql.SQL("CREATE TABLE {}.customers (LIKE public.customers)").format(
-                sql.Identifier(schema)
-            )
-        )
-        conn.execute(sql.SQL("SET LOCAL search_path TO {}, public").format(sql.Identifier(schema)))
+        create_scratch(conn, schema, projector.projections)  # only `schema` on the path
         conn.execute(
             "INSERT INTO projector_positions (name, position) VALUES (%s, %s)",
             (projector.name, start),
