@@ -44,6 +44,10 @@ COMMAND_CONFLICTS = Counter(
     "Commands refused by a race or a stale version",
     ["command", "reason"],
 )
+COMMAND_RETRIES = Counter(
+    "gymledger_command_retries",
+    "Commands without an expected version decided again after another writer won",
+)
 PROJECTION_POSITION = Gauge(
     "gymledger_projection_position",
     "Last applied log position",
