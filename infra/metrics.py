@@ -78,6 +78,19 @@ MAIL_RETRIED = Counter("gymledger_mail_retried", "Mail attempts that failed and 
 MAIL_PENDING = Gauge(
     "gymledger_mail_outbox_pending", "Mails waiting in the outbox", multiprocess_mode="mostrecent"
 )
+MAIL_DEAD_LETTERED = Gauge(
+    "gymledger_mail_outbox_failed",
+    "Mails given up after every retry and not requeued",
+    multiprocess_mode="mostrecent",
+)
+# 1 while the check passes, 0 while it fails (api/health_checks.py names the checks);
+# only "database" failing makes the API unready, the rest is "degraded".
+HEALTH_CHECK = Gauge(
+    "gymledger_health_check",
+    "State of each /health check: 1 ok, 0 failing",
+    ["check"],
+    multiprocess_mode="mostrecent",
+)
 EXPIRY_RUNS = Counter("gymledger_expiry_runs", "Expiry job runs")
 CUSTOMERS_EXPIRED = Counter("gymledger_customers_expired", "MembershipExpired events recorded")
 QUEUE_DEPTH = Gauge(
