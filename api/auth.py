@@ -8,13 +8,16 @@ from before generations existed have none and count as 0). A password change mov
 the gym's generation on, so every earlier token is refused, whatever second it was
 issued in. Revoked auditor tokens are refused by id (`jti`). Both facts come from
 the gyms read model through the per-process cache (api/gym_cache.py).
+
+Time comes from the app's Clock (infra/clock.py), never from the wall clock here:
+callers pass `now` to issue a token and to check one, so tests move time instead of
+waiting for it.
 """
 
 import functools
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
@@ -39,10 +42,12 @@ def issue_token(
     scope: Scope = "owner",
     token_id: UUID | None = None,
     generation: int = 0,
+    *,
+    issued_at: datetime,
 ) -> str:
     claims = {
         "sub": str(gym_id),
-        "iat": datetime.now(UTC),
+        "iat": issued_at,
         "exp": expires_at,
         "scope": scope,
         "jti": str(token_id or uuid4()),
@@ -51,9 +56,9 @@ def issue_token(
     return jwt.encode(claims, secret, algorithm=_ALGORITHM)
 
 
-def owner_token(gym_id: UUID, secret: str, ttl_seconds: int, generation: int) -> str:
-    expires_at = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
-    return issue_token(gym_id, secret, expires_at, generation=generation)
+def owner_token(gym_id: UUID, secret: str, ttl_seconds: int, generation: int, now: datetime) -> str:
+    expires_at = now + timedelta(seconds=ttl_seconds)
+    return issue_token(gym_id, secret, expires_at, generation=generation, issued_at=now)
 
 
 def _unauthorized() -> NotAuthorizedException:
@@ -68,7 +73,21 @@ class TokenClaims:
     scope: Scope
     generation: int
     token_id: UUID | None  # None: an owner token without a jti of ours
-    expires: float
+    # POSIX seconds, whole as PyJWT reads them.
+    expires: int
+    issued_at: int
+    not_before: int | None = None  # `nbf`, when the token has one
+
+    def in_force(self, now: datetime) -> bool:
+        """Issued, past its `nbf`, not yet expired: the time checks PyJWT makes on
+        decoding, made against the app's clock and on every use (the verified claims
+        are cached, their time is not)."""
+        moment = now.timestamp()
+        if self.issued_at > moment:
+            return False
+        if self.not_before is not None and self.not_before > moment:
+            return False
+        return self.expires > moment
 
 
 @functools.lru_cache(maxsize=TOKEN_CACHE_SIZE)
@@ -78,9 +97,19 @@ def _verified_claims(token: str, secret: str) -> TokenClaims:
     Cached because clients send the same token with every request and checking it
     costs more than the rest of a typical read; expiry and revocation are checked
     on every use."""
-    # Pinning the algorithm list rejects "none" and algorithm-swap tokens.
+    # Pinning the algorithm list rejects "none" and algorithm-swap tokens. PyJWT would
+    # compare exp, iat and nbf with the wall clock; TokenClaims.in_force compares them
+    # with the app's clock instead.
     claims = jwt.decode(
-        token, secret, algorithms=[_ALGORITHM], options={"require": ["exp", "iat", "sub"]}
+        token,
+        secret,
+        algorithms=[_ALGORITHM],
+        options={
+            "require": ["exp", "iat", "sub"],
+            "verify_exp": False,
+            "verify_iat": False,
+            "verify_nbf": False,
+        },
     )
     scope = claims.get("scope", "owner")
     if scope not in ("owner", "auditor"):
@@ -94,7 +123,10 @@ def _verified_claims(token: str, secret: str) -> TokenClaims:
         scope=scope,
         generation=generation,
         token_id=_token_id(claims.get("jti"), scope),
-        expires=float(claims["exp"]),
+        # Not whole numbers of seconds (or too large for one): a bad token, as in PyJWT.
+        expires=int(claims["exp"]),
+        issued_at=int(claims["iat"]),
+        not_before=int(claims["nbf"]) if "nbf" in claims else None,
     )
 
 
@@ -109,12 +141,12 @@ def _token_id(jti: object, scope: Scope) -> UUID | None:
         return None
 
 
-def claims_from_token(token: str, secret: str) -> TokenClaims:
+def claims_from_token(token: str, secret: str, now: datetime) -> TokenClaims:
     try:
         claims = _verified_claims(token, secret)
-    except (jwt.PyJWTError, ValueError, TypeError):
+    except (jwt.PyJWTError, ValueError, TypeError, OverflowError):
         raise _unauthorized() from None
-    if claims.expires <= time.time():
+    if not claims.in_force(now):
         raise _unauthorized()
     return claims
 
@@ -171,7 +203,7 @@ async def current_reader(request: Request[Any, Any, Any]) -> CallerGym:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized()
-    claims = claims_from_token(token.strip(), state.settings.jwt_secret)
+    claims = claims_from_token(token.strip(), state.settings.jwt_secret, state.clock.now())
 
     async def read(gym_id: UUID) -> GymAccess | None:
         async with state.read_pool.connection() as conn:

@@ -7,6 +7,7 @@ from typing import TypeVar
 from api.state import AppState
 from commands.application import GymLedger
 from commands.context import CommandContext
+from commands.latest import WriteContention
 from commands.results import CommandResult
 from domain.errors import EmailAlreadyRegistered, VersionConflict
 from domain.idempotency import IdempotencyKeyReused
@@ -21,7 +22,9 @@ def _reason(refused: Exception) -> str:
         return "duplicate"
     if isinstance(refused, IdempotencyKeyReused):
         return "idempotency_key"
-    return "version"  # 412: someone else changed it first
+    if isinstance(refused, WriteContention):
+        return "contention"  # 503: other writers kept winning for the whole budget
+    return "version"  # 412: the version the client named is no longer the latest
 
 
 Handler = Callable[[GymLedger, C, CommandContext], CommandResult]
@@ -35,14 +38,22 @@ async def execute(
     The command is durable once the handler returns; if the projector is slow or
     down the wait simply times out and the caller answers from the write side.
     """
-    ctx = CommandContext(
-        actor=actor, correlation_id=request_id_var.get() or "unknown", clock=state.clock
+    ctx = CommandContext.within(
+        state.settings.command_timeout,
+        actor=actor,
+        correlation_id=request_id_var.get() or "unknown",
+        clock=state.clock,
     )
     name = type(command).__name__
     started = time.perf_counter()
     try:
         result = await state.on_ledger(handler, command, ctx)
-    except (VersionConflict, EmailAlreadyRegistered, IdempotencyKeyReused) as refused:
+    except (
+        VersionConflict,
+        EmailAlreadyRegistered,
+        IdempotencyKeyReused,
+        WriteContention,
+    ) as refused:
         metrics.COMMAND_CONFLICTS.labels(name, _reason(refused)).inc()
         raise
     finally:

@@ -18,6 +18,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 from psycopg_pool import PoolTimeout
 
+from commands.latest import WriteContention
 from domain.errors import (
     DomainError,
     EmailAlreadyRegistered,
@@ -110,6 +111,15 @@ def unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return response
 
 
+def contended(_: Request[Any, Any, Any], exc: WriteContention) -> Response[Any]:
+    """Writers elsewhere kept winning this stream for the whole COMMAND_TIMEOUT: nothing
+    was written, and a retry soon is applied to the latest version like any other."""
+    log.warning("command gave up under contention", extra={"attempts": exc.attempts})
+    response = error_body(503, "Too many concurrent changes to this resource; retry shortly")
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def too_deep(_: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
     """Only JSON decoding recurses on input: a body nested thousands deep."""
     log.warning("request body nested too deeply")
@@ -137,6 +147,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     eventsourcing.persistence.OperationalError: unavailable,
     eventsourcing.persistence.InterfaceError: unavailable,
     DatabaseUnavailable: unavailable,
+    WriteContention: contended,
     RecursionError: too_deep,
     UnicodeDecodeError: not_utf8,
     Exception: unexpected_error,

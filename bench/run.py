@@ -129,7 +129,8 @@ class System:
         """A token for a synthetic gym (no password): signed the way the API signs."""
         from api.auth import owner_token
 
-        return owner_token(gym_id, self.jwt_secret, 3600, generation=0)
+        now = datetime.now(UTC)
+        return owner_token(gym_id, self.jwt_secret, 3600, generation=0, now=now)
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + 120

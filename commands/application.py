@@ -7,6 +7,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Mapper, Recording
 
+from commands.stream_locks import StreamLocks
 from domain.errors import VersionConflict
 from domain.events import DomainEvent
 from infra import metrics
@@ -23,6 +24,8 @@ class GymLedger(Application[UUID]):
 
     def __init__(self, database_url: str, pool_size: int = 5) -> None:
         super().__init__(env=eventsourcing_env(database_url, pool_size))
+        # This process's writers of one stream take turns (commands/latest.py).
+        self.stream_locks = StreamLocks()
 
     def construct_mapper(self) -> Mapper[UUID]:
         return MsgspecMapper(CODEC)

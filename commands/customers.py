@@ -14,17 +14,17 @@ from commands.application import GymLedger, StreamConflict
 from commands.context import CommandContext
 from commands.gyms import load_gym
 from commands.idempotency import earlier_result, key_used
+from commands.latest import decide_on_latest
 from commands.results import CommandResult
 from domain import customer
 from domain.errors import GymIsClosed, NotFound, VersionConflict
-from domain.events import DomainEvent
+from domain.events import DomainEvent, Stamp
 from domain.gym import Gym
 from domain.validation import local_date
 
-# Decides the events of an update from the current customer and their gym.
-Decision = Callable[[customer.Customer, Gym], list[DomainEvent]]
-# Retries of an update that names no expected version, when another writer wins.
-_LATEST_VERSION_ATTEMPTS = 5
+# Decides the events of an update from the current customer, their gym and the
+# stamp of this attempt (taken after loading, so a stream's times never go back).
+Decision = Callable[[customer.Customer, Gym, Stamp], list[DomainEvent]]
 
 
 class RegisterCustomer(msgspec.Struct, frozen=True, kw_only=True):
@@ -110,61 +110,62 @@ def register_customer(app: GymLedger, cmd: RegisterCustomer, ctx: CommandContext
     return CommandResult(id=registered.originator_id, version=1, position=position, state=created)
 
 
-def _decide_with_retry(
+def _decide(
     app: GymLedger,
+    ctx: CommandContext,
     gym_id: UUID,
     customer_id: UUID,
     expected_version: int | None,
     decide: Decision,
 ) -> CommandResult:
-    """Load, check the expected version, decide, append; retry races only when the
-    caller did not name a version (then "latest wins" is what was asked for)."""
-    for _ in range(_LATEST_VERSION_ATTEMPTS):
+    """Load, check the expected version, decide, append; without an expected version
+    "latest wins" is what was asked for, so a lost race is decided again
+    (commands/latest.py)."""
+
+    def attempt() -> CommandResult:
         current = load_customer(app, gym_id, customer_id)
         if expected_version is not None and current.version != expected_version:
             raise VersionConflict(expected_version, current.version)
         gym = _open_gym(app, gym_id)
-        events = decide(current, gym)
+        events = decide(current, gym, ctx.stamp())
         if not events:
             return CommandResult(id=current.id, version=current.version, position=0)
-        try:
-            position = app.append(*events)
-        except StreamConflict:
-            if expected_version is not None:
-                raise
-            continue
+        position = app.append(*events)
         return CommandResult(
             id=current.id, version=events[-1].originator_version, position=position
         )
-    raise StreamConflict(expected=-1, actual=-1)
+
+    return decide_on_latest(
+        app.stream_locks, customer_id, ctx, attempt, conditional=expected_version is not None
+    )
 
 
 def change_customer(app: GymLedger, cmd: ChangeCustomer, ctx: CommandContext) -> CommandResult:
-    stamp = ctx.stamp()
-
-    def decide(current: customer.Customer, gym: Gym) -> list[DomainEvent]:
+    def decide(current: customer.Customer, gym: Gym, stamp: Stamp) -> list[DomainEvent]:
         today = local_date(stamp.at, gym.timezone)
         return customer.change(current, cmd.details, cmd.active, today=today, stamp=stamp)
 
-    return _decide_with_retry(app, cmd.gym_id, cmd.customer_id, cmd.expected_version, decide)
+    return _decide(app, ctx, cmd.gym_id, cmd.customer_id, cmd.expected_version, decide)
 
 
 def remove_customer(app: GymLedger, cmd: RemoveCustomer, ctx: CommandContext) -> CommandResult:
-    stamp = ctx.stamp()
-
-    def decide(current: customer.Customer, _: Gym) -> list[DomainEvent]:
+    def decide(current: customer.Customer, _: Gym, stamp: Stamp) -> list[DomainEvent]:
         return [customer.remove(current, stamp)]
 
-    return _decide_with_retry(app, cmd.gym_id, cmd.customer_id, cmd.expected_version, decide)
+    return _decide(app, ctx, cmd.gym_id, cmd.customer_id, cmd.expected_version, decide)
 
 
 def expire_membership(app: GymLedger, cmd: ExpireMembership, ctx: CommandContext) -> CommandResult:
     """Run by the scheduler as "system"; a no-op unless the membership has lapsed."""
-    current = load_customer(app, None, cmd.customer_id)
-    gym = load_gym(app, current.gym_id)
-    stamp = ctx.stamp()
-    expired = customer.expire_membership(current, local_date(stamp.at, gym.timezone), stamp)
-    if expired is None:
-        return CommandResult(id=current.id, version=current.version, position=0)
-    position = app.append(expired)
-    return CommandResult(id=current.id, version=expired.originator_version, position=position)
+
+    def attempt() -> CommandResult:
+        current = load_customer(app, None, cmd.customer_id)
+        gym = load_gym(app, current.gym_id)
+        stamp = ctx.stamp()
+        expired = customer.expire_membership(current, local_date(stamp.at, gym.timezone), stamp)
+        if expired is None:
+            return CommandResult(id=current.id, version=current.version, position=0)
+        position = app.append(expired)
+        return CommandResult(id=current.id, version=expired.originator_version, position=position)
+
+    return decide_on_latest(app.stream_locks, cmd.customer_id, ctx, attempt)

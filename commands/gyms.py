@@ -9,6 +9,7 @@ from eventsourcing.application import AggregateNotFoundError
 from commands.application import GymLedger, StreamConflict
 from commands.context import CommandContext
 from commands.idempotency import earlier_result, key_used
+from commands.latest import decide_on_latest
 from commands.results import CommandResult
 from domain import email_claim, gym
 from domain.errors import EmailAlreadyRegistered, NotFound
@@ -132,84 +133,105 @@ def register_gym(app: GymLedger, cmd: RegisterGym, ctx: CommandContext) -> Comma
 
 
 def update_gym_profile(app: GymLedger, cmd: UpdateGymProfile, ctx: CommandContext) -> CommandResult:
-    current = load_gym(app, cmd.gym_id)
-    stamp = ctx.stamp()
-    updated = gym.update_profile(current, cmd.changes, stamp)
-    if updated is None:
-        return CommandResult(id=current.id, version=current.version, position=0)
-    events: list[email_claim.EmailClaimed | email_claim.EmailReleased | None] = []
-    if updated.email is not msgspec.UNSET:
-        # Changing email moves the claim: take the new one, free the old one, atomically.
-        events.append(
-            email_claim.claim(_load_claim(app, updated.email), updated.email, current.id, stamp)
-        )
-        old_claim = _load_claim(app, current.email)
-        if old_claim is not None:
-            events.append(email_claim.release(old_claim, current.id, stamp))
-    try:
-        position = app.append(updated, *events)
-    except StreamConflict:
+    def attempt() -> CommandResult:
+        current = load_gym(app, cmd.gym_id)
+        stamp = ctx.stamp()
+        updated = gym.update_profile(current, cmd.changes, stamp)
+        if updated is None:
+            return CommandResult(id=current.id, version=current.version, position=0)
+        events: list[email_claim.EmailClaimed | email_claim.EmailReleased | None] = []
         if updated.email is not msgspec.UNSET:
-            raise EmailAlreadyRegistered(str(updated.email)) from None
-        raise
-    return CommandResult(id=current.id, version=updated.originator_version, position=position)
+            # Changing email moves the claim: take the new one, free the old one,
+            # atomically. A claim taken meanwhile is refused on the next attempt.
+            events.append(
+                email_claim.claim(_load_claim(app, updated.email), updated.email, current.id, stamp)
+            )
+            old_claim = _load_claim(app, current.email)
+            if old_claim is not None:
+                events.append(email_claim.release(old_claim, current.id, stamp))
+        position = app.append(updated, *events)
+        return CommandResult(id=current.id, version=updated.originator_version, position=position)
+
+    return decide_on_latest(app.stream_locks, cmd.gym_id, ctx, attempt)
 
 
 def close_gym(app: GymLedger, cmd: CloseGym, ctx: CommandContext) -> CommandResult:
-    current = load_gym(app, cmd.gym_id)
-    stamp = ctx.stamp()
-    closed = gym.close(current, stamp)
-    claim = _load_claim(app, current.email)
-    released = email_claim.release(claim, current.id, stamp) if claim else None
-    position = app.append(closed, released)
-    return CommandResult(id=current.id, version=closed.originator_version, position=position)
+    def attempt() -> CommandResult:
+        current = load_gym(app, cmd.gym_id)
+        stamp = ctx.stamp()
+        closed = gym.close(current, stamp)
+        claim = _load_claim(app, current.email)
+        released = email_claim.release(claim, current.id, stamp) if claim else None
+        position = app.append(closed, released)
+        return CommandResult(id=current.id, version=closed.originator_version, position=position)
+
+    return decide_on_latest(app.stream_locks, cmd.gym_id, ctx, attempt)
 
 
 def grant_auditor_access(
     app: GymLedger, cmd: GrantAuditorAccess, ctx: CommandContext
 ) -> CommandResult:
-    current = load_gym(app, cmd.gym_id)
-    granted = gym.grant_auditor_access(
-        current, cmd.token_id, cmd.expires_at, ctx.stamp(), token_generation=cmd.token_generation
-    )
-    position = app.append(granted)
-    return CommandResult(id=current.id, version=granted.originator_version, position=position)
+    def attempt() -> CommandResult:
+        current = load_gym(app, cmd.gym_id)
+        granted = gym.grant_auditor_access(
+            current,
+            cmd.token_id,
+            cmd.expires_at,
+            ctx.stamp(),
+            token_generation=cmd.token_generation,
+        )
+        position = app.append(granted)
+        return CommandResult(id=current.id, version=granted.originator_version, position=position)
+
+    return decide_on_latest(app.stream_locks, cmd.gym_id, ctx, attempt)
 
 
 def change_password(app: GymLedger, cmd: ChangePassword, ctx: CommandContext) -> CommandResult:
-    """Checked against the log's current hash, not the read model's, so a change
-    racing another change or a rehash conflicts instead of slipping past it."""
-    current = load_gym(app, cmd.gym_id)
-    changed = gym.change_password(
-        current,
-        current_password=cmd.current_password,
-        new_password=cmd.new_password,
-        verify_password=verify_password,
-        hash_password=hash_password,
-        stamp=ctx.stamp(),
-        token_generation=cmd.token_generation,
-    )
-    position = app.append(changed)
-    return CommandResult(id=current.id, version=changed.originator_version, position=position)
+    """Checked against the log's current hash, not the read model's: a change that
+    loses a race to another change or a rehash is decided again on the hash that won,
+    so it can never slip past it (the old password no longer verifies)."""
+
+    def attempt() -> CommandResult:
+        current = load_gym(app, cmd.gym_id)
+        changed = gym.change_password(
+            current,
+            current_password=cmd.current_password,
+            new_password=cmd.new_password,
+            verify_password=verify_password,
+            hash_password=hash_password,
+            stamp=ctx.stamp(),
+            token_generation=cmd.token_generation,
+        )
+        position = app.append(changed)
+        return CommandResult(id=current.id, version=changed.originator_version, position=position)
+
+    return decide_on_latest(app.stream_locks, cmd.gym_id, ctx, attempt)
 
 
 def revoke_auditor_access(
     app: GymLedger, cmd: RevokeAuditorAccess, ctx: CommandContext
 ) -> CommandResult:
-    current = load_gym(app, cmd.gym_id)
-    revoked = gym.revoke_auditor_access(current, cmd.token_id, ctx.stamp())
-    if revoked is None:  # already revoked: nothing new to record
-        return CommandResult(id=current.id, version=current.version, position=0)
-    position = app.append(revoked)
-    return CommandResult(id=current.id, version=revoked.originator_version, position=position)
+    def attempt() -> CommandResult:
+        current = load_gym(app, cmd.gym_id)
+        revoked = gym.revoke_auditor_access(current, cmd.token_id, ctx.stamp())
+        if revoked is None:  # already revoked: nothing new to record
+            return CommandResult(id=current.id, version=current.version, position=0)
+        position = app.append(revoked)
+        return CommandResult(id=current.id, version=revoked.originator_version, position=position)
+
+    return decide_on_latest(app.stream_locks, cmd.gym_id, ctx, attempt)
 
 
 def rehash_password(app: GymLedger, cmd: RehashPassword, ctx: CommandContext) -> CommandResult:
     """Store the password hashed with today's parameters. Nothing happens unless the
     gym still has the very hash the login verified, and that hash is outdated."""
-    current = load_gym(app, cmd.gym_id)
-    if current.password_hash != cmd.verified_hash or not needs_rehash(current.password_hash):
-        return CommandResult(id=current.id, version=current.version, position=0)
-    rehashed = gym.rehash_password(current, hash_password(cmd.password), ctx.stamp())
-    position = app.append(rehashed)
-    return CommandResult(id=current.id, version=rehashed.originator_version, position=position)
+
+    def attempt() -> CommandResult:
+        current = load_gym(app, cmd.gym_id)
+        if current.password_hash != cmd.verified_hash or not needs_rehash(current.password_hash):
+            return CommandResult(id=current.id, version=current.version, position=0)
+        rehashed = gym.rehash_password(current, hash_password(cmd.password), ctx.stamp())
+        position = app.append(rehashed)
+        return CommandResult(id=current.id, version=rehashed.originator_version, position=position)
+
+    return decide_on_latest(app.stream_locks, cmd.gym_id, ctx, attempt)

@@ -44,6 +44,10 @@ COMMAND_CONFLICTS = Counter(
     "Commands refused by a race or a stale version",
     ["command", "reason"],
 )
+COMMAND_RETRIES = Counter(
+    "gymledger_command_retries",
+    "Commands without an expected version decided again after another writer won",
+)
 PROJECTION_POSITION = Gauge(
     "gymledger_projection_position",
     "Last applied log position",
@@ -76,6 +80,19 @@ MAIL_PENDING = Gauge(
 )
 WITNESS_FAILURES = Counter(
     "gymledger_audit_witness_failures", "Signed checkpoints the witness could not be written for"
+)
+MAIL_DEAD_LETTERED = Gauge(
+    "gymledger_mail_outbox_failed",
+    "Mails given up after every retry and not requeued",
+    multiprocess_mode="mostrecent",
+)
+# 1 while the check passes, 0 while it fails (api/health_checks.py names the checks);
+# only "database" failing makes the API unready, the rest is "degraded".
+HEALTH_CHECK = Gauge(
+    "gymledger_health_check",
+    "State of each /health check: 1 ok, 0 failing",
+    ["check"],
+    multiprocess_mode="mostrecent",
 )
 EXPIRY_RUNS = Counter("gymledger_expiry_runs", "Expiry job runs")
 CUSTOMERS_EXPIRED = Counter("gymledger_customers_expired", "MembershipExpired events recorded")

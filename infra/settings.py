@@ -45,6 +45,8 @@ class Settings:
     data_dir: str = ".data"
     jwt_ttl_seconds: int = 24 * 3600
     read_your_writes_timeout: float = 2.0
+    # How long a command may keep deciding again while other writers win its stream.
+    command_timeout: float = 10.0
     projector_batch_size: int = 500
     queue_namespace: str = "gymledger"
     mail_backend: str = "console"
@@ -265,6 +267,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         data_dir=data_dir,
         jwt_ttl_seconds=_int(env, "JWT_TTL_SECONDS", 24 * 3600, problems, low=60),
         read_your_writes_timeout=_float(env, "READ_YOUR_WRITES_TIMEOUT", 2.0, problems),
+        command_timeout=_float(env, "COMMAND_TIMEOUT", 10.0, problems),
         projector_batch_size=_int(env, "PROJECTOR_BATCH_SIZE", 500, problems, low=1),
         queue_namespace=get("QUEUE_NAMESPACE", "gymledger"),
         mail_backend=mail_backend,

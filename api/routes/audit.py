@@ -99,7 +99,8 @@ class AuditController(Controller):
             raise HTTPException(
                 status_code=422, detail="expires_in_seconds must be between 1 and 7776000"
             )
-        expires_at = state.clock.now() + timedelta(seconds=data.expires_in_seconds)
+        issued_at = state.clock.now()
+        expires_at = issued_at + timedelta(seconds=data.expires_in_seconds)
         # Issued in the owner's token's generation, which the write side checks is current.
         generation = caller.token_generation
         command = GrantAuditorAccess(
@@ -107,7 +108,9 @@ class AuditController(Controller):
         )
         await execute(state, grant_auditor_access, command, actor=str(caller.id))
         secret = state.settings.jwt_secret
-        token = issue_token(caller.id, secret, expires_at, "auditor", token_id, generation)
+        token = issue_token(
+            caller.id, secret, expires_at, "auditor", token_id, generation, issued_at=issued_at
+        )
         return AuditorTokenResponse(access_token=token, expires_at=expires_at.astimezone(UTC))
 
     @get("/gyms/me/history")

@@ -99,7 +99,9 @@ class AuthController(Controller):
             await _rehash(state, found.gym_id, data.password, found.password_hash)
         # The generation read with the hash just verified: should the password change
         # meanwhile, this token is of the old generation and refused like the others.
-        token = owner_token(found.gym_id, s.jwt_secret, s.jwt_ttl_seconds, found.token_generation)
+        token = owner_token(
+            found.gym_id, s.jwt_secret, s.jwt_ttl_seconds, found.token_generation, state.clock.now()
+        )
         return TokenResponse(access_token=token)
 
 

@@ -1,63 +1,35 @@
 """Health and metrics endpoints, outside the API prefix.
 
-/health       kept for existing clients: 200 with every check's result
+/health       kept for existing clients: 200 with every check's result; "degraded"
+              and `failing` name what is wrong
 /health/live  the process answers (no dependencies), for liveness probes
-/health/ready PostgreSQL and Redis reachable and the projector not too far behind;
-              503 naming what fails, for readiness probes and load balancers
+/health/ready 503 only when this process cannot serve requests (PostgreSQL unreachable);
+              Redis, the projector or mail failing leave it ready and "degraded"
+              (api/health_checks.py says why)
 /metrics      Prometheus exposition for every process sharing the metrics directory
 
 None of them scans a table that grows: the log's head comes from its primary key and
 mail counts from triggers (projections/monitoring.py, tests/integration/test_health_cost.py).
 """
 
-import asyncio
 from typing import Any
 
 import anyio.to_thread
 from litestar import Request, Response, get
 
+from api.health_checks import HealthReport, check
 from api.state import AppState
 from infra import metrics
-from projections.monitoring import pipeline_status
 from projections.read_model import READ_MODEL
 
-CHECK_TIMEOUT = 2.0
-PARKED = "parked at an event it cannot apply; see `gymledger projections status`"
 QUEUES = ("mail", "scheduled")
-
-
-async def _checks(state: AppState) -> tuple[dict[str, Any], list[str]]:
-    checks: dict[str, Any] = {}
-    failing: list[str] = []
-    try:
-        async with state.read_pool.connection(timeout=CHECK_TIMEOUT) as conn:
-            status = await asyncio.wait_for(pipeline_status(conn, READ_MODEL), CHECK_TIMEOUT)
-        checks["database"] = "ok"
-        checks["projector_lag_events"] = status.lag_events
-        checks["projector_lag_seconds"] = round(status.lag_seconds, 3)
-        if status.lag_events > state.settings.ready_max_lag_events:
-            failing.append("projector_lag")
-        if status.parked_at is not None:
-            # Anyone may call this: the error text stays in the projector's log and
-            # `gymledger projections status`, since it can quote the event's data.
-            checks["projector_parked"] = {"position": status.parked_at, "message": PARKED}
-            failing.append("projector_parked")
-    except Exception as exc:
-        checks["database"] = f"unavailable: {type(exc).__name__}"
-        failing.append("database")
-    try:
-        await asyncio.wait_for(state.redis.ping(), CHECK_TIMEOUT)
-        checks["redis"] = "ok"
-    except Exception as exc:
-        checks["redis"] = f"unavailable: {type(exc).__name__}"
-        failing.append("redis")
-    return checks, failing
 
 
 @get("/health", tags=["health"])
 async def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-    checks, failing = await _checks(AppState.of(request))
-    return Response({"status": "ok" if not failing else "degraded", "checks": checks})
+    report = await check(AppState.of(request))
+    status = "ok" if not report.failing else "degraded"  # the values it always had
+    return Response({"status": status, "checks": report.checks, "failing": report.failing})
 
 
 @get("/health/live", tags=["health"])
@@ -67,23 +39,24 @@ async def live() -> dict[str, str]:
 
 @get("/health/ready", tags=["health"])
 async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-    checks, failing = await _checks(AppState.of(request))
-    body = {"status": "ok" if not failing else "unavailable", "checks": checks, "failing": failing}
-    return Response(body, status_code=503 if failing else 200)
+    report = await check(AppState.of(request))
+    body = {"status": report.status, "checks": report.checks, "failing": report.failing}
+    return Response(body, status_code=200 if report.serving else 503)
 
 
-async def _refresh_gauges(state: AppState) -> None:
-    """Numbers read at scrape time from PostgreSQL and Redis."""
-    try:
-        async with state.read_pool.connection(timeout=CHECK_TIMEOUT) as conn:
-            status = await pipeline_status(conn, READ_MODEL)
+async def _refresh_gauges(state: AppState, report: HealthReport) -> None:
+    """Numbers read at scrape time from PostgreSQL and Redis; a source that is down
+    leaves its gauges as they were (a scrape must not fail because of it)."""
+    status = report.pipeline
+    if status is not None:
         metrics.PROJECTION_POSITION.labels(READ_MODEL).set(status.position)
         metrics.PROJECTION_LAG_EVENTS.labels(READ_MODEL).set(status.lag_events)
         metrics.PROJECTION_LAG_SECONDS.labels(READ_MODEL).set(status.lag_seconds)
         metrics.MAIL_PENDING.set(status.mail_pending)
+        metrics.MAIL_DEAD_LETTERED.set(status.mail_failed)
         metrics.PROJECTION_PARKED.labels(READ_MODEL).set(0 if status.parked_at is None else 1)
-    except Exception:  # noqa: S110 - a scrape must not fail because one source is down
-        pass
+    if "redis" in report.failing:
+        return
     namespace = state.settings.queue_namespace
     for queue in QUEUES:
         try:
@@ -96,7 +69,8 @@ async def _refresh_gauges(state: AppState) -> None:
 
 @get("/metrics", tags=["health"], include_in_schema=False)
 async def prometheus_metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
-    await _refresh_gauges(AppState.of(request))
+    state = AppState.of(request)
+    await _refresh_gauges(state, await check(state))  # the health checks' gauges too
     body = await anyio.to_thread.run_sync(metrics.render)
     return Response(body, media_type=metrics.CONTENT_TYPE)
 

@@ -72,7 +72,7 @@ def test_a_kept_checkpoint_is_verified_against_the_log(client: TestClient[Any]) 
 
 
 def test_no_checkpoint_yet_is_404(client: TestClient[Any], settings: Any) -> None:
-    token = owner_token(UUID(int=7), settings.jwt_secret, 60, 0)
+    token = owner_token(UUID(int=7), settings.jwt_secret, 60, 0, datetime.now(UTC))
     assert client.get(f"{API}/audit/checkpoint", headers=bearer(token)).status_code == 401
     _, fresh = signup_and_login(client)
     # Signed as soon as the projector has chained the signup (read-your-writes waited).
@@ -98,7 +98,7 @@ def test_sixty_parallel_verifications_leave_commands_alone(
     gyms = [register(ledger).id for _ in range(30)]
     add_customers(ledger, gyms, 10)
     wait_projected(settings.database_url, head_position(settings.database_url))
-    tokens = [bearer(owner_token(g, settings.jwt_secret, 600, 0)) for g in gyms]
+    tokens = [bearer(owner_token(g, settings.jwt_secret, 600, 0, datetime.now(UTC))) for g in gyms]
     _, writer_token = signup_and_login(client)
     writer = bearer(writer_token)
     started = threading.Barrier(61)

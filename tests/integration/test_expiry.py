@@ -1,5 +1,6 @@
 """Expiry-driven deactivation with a moved clock, timezones, and the scheduler."""
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,10 +27,13 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def moved_client(settings: Any, clock: ManualClock, projector: None) -> Iterator[TestClient[Any]]:
-    """The API with the test's clock, so "today" is whatever the test says."""
+    """The API with the test's clock, so "today" is whatever the test says. Tokens live
+    by that clock too, and the tests move it by months: they get a lifetime to match."""
     from api.app import create_app
 
-    with TestClient(create_app(settings, clock=clock)) as test_client:
+    a_year = 366 * 24 * 3600
+    timed = dataclasses.replace(settings, jwt_ttl_seconds=a_year)
+    with TestClient(create_app(timed, clock=clock)) as test_client:
         yield test_client
 
 

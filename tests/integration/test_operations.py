@@ -11,11 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from litestar.testing import TestClient
 
+from commands.application import GymLedger
 from infra.logs import JsonFormatter
 from tests.conftest import bearer, signup_and_login, signup_body, unique_email
+from tests.integration.helpers import head_position, register
 
 API = "/api/v1"
 
@@ -39,36 +42,107 @@ def app_with(settings: Any, projector: None) -> Iterator[Any]:
         client.__exit__(None, None, None)
 
 
-def test_health_live_and_ready(client: TestClient[Any]) -> None:
+def _gauge(client: TestClient[Any], check: str) -> str:
+    """The value /metrics gives gymledger_health_check for one check."""
+    prefix = f'gymledger_health_check{{check="{check}"}} '
+    lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1, lines
+    return lines[0].removeprefix(prefix)
+
+
+def test_health_live_and_ready(fresh_database: str, app_with: Any) -> None:
+    # A database of its own: the session's has mail that other tests made fail.
+    client = app_with(database_url=fresh_database)
     assert client.get("/health/live").json() == {"status": "ok"}
     ready = client.get("/health/ready")
     assert ready.status_code == 200
+    assert ready.json()["status"] == "ok"
+    assert ready.json()["failing"] == []
     assert ready.json()["checks"]["database"] == "ok"
     assert ready.json()["checks"]["redis"] == "ok"
     legacy = client.get("/health").json()
-    assert legacy["status"] == "ok"
-    assert set(legacy["checks"]) >= {"database", "redis", "projector_lag_events"}
+    assert (legacy["status"], legacy["failing"]) == ("ok", [])
+    assert set(legacy["checks"]) >= {"database", "redis", "projector_lag_events", "mail"}
+    for check in ("database", "redis", "projector_lag", "projector_parked", "mail"):
+        assert _gauge(client, check) == "1.0", check
 
 
-def test_ready_names_a_dead_redis_and_a_dead_database(app_with: Any) -> None:
-    no_redis = app_with(redis_url="redis://127.0.0.1:1/0")
+def test_only_an_unreachable_database_makes_the_api_unready(
+    fresh_database: str, app_with: Any
+) -> None:
+    no_redis = app_with(redis_url="redis://127.0.0.1:1/0", database_url=fresh_database)
     assert no_redis.get("/health/live").status_code == 200
+    # Commands and queries work without Redis: the pod stays in the load balancer.
     response = no_redis.get("/health/ready")
-    assert response.status_code == 503
-    assert response.json()["failing"] == ["redis"]
+    assert response.status_code == 200
+    assert (response.json()["status"], response.json()["failing"]) == ("degraded", ["redis"])
+    assert response.json()["checks"]["redis"].startswith("unavailable")
+    legacy = no_redis.get("/health").json()
+    assert (legacy["status"], legacy["failing"]) == ("degraded", ["redis"])
+    assert _gauge(no_redis, "redis") == "0.0"
+    assert _gauge(no_redis, "database") == "1.0"
     no_db = app_with(database_url="postgresql://postgres@127.0.0.1:1/nothing?connect_timeout=1")
     assert no_db.get("/health/live").status_code == 200
     response = no_db.get("/health/ready")
     assert response.status_code == 503
-    assert "database" in response.json()["failing"]
-    assert no_db.get("/health").status_code == 200  # the legacy endpoint reports, never fails
+    assert response.json()["status"] == "unavailable"
+    assert response.json()["failing"] == ["database"]
+    legacy = no_db.get("/health")
+    assert legacy.status_code == 200  # the legacy endpoint reports, never fails
+    assert (legacy.json()["status"], legacy.json()["failing"]) == ("degraded", ["database"])
+    assert _gauge(no_db, "database") == "0.0"
 
 
-def test_ready_fails_when_the_projector_lags(app_with: Any) -> None:
-    strict = app_with(ready_max_lag_events=1)
-    # Nothing written meanwhile: no lag. The threshold itself is what is checked here.
-    assert strict.get("/health/ready").status_code in (200, 503)
-    assert "projector_lag_events" in strict.get("/health/ready").json()["checks"]
+def test_a_lagging_projector_degrades_health_and_leaves_the_api_ready(
+    fresh_database: str, app_with: Any
+) -> None:
+    # Events no projector applies: exactly the log's head is the lag.
+    ledger = GymLedger(fresh_database)
+    try:
+        register(ledger)
+        register(ledger)
+    finally:
+        ledger.close()
+    lag = head_position(fresh_database)
+    assert lag > 1
+    lagging = app_with(database_url=fresh_database, ready_max_lag_events=lag - 1)
+    ready = lagging.get("/health/ready")
+    assert ready.status_code == 200
+    assert (ready.json()["status"], ready.json()["failing"]) == ("degraded", ["projector_lag"])
+    assert ready.json()["checks"]["projector_lag_events"] == lag
+    legacy = lagging.get("/health").json()
+    assert (legacy["status"], legacy["failing"]) == ("degraded", ["projector_lag"])
+    assert _gauge(lagging, "projector_lag") == "0.0"
+    # At the threshold itself it is not lagging yet.
+    tolerant = app_with(database_url=fresh_database, ready_max_lag_events=lag)
+    ready = tolerant.get("/health/ready")
+    assert (ready.status_code, ready.json()["status"], ready.json()["failing"]) == (200, "ok", [])
+    assert _gauge(tolerant, "projector_lag") == "1.0"
+
+
+def test_dead_lettered_mail_degrades_health_until_requeued(
+    fresh_database: str, app_with: Any
+) -> None:
+    client = app_with(database_url=fresh_database)
+    with psycopg.connect(fresh_database, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO mail_outbox (dedupe_key, gym_id, recipient, subject, body,"
+            " correlation_id, status, attempts, last_error)"
+            " VALUES ('dead', gen_random_uuid(), 'a@b.example', 's', 'b', 'c', 'failed', 3,"
+            " '550 mailbox unavailable')"
+        )
+        ready = client.get("/health/ready")
+        assert ready.status_code == 200
+        assert (ready.json()["status"], ready.json()["failing"]) == ("degraded", ["mail"])
+        assert ready.json()["checks"]["mail"] == {"pending": 0, "failed": 1}
+        assert _gauge(client, "mail") == "0.0"
+        assert "gymledger_mail_outbox_failed 1.0" in client.get("/metrics").text
+        # The runbook's requeue, once the cause is fixed: owed again, no longer failed.
+        conn.execute("UPDATE mail_outbox SET status = 'pending', attempts = 0")
+    health = client.get("/health").json()
+    assert (health["status"], health["failing"]) == ("ok", [])
+    assert health["checks"]["mail"] == {"pending": 1, "failed": 0}
+    assert _gauge(client, "mail") == "1.0"
 
 
 def test_metrics_after_real_traffic(client: TestClient[Any], inbox: Any) -> None:

@@ -68,9 +68,11 @@ def test_poison_event_parks_the_projection_until_resumed(
 
     api = create_app(dataclasses.replace(settings, database_url=fresh_database))
     with TestClient(api) as client:
+        # Parked, the API still serves (from the log): degraded, never unready.
         ready = client.get("/health/ready")
-        assert ready.status_code == 503
-        assert "projector_parked" in ready.json()["failing"]
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "degraded"
+        assert ready.json()["failing"] == ["projector_parked"]
         assert ready.json()["checks"]["projector_parked"]["position"] == poison
         # Anyone may ask /health: they learn where it is parked, never why (the error
         # text can quote event data); operators read it in the log or the CLI.
@@ -88,10 +90,9 @@ def test_poison_event_parks_the_projection_until_resumed(
             "error": fault[1],
             "failed_at": json.loads(status.stdout)["parked"]["failed_at"],
         }
-        assert (
-            'gymledger_projection_parked{projection="read_model"} 1.0'
-            in client.get("/metrics").text
-        )
+        scraped = client.get("/metrics").text
+        assert 'gymledger_projection_parked{projection="read_model"} 1.0' in scraped
+        assert 'gymledger_health_check{check="projector_parked"} 0.0' in scraped
 
         # The fix: the operator repairs the row, then resumes the projection.
         repaired = customer.register(
@@ -115,6 +116,11 @@ def test_poison_event_parks_the_projection_until_resumed(
         with psycopg.connect(fresh_database) as conn:
             assert projector.catch_up(conn) >= 2
             assert later in {r[0] for r in conn.execute("SELECT id FROM gyms")}
-        assert client.get("/health/ready").status_code == 200
+        ready = client.get("/health/ready")
+        assert (ready.status_code, ready.json()["status"], ready.json()["failing"]) == (
+            200,
+            "ok",
+            [],
+        )
         assert json.loads(_cli(fresh_database, "projections", "status").stdout)["parked"] is None
     ledger.close()

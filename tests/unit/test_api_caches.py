@@ -1,6 +1,5 @@
 """The API's per-process caches: open gyms and verified tokens (pure code)."""
 
-import time
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -10,9 +9,12 @@ from litestar.exceptions import NotAuthorizedException
 
 from api.auth import TokenClaims, claims_from_token, gym_access, issue_token, still_valid
 from api.gym_cache import OpenGyms
+from infra.clock import ManualClock
 from projections.gyms import GymAccess
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
+# A moment far from the wall clock's: every check below reads the clock it is given.
+EPOCH = datetime(2041, 3, 4, 5, 6, 7, tzinfo=UTC)
 
 
 def access(
@@ -52,24 +54,55 @@ def test_forget_all_and_the_size_bound() -> None:
 
 
 def test_a_verified_token_still_expires() -> None:
+    clock = ManualClock(EPOCH)
     gym_id = uuid4()
-    token = issue_token(gym_id, SECRET, datetime.now(UTC) + timedelta(seconds=1))
-    claims = claims_from_token(token, SECRET)  # now cached
+    token = issue_token(gym_id, SECRET, EPOCH + timedelta(seconds=1), issued_at=EPOCH)
+    claims = claims_from_token(token, SECRET, clock.now())  # now cached
     assert (claims.gym_id, claims.scope, claims.generation) == (gym_id, "owner", 0)
-    time.sleep(1.1)
+    clock.set(EPOCH + timedelta(milliseconds=999))
+    assert claims_from_token(token, SECRET, clock.now()) == claims
+    clock.set(EPOCH + timedelta(seconds=1))  # exp is the first moment it is refused
     with pytest.raises(NotAuthorizedException):
-        claims_from_token(token, SECRET)
+        claims_from_token(token, SECRET, clock.now())
+
+
+def test_a_token_is_not_taken_before_it_was_issued_or_its_not_before() -> None:
+    early = issue_token(uuid4(), SECRET, EPOCH + timedelta(hours=1), issued_at=EPOCH)
+    with pytest.raises(NotAuthorizedException):
+        claims_from_token(early, SECRET, EPOCH - timedelta(seconds=1))
+    assert claims_from_token(early, SECRET, EPOCH).issued_at == int(EPOCH.timestamp())
+    body = {"sub": str(uuid4()), "iat": EPOCH, "exp": EPOCH + timedelta(hours=1)}
+    later = jwt.encode({**body, "nbf": EPOCH + timedelta(minutes=5)}, SECRET)
+    with pytest.raises(NotAuthorizedException):
+        claims_from_token(later, SECRET, EPOCH + timedelta(minutes=4))
+    assert claims_from_token(later, SECRET, EPOCH + timedelta(minutes=5)).not_before is not None
+
+
+def test_times_that_are_not_whole_seconds_make_a_bad_token() -> None:
+    body = {"sub": str(uuid4()), "iat": int(EPOCH.timestamp())}
+    for exp in ("soon", [1], float("nan"), float("inf")):
+        token = jwt.encode({**body, "exp": exp}, SECRET)
+        with pytest.raises(NotAuthorizedException):
+            claims_from_token(token, SECRET, EPOCH)
+
+
+def test_the_systems_clock_refuses_what_the_wall_clock_says_expired() -> None:
+    now = datetime.now(UTC)
+    token = issue_token(uuid4(), SECRET, now - timedelta(seconds=1), issued_at=now)
+    with pytest.raises(NotAuthorizedException):
+        claims_from_token(token, SECRET, datetime.now(UTC))
 
 
 def test_a_token_is_checked_against_the_secret_it_is_used_with() -> None:
-    token = issue_token(uuid4(), SECRET, datetime.now(UTC) + timedelta(hours=1))
-    claims_from_token(token, SECRET)
+    token = issue_token(uuid4(), SECRET, EPOCH + timedelta(hours=1), issued_at=EPOCH)
+    claims_from_token(token, SECRET, EPOCH)
     with pytest.raises(NotAuthorizedException):
-        claims_from_token(token, "another-secret-another-secret-another-secret")
+        claims_from_token(token, "another-secret-another-secret-another-secret", EPOCH)
 
 
 def claims(scope: str = "owner", generation: int = 0, token_id: UUID | None = None) -> TokenClaims:
-    return TokenClaims(uuid4(), scope, generation, token_id, time.time() + 60)  # type: ignore[arg-type]
+    expires, issued = int(EPOCH.timestamp()) + 60, int(EPOCH.timestamp())
+    return TokenClaims(uuid4(), scope, generation, token_id, expires, issued)  # type: ignore[arg-type]
 
 
 def test_a_token_is_valid_only_in_the_gyms_current_generation() -> None:
@@ -88,29 +121,27 @@ def test_a_revoked_auditor_token_is_refused_and_only_that_one() -> None:
 
 
 def test_tokens_carry_their_generation_and_tokens_without_one_are_generation_zero() -> None:
-    expires = datetime.now(UTC) + timedelta(hours=1)
-    token = issue_token(uuid4(), SECRET, expires, generation=3)
-    assert claims_from_token(token, SECRET).generation == 3
-    legacy = jwt.encode({"sub": str(uuid4()), "iat": datetime.now(UTC), "exp": expires}, SECRET)
-    found = claims_from_token(legacy, SECRET)
+    expires = EPOCH + timedelta(hours=1)
+    token = issue_token(uuid4(), SECRET, expires, generation=3, issued_at=EPOCH)
+    assert claims_from_token(token, SECRET, EPOCH).generation == 3
+    legacy = jwt.encode({"sub": str(uuid4()), "iat": EPOCH, "exp": expires}, SECRET)
+    found = claims_from_token(legacy, SECRET, EPOCH)
     assert (found.scope, found.generation, found.token_id) == ("owner", 0, None)
 
 
 @pytest.mark.parametrize("generation", [True, -1, "1", 1.0, None, [1]])
 def test_a_malformed_generation_claim_is_a_bad_token(generation: object) -> None:
-    now = datetime.now(UTC)
-    body = {"sub": str(uuid4()), "iat": now, "exp": now + timedelta(hours=1), "gen": generation}
+    body = {"sub": str(uuid4()), "iat": EPOCH, "exp": EPOCH + timedelta(hours=1), "gen": generation}
     with pytest.raises(NotAuthorizedException):
-        claims_from_token(jwt.encode(body, SECRET), SECRET)
+        claims_from_token(jwt.encode(body, SECRET), SECRET, EPOCH)
 
 
 def test_only_auditor_tokens_need_an_id_of_ours() -> None:
-    now = datetime.now(UTC)
-    body = {"sub": str(uuid4()), "iat": now, "exp": now + timedelta(hours=1), "jti": "abc"}
-    assert claims_from_token(jwt.encode(body, SECRET), SECRET).token_id is None
+    body = {"sub": str(uuid4()), "iat": EPOCH, "exp": EPOCH + timedelta(hours=1), "jti": "abc"}
+    assert claims_from_token(jwt.encode(body, SECRET), SECRET, EPOCH).token_id is None
     auditor = jwt.encode({**body, "scope": "auditor"}, SECRET)
     with pytest.raises(NotAuthorizedException):
-        claims_from_token(auditor, SECRET)
+        claims_from_token(auditor, SECRET, EPOCH)
 
 
 class ReadModel:
@@ -126,7 +157,8 @@ class ReadModel:
 
 
 def owner_claims(gym_id: UUID, generation: int) -> TokenClaims:
-    return TokenClaims(gym_id, "owner", generation, None, time.time() + 60)
+    moment = int(EPOCH.timestamp())
+    return TokenClaims(gym_id, "owner", generation, None, moment + 60, moment)
 
 
 async def test_a_token_newer_than_the_cache_is_checked_against_the_read_model() -> None:
