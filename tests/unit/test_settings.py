@@ -86,3 +86,19 @@ def test_mail_from_must_be_one_address(sender: str, env: dict[str, str]) -> None
     with pytest.raises(ConfigError, match="MAIL_FROM"):
         load_settings({**env, "MAIL_FROM": sender})
     assert load_settings({**env, "MAIL_FROM": "Gym <a@b.org>"}).mail_from == "Gym <a@b.org>"
+
+
+def test_supervisor_limits(env: dict[str, str]) -> None:
+    settings = load_settings(env)
+    assert (settings.supervisor_max_restarts, settings.supervisor_restart_window_seconds) == (
+        5,
+        60.0,
+    )
+    given = {**env, "SUPERVISOR_MAX_RESTARTS": "0", "SUPERVISOR_RESTART_WINDOW_SECONDS": "2.5"}
+    assert load_settings(given).supervisor_max_restarts == 0
+    assert load_settings(given).supervisor_restart_window_seconds == 2.5
+    bad = {**env, "SUPERVISOR_MAX_RESTARTS": "-1", "SUPERVISOR_RESTART_WINDOW_SECONDS": "soon"}
+    with pytest.raises(ConfigError) as error:
+        load_settings(bad)
+    assert "SUPERVISOR_MAX_RESTARTS must be >= 0" in str(error.value)
+    assert "SUPERVISOR_RESTART_WINDOW_SECONDS must be a number" in str(error.value)
