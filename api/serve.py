@@ -8,13 +8,12 @@ While one is being replaced, new connections wait in the socket's backlog.
 """
 
 import argparse
+import os
 import socket
 import sys
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
-
-from infra.settings import load_settings
 
 
 def main(argv: list[str]) -> int:
@@ -22,15 +21,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--fd", type=int, required=True, help="an inherited listening socket")
     args = parser.parse_args(argv)
     listener = socket.socket(fileno=args.fd)  # family and type are read from the descriptor
-    settings = load_settings()
     config = uvicorn.Config(
-        "api.app:create_app",
+        "api.app:create_app",  # which loads and checks the settings
         factory=True,
-        host=settings.host,  # named in uvicorn's start-up line only: the socket is bound
-        port=settings.port,
         access_log=False,  # the app logs each request itself, with its request id
         timeout_graceful_shutdown=15,
-        log_level=settings.log_level.lower(),
+        log_level=os.environ.get("LOG_LEVEL", "info").lower(),
     )
     server = uvicorn.Server(config)
     server.run(sockets=[listener])

@@ -229,8 +229,8 @@ def _listening(host: str, port: int) -> Iterator[socket.socket]:
 def supervise() -> int:
     configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # HUP: the terminal closed
+        signal.signal(signum, lambda *_: stop.set())
     # Before prometheus_client is first imported: it picks multiprocess mode then.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_metrics_dir())
     from workers.setup import migrate
@@ -249,6 +249,9 @@ def supervise() -> int:
         ):
             log.info("GymLedger running", extra={"url": f"http://{settings.host}:{settings.port}"})
             reason = supervisor.run(stop)
+            # New connections are refused from now on instead of waiting unserved in the
+            # backlog while the API processes finish the requests they have.
+            listener.close()
     log.info("GymLedger stopped", extra={"embedded_stopped": list(urls.embedded)})
     if reason is not None:
         print(f"gymledger run: {reason}", file=sys.stderr)
