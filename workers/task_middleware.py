@@ -1,13 +1,27 @@
-"""dramatiq middleware: one request id from HTTP request to worker, and task metrics."""
+"""dramatiq middleware: one request id from HTTP request to worker, task metrics, and
+worker processes that die with dramatiq's main process."""
 
 import contextlib
 import contextvars
+import multiprocessing
+import signal
 from typing import Any
 
 import dramatiq
 
 from infra import metrics
+from infra.lifeline import die_with_parent
 from infra.logs import configure_logging, request_id_var
+
+
+class DiesWithMainProcess(dramatiq.Middleware):
+    """`dramatiq` forks its worker processes; if its main process is SIGKILLed they would
+    go on consuming, as orphans nobody stops or restarts. Linux kills them with it."""
+
+    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        parent = multiprocessing.parent_process()  # None when not started by dramatiq's CLI
+        if parent is not None and parent.pid is not None:
+            die_with_parent(signal.SIGKILL, parent.pid)
 
 
 class TaskObservability(dramatiq.Middleware):

@@ -2,8 +2,9 @@
 
 from workers import expiry, mail
 from workers.mail import broker, settings
-from workers.task_middleware import TaskObservability
+from workers.task_middleware import DiesWithMainProcess, TaskObservability
 
+broker.add_middleware(DiesWithMainProcess())
 broker.add_middleware(expiry.SchedulerMiddleware(settings.expiry_interval_seconds))
 # Last, so the Retries middleware has already decided whether a failure is final.
 broker.add_middleware(TaskObservability(settings.log_level))

@@ -1,14 +1,17 @@
 """Helpers for integration tests that drive the write side directly."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from uuid import UUID
 
 import psycopg
 
 from commands.application import GymLedger
 from commands.context import CommandContext
-from commands.gyms import RegisterGym, load_gym, register_gym
+from commands.gyms import RegisterGym, UpdateGymProfile, load_gym, register_gym, update_gym_profile
 from commands.results import CommandResult
+from domain import gym
 from projections.read_model import READ_MODEL
 from tests.conftest import unique_email
 
@@ -23,6 +26,17 @@ def register(ledger: GymLedger, email: str | None = None, **overrides: Any) -> C
     }
     fields.update(overrides)
     return register_gym(ledger, RegisterGym(**fields), CommandContext.system())
+
+
+def rename_many(ledger: GymLedger, gym_ids: list[UUID], count: int, workers: int) -> None:
+    def rename(i: int) -> None:
+        changes = gym.ProfileChanges(name=f"Gym {i}", monthly_fee_cents=i)
+        command = UpdateGymProfile(gym_id=gym_ids[i % len(gym_ids)], changes=changes)
+        # Writers race on each gym; a loser is decided again on the newer version.
+        update_gym_profile(ledger, command, CommandContext.system())
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(rename, range(count)))
 
 
 def wait_projected(database_url: str, position: int, timeout: float = 20.0) -> None:

@@ -1,14 +1,11 @@
-"""The projector against real PostgreSQL: ordering under concurrency, crashes, rebuilds."""
+"""The projector against real PostgreSQL: ordering under concurrency, rebuilds.
+(Killed again and again: tests/reliability/test_kills.py.)"""
 
 import contextlib
-import os
-import random
-import signal
 import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
 
@@ -16,9 +13,6 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from commands.application import GymLedger
-from commands.context import CommandContext
-from commands.gyms import UpdateGymProfile, update_gym_profile
-from domain import gym
 from infra.event_codec import CODEC
 from projections.engine import Projection, Projector, Recorded
 from tests.integration.helpers import (
@@ -26,6 +20,7 @@ from tests.integration.helpers import (
     head_position,
     index_definitions,
     register,
+    rename_many,
     replayed_gyms,
     wait_projected,
 )
@@ -42,17 +37,6 @@ class Recorder(Projection):
 
     def apply(self, cur: psycopg.Cursor[TupleRow], recorded: Recorded) -> None:
         self.seen.append((recorded.stream_id, recorded.version))
-
-
-def rename_many(ledger: GymLedger, gym_ids: list[UUID], count: int, workers: int) -> None:
-    def rename(i: int) -> None:
-        changes = gym.ProfileChanges(name=f"Gym {i}", monthly_fee_cents=i)
-        command = UpdateGymProfile(gym_id=gym_ids[i % len(gym_ids)], changes=changes)
-        # Writers race on each gym; a loser is decided again on the newer version.
-        update_gym_profile(ledger, command, CommandContext.system())
-
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(rename, range(count)))
 
 
 def test_tailing_reader_never_skips_or_repeats_under_concurrent_writers(
@@ -91,46 +75,6 @@ def test_tailing_reader_never_skips_or_repeats_under_concurrent_writers(
         ]
     assert len(committed) > 100
     assert recorder.seen == committed  # same events, same order, none twice
-
-
-def _start_projector(database_url: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": database_url, "PROJECTOR_BATCH_SIZE": "5"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "workers.projector"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def test_projector_killed_at_random_moments_resumes_exactly_once(fresh_database: str) -> None:
-    ledger = GymLedger(fresh_database)
-    try:
-        gym_ids = [register(ledger).id for _ in range(6)]
-        writer = threading.Thread(target=rename_many, args=(ledger, gym_ids, 300, 4))
-        writer.start()
-        kills = 0
-        rng = random.Random(7)
-        while writer.is_alive() or kills < 5:
-            proc = _start_projector(fresh_database)
-            time.sleep(rng.uniform(0.2, 0.8))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-        writer.join()
-        final = _start_projector(fresh_database)
-        try:
-            wait_projected(fresh_database, head_position(fresh_database))
-        finally:
-            final.terminate()
-            final.wait(10)
-        assert kills >= 5
-        assert gyms_table(fresh_database) == replayed_gyms(ledger, fresh_database)
-        with psycopg.connect(fresh_database) as conn:
-            mails = conn.execute("SELECT count(*), count(DISTINCT dedupe_key) FROM mail_outbox")
-            assert mails.fetchone() == (6, 6)  # one welcome mail per gym, never two
-    finally:
-        ledger.close()
 
 
 def test_rebuild_reproduces_the_read_model_and_sends_no_mail(

@@ -100,3 +100,19 @@ def test_a_process_that_only_verifies_needs_no_private_key_in_production(
     ring = load_settings({**production, "AUDIT_PUBLIC_KEYS": str(public)}).key_ring()
     assert ring.signing is None
     assert set(ring.public) == set(signer.public)
+
+
+def test_supervisor_limits(env: dict[str, str]) -> None:
+    settings = load_settings(env)
+    assert (settings.supervisor_max_restarts, settings.supervisor_restart_window_seconds) == (
+        5,
+        60.0,
+    )
+    given = {**env, "SUPERVISOR_MAX_RESTARTS": "0", "SUPERVISOR_RESTART_WINDOW_SECONDS": "2.5"}
+    assert load_settings(given).supervisor_max_restarts == 0
+    assert load_settings(given).supervisor_restart_window_seconds == 2.5
+    bad = {**env, "SUPERVISOR_MAX_RESTARTS": "-1", "SUPERVISOR_RESTART_WINDOW_SECONDS": "soon"}
+    with pytest.raises(ConfigError) as error:
+        load_settings(bad)
+    assert "SUPERVISOR_MAX_RESTARTS must be >= 0" in str(error.value)
+    assert "SUPERVISOR_RESTART_WINDOW_SECONDS must be a number" in str(error.value)
