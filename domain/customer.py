@@ -134,6 +134,14 @@ def _clean(details: CustomerDetails, today: date) -> dict[str, object]:
     return out
 
 
+def check_details(details: CustomerDetails, today: date) -> None:
+    """The rules a change must keep whatever the customer's stored state: checked
+    before a precondition (If-Match), since a request that fails on its own must say
+    so rather than answer 412 (RFC 9110, 13.2.1)."""
+    cleaned = _clean(details, today)
+    _check_membership(cleaned.get("membership_start"), cleaned.get("membership_end"))  # type: ignore[arg-type]
+
+
 def _check_membership(start: date | None, end: date | None) -> None:
     if start is not None and end is not None and end < start:
         raise InvalidValue("membership_end", "must not be before membership_start")

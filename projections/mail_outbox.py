@@ -6,7 +6,7 @@ create a second mail. Sending (workers/mail.py) only ever reads this table.
 """
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -279,7 +279,7 @@ class MailLogEntry(msgspec.Struct, frozen=True):
     id: int
     recipient: str
     subject: str
-    status: str
+    status: Literal["pending", "sent", "failed"]  # the table's CHECK
     attempts: int
     last_error: str | None
     created_at: datetime

@@ -17,6 +17,9 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from api import rate_limit
 from api.auth import CallerGym, current_gym
 from api.commanding import execute
+from api.errors import responses
+from api.openapi import FROM_ZERO, SECURED
+from api.schemas import Password
 from api.state import AppState
 from commands.gyms import (
     ChangePassword,
@@ -33,7 +36,7 @@ LIST_MAX = 200
 
 class PasswordChangeRequest(msgspec.Struct):
     current_password: str
-    new_password: str
+    new_password: Password
 
 
 class AuditorTokenItem(msgspec.Struct):
@@ -59,13 +62,14 @@ class CredentialsController(Controller):
     path = "/auth"
     tags = ["auth"]
     dependencies = {"caller": Provide(current_gym)}
+    security = SECURED
 
-    @post("/password", status_code=204)
+    @post("/password", status_code=204, responses=responses(400, 401, 403, 413, 422, 429, 503))
     async def change_password(
         self, request: AnyRequest, caller: Owner, data: JSONBody[PasswordChangeRequest]
     ) -> None:
         """Every token issued before the change is refused afterwards, this one too:
-        log in again with the new password."""
+        log in again with the new password. 400: the current password is wrong."""
         state = AppState.of(request)
         s = state.settings
         # Per gym, so a stolen token cannot be used to guess the current password.
@@ -82,20 +86,22 @@ class CredentialsController(Controller):
         )
         await execute(state, change_password, command, actor=str(caller.id))
 
-    @get("/auditor-tokens")
+    @get("/auditor-tokens", responses=responses(401, 403, 422, 503))
     async def list_auditor_tokens(
         self,
         request: AnyRequest,
         caller: Owner,
         limit: Annotated[int, QueryParameter(ge=1, le=LIST_MAX)] = 50,
-        offset: Annotated[int, QueryParameter(ge=0, le=2**31 - 1)] = 0,
+        offset: Annotated[int, QueryParameter(ge=0, schema_extra=FROM_ZERO, le=2**31 - 1)] = 0,
     ) -> list[AuditorTokenItem]:
         """Newest grant first; `revoked` also once a password change ended them."""
         async with AppState.of(request).read_pool.connection() as conn:
             rows = await auditor_tokens(conn, caller.id, limit, offset)
         return [AuditorTokenItem.of(row) for row in rows]
 
-    @delete("/auditor-tokens/{token_id:uuid}", status_code=204)
+    @delete(
+        "/auditor-tokens/{token_id:uuid}", status_code=204, responses=responses(401, 403, 404, 503)
+    )
     async def revoke_auditor_token(
         self, request: AnyRequest, caller: Owner, token_id: FromPath[UUID]
     ) -> None:

@@ -15,7 +15,9 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 
+from api.schemas import HealthReport, LivenessReport, ReadinessReport
 from api.state import AppState
 from infra import metrics
 from projections.monitoring import pipeline_status
@@ -54,18 +56,29 @@ async def _checks(state: AppState) -> tuple[dict[str, Any], list[str]]:
     return checks, failing
 
 
-@get("/health", tags=["health"])
+def _body(container: type[Any], description: str) -> ResponseSpec:
+    return ResponseSpec(container, description=description, generate_examples=False)
+
+
+@get("/health", tags=["health"], responses={200: _body(HealthReport, "Every check's result")})
 async def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     checks, failing = await _checks(AppState.of(request))
     return Response({"status": "ok" if not failing else "degraded", "checks": checks})
 
 
-@get("/health/live", tags=["health"])
+@get("/health/live", tags=["health"], responses={200: _body(LivenessReport, "The process answers")})
 async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/health/ready", tags=["health"])
+@get(
+    "/health/ready",
+    tags=["health"],
+    responses={
+        200: _body(ReadinessReport, "Ready to serve"),
+        503: _body(ReadinessReport, "Not ready: `failing` names what"),
+    },
+)
 async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     checks, failing = await _checks(AppState.of(request))
     body = {"status": "ok" if not failing else "unavailable", "checks": checks, "failing": failing}
