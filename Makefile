@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: install run test test-reliability coverage test-fast lint format migrate rebuild backup restore lock clean bench
+.PHONY: install run test test-reliability fuzz coverage test-fast lint format migrate rebuild backup restore lock clean bench
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ coverage: install
 ## The reliability suites at full size (kills, races, hostile input); `make test` runs them short.
 test-reliability: install
 	RELIABILITY=full $(PY) -m pytest tests/reliability $(PYTEST_ARGS)
+
+## The contract fuzz run at full length: schemathesis --checks all, every phase, 200
+## examples per operation, a fresh seed each time (FUZZ_SEED=n to repeat one).
+fuzz: install
+	RELIABILITY=full $(PY) -m pytest tests/reliability/test_schemathesis.py -s $(PYTEST_ARGS)
 
 ## Unit tests only (no servers).
 test-fast: install

@@ -63,7 +63,11 @@ Currency = Annotated[
 ]
 TimeZone = Annotated[
     str,
-    _documented("An IANA time zone; memberships end at its midnight.", enum=v.timezone_names()),
+    _documented(
+        "An IANA time zone name, exactly as listed (tzdata); memberships end at its midnight.",
+        pattern=v.timezone_pattern(),
+        examples=["UTC", "Europe/Berlin", "America/New_York"],
+    ),
 ]
 
 

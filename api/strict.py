@@ -19,7 +19,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import ParameterKwarg
 from litestar.typing import FieldDefinition
 
-_INTEGER = re.compile(r"-?[0-9]+")
+_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")  # as JSON writes one
 _BOOLEAN = ("true", "false")
 # Names Litestar fills from the connection, never from the query string.
 _RESERVED = {"request", "socket", "state", "scope", "headers", "cookies", "query", "body", "data"}
@@ -102,10 +102,18 @@ def _refused(name: str, message: str) -> ValidationException:
 
 
 async def strict_request(request: Request[Any, Any, Any]) -> None:
-    """Litestar's `before_request` hook: runs after routing, before parameters are read."""
+    """Litestar's `before_request` hook: runs after routing, before parameters are read.
+
+    A caller is authenticated first (the route's own `caller` dependency, which the
+    route then runs again from its caches), so that a request without a valid token
+    is a 401 (or an auditor's write a 403) whatever else is wrong with it, as Litestar
+    itself orders it."""
     handler = request.route_handler
     if not isinstance(handler, HTTPRouteHandler):
         return
+    caller = handler.resolve_dependencies().get("caller")
+    if caller is not None and "caller" in handler.parsed_fn_signature.parameters:
+        await caller.dependency(request)
     _check_query(request, _rules(handler))
     struct = _json_body(handler)
     if struct is not None:

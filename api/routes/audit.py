@@ -88,15 +88,13 @@ class VerificationReport(msgspec.Struct):
 
 @dataclass
 class AlsoAsNDJSON(Operation):
-    """The feed's 200 is also served as NDJSON (Accept: application/x-ndjson): one
-    event per line, each as one item of the JSON array."""
+    """The feed's 200 is also served as NDJSON (Accept: application/x-ndjson): the
+    items of the JSON array, one per line."""
 
     def __post_init__(self) -> None:
         ok = (self.responses or {}).get("200")
         if isinstance(ok, OpenAPIResponse) and ok.content:
-            array = ok.content["application/json"].schema
-            items = getattr(array, "items", None)
-            ok.content[NDJSON] = OpenAPIMediaType(schema=items or array)
+            ok.content[NDJSON] = OpenAPIMediaType(schema=ok.content["application/json"].schema)
 
 
 async def _verification_allowed(state: AppState, caller: CallerGym) -> None:

@@ -126,10 +126,10 @@ def _rfc3339(text: str) -> datetime:
     offset = timedelta(hours=int(offset_hours or 0), minutes=int(offset_minutes or 0))
     try:
         zone = timezone(-offset if sign == "-" else offset)
-        # A leap second (23:59:60) is the moment after 23:59:59.
-        at = datetime(year, month, day, hour, minute, min(second, 59), tzinfo=zone)
-        at += timedelta(seconds=second - min(second, 59))
-        return at + timedelta(microseconds=int((fraction or "0")[:6].ljust(6, "0")))
+        micro = int((fraction or "0")[:6].ljust(6, "0"))
+        if second == 60:  # a leap second: the last moment of its minute
+            second, micro = 59, 999_999
+        return datetime(year, month, day, hour, minute, second, micro, tzinfo=zone)
     except (ValueError, OverflowError):  # no such day or time, or an offset of a day
         raise _query_error("as_of", "must be an RFC 3339 time with offset") from None
 

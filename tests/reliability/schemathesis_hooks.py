@@ -1,14 +1,20 @@
-"""schemathesis hooks (loaded through schemathesis.toml): keep generated requests clear
-of the rules an OpenAPI schema cannot state, so that `positive_data_acceptance` can
-stay on for every operation that has such a rule.
+"""schemathesis extensions for this API, loaded through schemathesis.toml.
 
-Each hook touches only values that are valid on their own (a valid email, password,
-date or key), so a request generated to be invalid stays invalid for the reason it
-was generated with. What each one stands for is listed in docs/RELIABILITY.md.
+- `before_call` keeps generated requests clear of the rules an OpenAPI schema cannot
+  state, so that `positive_data_acceptance` stays on for every operation that has
+  such a rule. It touches only values that are valid on their own (an email, a
+  password, a date, a key), so a request generated to be invalid stays invalid for
+  the reason it was generated with (schemathesis also re-checks a case a hook
+  changed). docs/RELIABILITY.md lists each one and why.
+- `error_body_names_its_status`: a check of ours, run with `--checks all`: every
+  error body's `status_code` is the response's status (the schema can only say it
+  is an integer).
+- A deserializer for the event feed's NDJSON, so its lines are validated too.
 """
 
 import hashlib
 import itertools
+import json
 import os
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -103,6 +109,26 @@ def _distinct_idempotency_key(case: Case) -> None:
     if headers is not None and isinstance(key, str) and re.search(IDEMPOTENCY_KEY_PATTERN, key):
         digest = hashlib.sha256(repr(case.body).encode()).hexdigest()[:12]
         headers["Idempotency-Key"] = f"{key[:200]}-{digest}"
+
+
+@schemathesis.deserializer("application/x-ndjson")
+def ndjson(ctx: Any, response: Any) -> list[Any]:
+    """GET /events with Accept: application/x-ndjson: the lines are the items of the
+    array the document declares for it."""
+    return [json.loads(line) for line in response.content.decode().splitlines() if line]
+
+
+@schemathesis.check
+def error_body_names_its_status(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: Case
+) -> bool | None:
+    content_type = {k.lower(): v for k, v in response.headers.items()}.get("content-type", [""])
+    if response.status_code < 400 or "json" not in content_type[0]:
+        return None
+    body = response.json()
+    if not isinstance(body, dict) or body.get("status_code") != response.status_code:
+        raise AssertionError(f"error body does not name status {response.status_code}: {body}")
+    return None
 
 
 def _stateful(case: Case) -> bool:
