@@ -13,6 +13,8 @@ here, once, when the app is built (`finish`):
   `oneOf: [X, null]`, but a query string or header cannot carry a null.
 - Litestar's own "400 Validation Exception" entry goes: here validation errors are
   422 with their own body, and a 400 is declared by the routes that can answer one.
+- An event's `data` is described per event type (`EventRecord` is one of them,
+  told apart by `type`), from the event structs themselves.
 - Headers that do not belong to one route: X-Request-ID on every response (and
   accepted on every request), Retry-After on 429 and 503, WWW-Authenticate on 401.
 """
@@ -38,6 +40,8 @@ from litestar.openapi.spec import (
 )
 
 from api.headers import REQUEST_ID_PATTERN
+from domain import EVENT_TYPES
+from projections.event_log import HIDDEN_FIELDS
 
 BEARER = "BearerToken"
 SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
@@ -113,6 +117,42 @@ def _struct_components(names: set[str]) -> dict[str, dict[str, Any]]:
     by_name = {cls.__name__: cls for cls in _all_structs(msgspec.Struct) if cls.__name__ in names}
     _, components = msgspec.json.schema_components(by_name.values(), ref_template=_REF_TEMPLATE)
     return components
+
+
+def _event_records(schemas: dict[str, Schema]) -> None:
+    """EventRecord as one variant per event type: `type` names it, `data` is the
+    event's fields but the envelope and secrets (projections/event_log.py)."""
+    record = schemas.get("EventRecord")
+    if not isinstance(record, RawSchema):
+        return
+    _, events = msgspec.json.schema_components(EVENT_TYPES, ref_template=_REF_TEMPLATE)
+    variants = []
+    for cls in sorted(EVENT_TYPES, key=lambda c: c.__name__):
+        name = cls.__name__
+        event = events[name]
+        data = {
+            "title": f"{name}Data",
+            "type": "object",
+            "properties": {k: v for k, v in event["properties"].items() if k not in HIDDEN_FIELDS},
+            "required": [k for k in event.get("required", []) if k not in HIDDEN_FIELDS],
+        }
+        schemas[f"{name}Data"] = RawSchema(raw=data)
+        properties = {
+            **record.raw["properties"],
+            "type": {"const": name},
+            "data": {"$ref": _REF_TEMPLATE.format(name=f"{name}Data")},
+        }
+        variants.append({**record.raw, "title": f"EventRecord ({name})", "properties": properties})
+    for name, raw in events.items():  # structs the events hold (their metadata aside)
+        if name not in {cls.__name__ for cls in EVENT_TYPES} and name != "EventMetadata":
+            schemas.setdefault(name, RawSchema(raw=raw))
+    schemas["EventRecord"] = RawSchema(
+        raw={
+            "title": "EventRecord",
+            "description": record.raw.get("description"),
+            "oneOf": variants,
+        }
+    )
 
 
 def _value_schema(schema: Schema) -> Schema:
@@ -197,6 +237,7 @@ def finish(openapi: OpenAPI) -> OpenAPI:
     schemas = components.schemas = dict(components.schemas or {})
     for name, raw in _struct_components(set(schemas)).items():
         schemas[name] = RawSchema(raw=raw)
+    _event_records(schemas)
     components.security_schemes = {**(components.security_schemes or {}), **SECURITY_SCHEMES}
     for operation in _operations(openapi):
         _finish_operation(operation)

@@ -19,6 +19,9 @@ from domain.gym import Gym
 from projections.customers import CustomerRow
 from projections.gyms import GymView
 
+# Every time the API answers with is in UTC with its offset (RFC 3339, "date-time").
+Instant = Annotated[datetime, msgspec.Meta(tz=True)]
+
 
 def _documented(description: str, **schema: Any) -> msgspec.Meta:
     return msgspec.Meta(extra_json_schema={"description": description, **schema})
@@ -136,8 +139,8 @@ class GymResponse(msgspec.Struct):
     monthly_fee_cents: int
     currency: str
     timezone: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: Instant
+    updated_at: Instant
 
     @classmethod
     def of(cls, gym: GymView | Gym) -> "GymResponse":
@@ -201,8 +204,8 @@ class CustomerResponse(msgspec.Struct):
     membership_start: date | None
     membership_end: date | None
     notes: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Instant
+    updated_at: Instant
 
     @classmethod
     def of(cls, c: CustomerRow | Customer, today: date) -> "CustomerResponse":

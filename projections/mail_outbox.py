@@ -6,7 +6,7 @@ create a second mail. Sending (workers/mail.py) only ever reads this table.
 """
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -282,8 +282,8 @@ class MailLogEntry(msgspec.Struct, frozen=True):
     status: Literal["pending", "sent", "failed"]  # the table's CHECK
     attempts: int
     last_error: str | None
-    created_at: datetime
-    sent_at: datetime | None
+    created_at: Annotated[datetime, msgspec.Meta(tz=True)]
+    sent_at: Annotated[datetime, msgspec.Meta(tz=True)] | None
 
 
 async def mail_log(

@@ -2,7 +2,7 @@
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
@@ -20,6 +20,7 @@ from api.commanding import execute
 from api.errors import responses
 from api.openapi import FROM_ZERO, SECURED
 from api.rate_limit import limit_per_address
+from api.schemas import Instant
 from api.state import AppState
 from commands.gyms import GrantAuditorAccess, grant_auditor_access
 from domain import EVENT_TYPES
@@ -49,7 +50,7 @@ class AuditorTokenRequest(msgspec.Struct):
 
 class AuditorTokenResponse(msgspec.Struct):
     access_token: str
-    expires_at: datetime
+    expires_at: Instant
     token_type: str = "bearer"  # noqa: S105 - OAuth2 token type, not a secret
     scope: str = "auditor"
 

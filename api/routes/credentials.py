@@ -5,7 +5,7 @@ process refuses the tokens it ends (api/auth.py, api/gym_cache.py); the response
 is sent after that point, within READ_YOUR_WRITES_TIMEOUT.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -19,7 +19,7 @@ from api.auth import CallerGym, current_gym
 from api.commanding import execute
 from api.errors import responses
 from api.openapi import FROM_ZERO, SECURED
-from api.schemas import Password
+from api.schemas import Instant, Password
 from api.state import AppState
 from commands.gyms import (
     ChangePassword,
@@ -41,10 +41,10 @@ class PasswordChangeRequest(msgspec.Struct):
 
 class AuditorTokenItem(msgspec.Struct):
     id: UUID
-    granted_at: datetime
-    expires_at: datetime
+    granted_at: Instant
+    expires_at: Instant
     revoked: bool
-    revoked_at: datetime | None
+    revoked_at: Instant | None
 
     @classmethod
     def of(cls, view: AuditorTokenView) -> "AuditorTokenItem":
