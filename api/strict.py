@@ -104,8 +104,8 @@ def _refused(name: str, message: str) -> ValidationException:
 async def strict_request(request: Request[Any, Any, Any]) -> None:
     """Litestar's `before_request` hook: runs after routing, before parameters are read.
 
-    A caller is authenticated first (the route's own `caller` dependency, which the
-    route then runs again from its caches), so that a request without a valid token
+    A caller is authenticated first (the route's own `caller` dependency, whose result
+    api/auth.py keeps for the rest of the request), so that a request without a valid token
     is a 401 (or an auditor's write a 403) whatever else is wrong with it, as Litestar
     itself orders it."""
     handler = request.route_handler
