@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: install run test test-reliability coverage test-fast lint format migrate rebuild backup restore lock clean bench soak image image-smoke
+.PHONY: install run test test-reliability fuzz coverage test-fast lint format migrate rebuild backup restore lock clean bench soak image image-smoke
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ image:
 ## against real PostgreSQL and Redis, end to end (needs root; not part of CI).
 image-smoke: install image
 	$(PY) -m infra.deploy.image_smoke
+
+## The contract fuzz run at full length: schemathesis --checks all, every phase, 200
+## examples per operation, a fresh seed each time (FUZZ_SEED=n to repeat one).
+fuzz: install
+	RELIABILITY=full $(PY) -m pytest tests/reliability/test_schemathesis.py -s $(PYTEST_ARGS)
 
 ## Unit tests only (no servers).
 test-fast: install

@@ -8,6 +8,7 @@ import redis.asyncio as aioredis
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
+from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp
 from psycopg_pool import AsyncConnectionPool
 
@@ -15,6 +16,7 @@ from api.consistency import ProjectionWatcher
 from api.errors import EXCEPTION_HANDLERS
 from api.gym_cache import OpenGyms
 from api.middleware import in_progress_middleware, observed
+from api.openapi import finish
 from api.routes import health
 from api.routes.audit import AuditController
 from api.routes.credentials import CredentialsController
@@ -22,6 +24,7 @@ from api.routes.customers import CustomersController
 from api.routes.gyms import AuthController, MyGymController
 from api.routes.mails import MailsController
 from api.state import AppState
+from api.strict import strict_request
 from api.verification import VerificationGate
 from infra.clock import Clock, SystemClock
 from infra.event_store import RECONNECT_SECONDS
@@ -95,11 +98,26 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         route_handlers=[api, *health.ROUTES],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=strict_request,
         middleware=[in_progress_middleware],
         cors_config=cors,
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="GymLedger", version="0.1.0"),
+        openapi_config=OpenAPIConfig(
+            title="GymLedger",
+            version="0.1.0",
+            use_handler_docstrings=True,
+            description=(
+                "Errors are JSON `{detail, status_code}`; 422 names each refused value "
+                "in `detail: [{loc, msg, type}]`. Every response carries X-Request-ID."
+            ),
+        ),
         debug=False,
         logging_config=None,  # infra/logs.py owns logging (JSON lines)
     )
-    return observed(app)
+    finish(app.openapi_schema)  # before anything renders it (api/openapi.py)
+    allow = {
+        route.path_format: ", ".join(sorted(route.methods))
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+    }
+    return observed(app, allow)

@@ -197,8 +197,21 @@ class CallerGym:
         return local_date(now, self.timezone)
 
 
+_CALLER = "gymledger.caller"
+
+
 async def current_reader(request: Request[Any, Any, Any]) -> CallerGym:
-    """Dependency: owner or auditor of an open gym, or 401."""
+    """Dependency: owner or auditor of an open gym, or 401. Worked out once per
+    request (api/strict.py asks before the route's own dependencies do)."""
+    known = request.scope.get("state", {}).get(_CALLER)
+    if isinstance(known, CallerGym):
+        return known
+    caller = await _authenticate(request)
+    request.scope.setdefault("state", {})[_CALLER] = caller
+    return caller
+
+
+async def _authenticate(request: Request[Any, Any, Any]) -> CallerGym:
     state = AppState.of(request)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:

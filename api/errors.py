@@ -8,12 +8,15 @@ that is logged with the stack trace; the response never carries internals.
 import logging
 import re
 import uuid
+from http import HTTPStatus
 from typing import Any
 
 import eventsourcing.persistence
+import msgspec
 import psycopg
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 from psycopg_pool import PoolTimeout
@@ -34,13 +37,55 @@ from infra.event_store import DatabaseUnavailable
 
 log = logging.getLogger("gymledger.api")
 
+
+class ErrorBody(msgspec.Struct):
+    """Every error but a validation error: what went wrong, and the status again."""
+
+    detail: str
+    status_code: int
+
+
+class FieldError(msgspec.Struct):
+    """One refused value: where it was (["body", "email"], ["query", "limit"],
+    ["header", "If-Match"]), why, and FastAPI's error type."""
+
+    loc: list[str]
+    msg: str
+    type: str
+
+
+class ValidationErrorBody(msgspec.Struct):
+    """422: the shape clients of the earlier FastAPI service parse."""
+
+    detail: list[FieldError]
+    status_code: int
+
+
+def responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """The error responses a route declares in its OpenAPI entry, with their bodies.
+    Headers that come with some of them (Retry-After, WWW-Authenticate) and the
+    X-Request-ID every response carries are added in api/openapi.py."""
+    return {
+        status: ResponseSpec(
+            data_container=ValidationErrorBody if status == 422 else ErrorBody,
+            generate_examples=False,
+            description=HTTPStatus(status).phrase,
+        )
+        for status in statuses
+    }
+
+
+def field_error(location: str, field: str, message: str) -> Response[Any]:
+    """A 422 naming one field, as every validation error does."""
+    return error_body(422, [{"loc": [location, field], "msg": message, "type": "value_error"}])
+
+
 # Domain error -> (status, detail). Order matters only for subclasses listed first.
 DOMAIN_STATUS: tuple[tuple[type[DomainError], int, str | None], ...] = (
     (EmailAlreadyRegistered, 400, "Email already registered"),
     (GymIsClosed, 401, "Could not validate credentials"),
     (StaleCredentials, 401, "Could not validate credentials"),
     (IncorrectPassword, 400, "Incorrect password"),
-    (IdempotencyKeyReused, 422, None),
     (NotFound, 404, None),
     (VersionConflict, 412, "The resource was changed by someone else; reload and retry"),
 )
@@ -80,12 +125,12 @@ def validation_failed(_: Request[Any, Any, Any], exc: ValidationException) -> Re
 
 
 def invalid_value(_: Request[Any, Any, Any], exc: InvalidValue) -> Response[Any]:
-    return error_body(
-        422, [{"loc": [exc.location, exc.field], "msg": exc.message, "type": "value_error"}]
-    )
+    return field_error(exc.location, exc.field, exc.message)
 
 
 def domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    if isinstance(exc, IdempotencyKeyReused):  # a 422 like any other: it names the header
+        return field_error("header", "Idempotency-Key", str(exc))
     for cls, status, detail in DOMAIN_STATUS:
         if isinstance(exc, cls):
             headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None

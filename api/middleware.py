@@ -38,7 +38,13 @@ def _route(scope: Scope) -> str:
     return str(template) if template else UNMATCHED
 
 
-def observed(app: ASGIApp) -> ASGIApp:
+def observed(app: ASGIApp, allow: dict[str, str] | None = None) -> ASGIApp:
+    """`allow`: the Allow header of each route template's OPTIONS answer. Litestar
+    builds a route once per controller that adds methods to it, and its OPTIONS
+    answer keeps the methods of the first build only (GET /gyms/me answered
+    "Allow: DELETE, OPTIONS"); this puts every method of the route back."""
+    allow = allow or {}
+
     async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
@@ -57,7 +63,13 @@ def observed(app: ASGIApp) -> ASGIApp:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
+                headers = message.get("headers", [])
+                methods = allow.get(_route(scope)) if scope.get("method") == "OPTIONS" else None
+                if methods is not None:
+                    headers = [
+                        (k, methods.encode() if k.lower() == b"allow" else v) for k, v in headers
+                    ]
+                message = {**message, "headers": [*headers, *extra]}
             await send(message)
 
         try:

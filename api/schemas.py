@@ -1,46 +1,125 @@
 """Request and response bodies of the REST contract (kept compatible with the old service).
 
-Requests are typed loosely on purpose (types, not rules): the domain enforces the
-invariants, so a rule lives in one place whichever entry point a command uses.
+Requests are checked by the domain, so a rule lives in one place whichever entry
+point a command uses. The rules are also published: each field carries, for the
+OpenAPI document only (`extra_json_schema`, which msgspec does not enforce), the
+pattern or bounds domain/validation.py defines, so the schema says exactly what the
+domain accepts (tests/unit/test_validation_patterns.py holds them to it).
 """
 
 from datetime import UTC, date, datetime
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 
+from domain import validation as v
 from domain.customer import Customer, is_active
 from domain.gym import Gym
 from projections.customers import CustomerRow
 from projections.gyms import GymView
 
+# Every time the API answers with is in UTC with its offset (RFC 3339, "date-time").
+Instant = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+def _documented(description: str, **schema: Any) -> msgspec.Meta:
+    return msgspec.Meta(extra_json_schema={"description": description, **schema})
+
+
+_TRIMMED = "Surrounding blanks are dropped; no control characters."
+Name = Annotated[
+    str,
+    _documented(
+        f"1 to {v.NAME_MAX} characters on one line. {_TRIMMED}",
+        pattern=v.text_pattern(v.NAME_MAX, single_line=True),
+    ),
+]
+Email = Annotated[
+    str,
+    _documented(
+        "An email address (at most 254 characters); compared and stored lower-cased.",
+        pattern=v.EMAIL_PATTERN,
+        examples=["owner@example.com"],
+    ),
+]
+Password = Annotated[
+    str,
+    _documented(
+        f"{v.PASSWORD_MIN} to {v.PASSWORD_MAX} characters, not a common or easily "
+        "guessed one (checked by zxcvbn, which no pattern can express).",
+        minLength=v.PASSWORD_MIN,
+        maxLength=v.PASSWORD_MAX,
+        pattern=v.PASSWORD_PATTERN,
+    ),
+]
+FeeCents = Annotated[
+    int, _documented("Monthly fee in the currency's minor unit.", minimum=0, maximum=10**12)
+]
+Currency = Annotated[
+    str,
+    _documented(
+        "An ISO 4217 code in any letter case, stored upper-cased.",
+        pattern=v.CURRENCY_PATTERN,
+        examples=["EUR", "usd"],
+    ),
+]
+TimeZone = Annotated[
+    str,
+    _documented(
+        "An IANA time zone name, exactly as listed (tzdata); memberships end at its midnight.",
+        pattern=v.timezone_pattern(),
+        examples=["UTC", "Europe/Berlin", "America/New_York"],
+    ),
+]
+
+
+def _optional_text(max_length: int) -> msgspec.Meta:
+    return _documented(
+        f"At most {max_length} characters. {_TRIMMED} Blank or null: none.",
+        pattern=v.text_pattern(max_length, required=False),
+    )
+
+
+Text = Annotated[str, _optional_text(v.TEXT_MAX)]
+GymType = Annotated[str, _optional_text(v.GYM_TYPE_MAX)]
+Phone = Annotated[str, _optional_text(v.PHONE_MAX)]
+
 
 class SignupRequest(msgspec.Struct, forbid_unknown_fields=False):
-    name: str
-    email: str
-    password: str
-    monthly_fee_cents: int
-    currency: str
-    address: str | None = None
-    description: str | None = None
-    gym_type: str | None = None
-    timezone: str = "UTC"
+    name: Name
+    email: Email
+    password: Password
+    monthly_fee_cents: FeeCents
+    currency: Currency
+    address: Text | None = None
+    description: Text | None = None
+    gym_type: GymType | None = None
+    timezone: TimeZone = "UTC"
 
 
 class GymPatchRequest(msgspec.Struct):
-    name: str | msgspec.UnsetType = msgspec.UNSET
-    email: str | msgspec.UnsetType = msgspec.UNSET
-    address: str | msgspec.UnsetType | None = msgspec.UNSET
-    description: str | msgspec.UnsetType | None = msgspec.UNSET
-    gym_type: str | msgspec.UnsetType | None = msgspec.UNSET
-    monthly_fee_cents: int | msgspec.UnsetType = msgspec.UNSET
-    currency: str | msgspec.UnsetType = msgspec.UNSET
-    timezone: str | msgspec.UnsetType = msgspec.UNSET
+    """Only the fields sent change."""
+
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    email: Email | msgspec.UnsetType = msgspec.UNSET
+    address: Text | msgspec.UnsetType | None = msgspec.UNSET
+    description: Text | msgspec.UnsetType | None = msgspec.UNSET
+    gym_type: GymType | msgspec.UnsetType | None = msgspec.UNSET
+    monthly_fee_cents: FeeCents | msgspec.UnsetType = msgspec.UNSET
+    currency: Currency | msgspec.UnsetType = msgspec.UNSET
+    timezone: TimeZone | msgspec.UnsetType = msgspec.UNSET
+
+
+# PostgreSQL text cannot hold NUL, so no stored value has one.
+NO_NUL_PATTERN = r"^[^\x00]*$(?!\n)"
 
 
 class LoginForm(msgspec.Struct):
-    username: str
-    password: str
+    """OAuth2's password grant, as the earlier service took it."""
+
+    username: Annotated[str, _documented("The owner's email.", pattern=NO_NUL_PATTERN)]
+    password: Annotated[str, _documented("The password.", pattern=NO_NUL_PATTERN)]
     grant_type: str | None = None
     scope: str = ""
 
@@ -60,8 +139,8 @@ class GymResponse(msgspec.Struct):
     monthly_fee_cents: int
     currency: str
     timezone: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: Instant
+    updated_at: Instant
 
     @classmethod
     def of(cls, gym: GymView | Gym) -> "GymResponse":
@@ -81,28 +160,36 @@ class GymResponse(msgspec.Struct):
         )
 
 
+BirthDate = Annotated[date, _documented("Not after today in the gym's time zone.")]
+MembershipEnd = Annotated[
+    date, _documented("Not before membership_start; the membership lapses after this day.")
+]
+
+
 class CustomerCreateRequest(msgspec.Struct):
-    first_name: str
-    last_name: str
-    email: str
-    phone: str | None = None
+    first_name: Name
+    last_name: Name
+    email: Email
+    phone: Phone | None = None
     active: bool = True
-    date_of_birth: date | None = None
+    date_of_birth: BirthDate | None = None
     membership_start: date | None = None
-    membership_end: date | None = None
-    notes: str | None = None
+    membership_end: MembershipEnd | None = None
+    notes: Text | None = None
 
 
 class CustomerPatchRequest(msgspec.Struct):
-    first_name: str | msgspec.UnsetType = msgspec.UNSET
-    last_name: str | msgspec.UnsetType = msgspec.UNSET
-    email: str | msgspec.UnsetType = msgspec.UNSET
-    phone: str | msgspec.UnsetType | None = msgspec.UNSET
+    """Only the fields sent change."""
+
+    first_name: Name | msgspec.UnsetType = msgspec.UNSET
+    last_name: Name | msgspec.UnsetType = msgspec.UNSET
+    email: Email | msgspec.UnsetType = msgspec.UNSET
+    phone: Phone | msgspec.UnsetType | None = msgspec.UNSET
     active: bool | msgspec.UnsetType = msgspec.UNSET
-    date_of_birth: date | msgspec.UnsetType | None = msgspec.UNSET
+    date_of_birth: BirthDate | msgspec.UnsetType | None = msgspec.UNSET
     membership_start: date | msgspec.UnsetType | None = msgspec.UNSET
-    membership_end: date | msgspec.UnsetType | None = msgspec.UNSET
-    notes: str | msgspec.UnsetType | None = msgspec.UNSET
+    membership_end: MembershipEnd | msgspec.UnsetType | None = msgspec.UNSET
+    notes: Text | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CustomerResponse(msgspec.Struct):
@@ -117,8 +204,8 @@ class CustomerResponse(msgspec.Struct):
     membership_start: date | None
     membership_end: date | None
     notes: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Instant
+    updated_at: Instant
 
     @classmethod
     def of(cls, c: CustomerRow | Customer, today: date) -> "CustomerResponse":
@@ -138,3 +225,39 @@ class CustomerResponse(msgspec.Struct):
             created_at=c.created_at.astimezone(UTC),
             updated_at=c.updated_at.astimezone(UTC),
         )
+
+
+class ParkedAt(msgspec.Struct):
+    position: int
+    message: str
+
+
+class HealthChecks(msgspec.Struct):
+    """What each dependency reported; a check that could not run is left out, and
+    others may be added."""
+
+    database: str | msgspec.UnsetType = msgspec.UNSET  # "ok" or "unavailable: <error>"
+    redis: str | msgspec.UnsetType = msgspec.UNSET
+    projector_lag_events: int | msgspec.UnsetType = msgspec.UNSET
+    projector_lag_seconds: float | msgspec.UnsetType = msgspec.UNSET
+    projector_parked: ParkedAt | msgspec.UnsetType = msgspec.UNSET
+
+
+class HealthBody(msgspec.Struct):
+    """GET /health (documentation of the body api/routes/health.py builds)."""
+
+    status: str  # "ok", or "degraded" with what is wrong in `checks` and `failing`
+    checks: HealthChecks
+    failing: list[str]
+
+
+class ReadinessReport(msgspec.Struct):
+    """GET /health/ready: 200 when this process can serve, 503 naming what fails."""
+
+    status: str
+    checks: HealthChecks
+    failing: list[str]
+
+
+class LivenessReport(msgspec.Struct):
+    status: str

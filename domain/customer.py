@@ -134,6 +134,17 @@ def _clean(details: CustomerDetails, today: date) -> dict[str, object]:
     return out
 
 
+def check_details(details: CustomerDetails, today: date) -> None:
+    """The rules a change must keep whatever the customer's stored state: checked
+    before a precondition (If-Match), since a request that fails on its own must say
+    so rather than answer 412 (RFC 9110, 13.2.1)."""
+    _clean(details, today)
+    start, end = details.membership_start, details.membership_end
+    _check_membership(
+        start if isinstance(start, date) else None, end if isinstance(end, date) else None
+    )
+
+
 def _check_membership(start: date | None, end: date | None) -> None:
     if start is not None and end is not None and end < start:
         raise InvalidValue("membership_end", "must not be before membership_start")

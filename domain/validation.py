@@ -97,16 +97,21 @@ def optional_text(field: str, value: str | None, max_length: int = TEXT_MAX) -> 
 
 
 def email(field: str, value: str) -> str:
-    """Emails compare case-insensitively, so they are stored lower-cased."""
-    cleaned = value.strip().lower()
+    """Emails compare case-insensitively, so they are stored lower-cased. The shape
+    and length are checked on what was sent (trimmed), before lower-casing: a few
+    letters lower-case to two characters ("İ"), which no schema could foresee."""
+    cleaned = value.strip()
     if len(cleaned) > 254 or not _EMAIL.match(cleaned) or _FORBIDDEN.search(cleaned):
         raise InvalidValue(field, "is not a valid email address")
-    return cleaned
+    return cleaned.lower()
 
 
 def currency(value: str) -> str:
-    code = value.strip().upper()
-    if code not in ISO_4217:
+    """A code, in any letter case but exactly three ASCII letters: some other letters
+    upper-case to ASCII ones (long s to S, dotless i to I), and a code is not free
+    text to trim."""
+    code = value.upper()
+    if not value.isascii() or code not in ISO_4217:
         raise InvalidValue("currency", "must be an ISO 4217 currency code such as EUR or USD")
     return code
 
@@ -124,12 +129,17 @@ def _known_timezones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+def timezone_names() -> list[str]:
+    """Every name `timezone` accepts, sorted."""
+    return sorted(_known_timezones() | {"UTC"})
+
+
 def timezone(value: str) -> str:
-    """An IANA zone name such as Europe/Berlin; memberships end at its midnight."""
-    name = value.strip()
-    if name != "UTC" and name not in _known_timezones():
+    """An IANA zone name such as Europe/Berlin, exactly as listed (not trimmed: it is
+    a name picked from a list); memberships end at its midnight."""
+    if value != "UTC" and value not in _known_timezones():
         raise InvalidValue("timezone", "must be an IANA time zone such as Europe/Berlin")
-    return name
+    return value
 
 
 def local_date(at: datetime, zone: str) -> date:
@@ -174,3 +184,79 @@ def password(value: str, field: str = "password", user_inputs: Sequence[str] = (
             field, "is too common or too easy to guess; use a longer phrase of unrelated words"
         )
     return value
+
+
+# The rules above as regular expressions, for the API's published schema: a client
+# (or a fuzzer) that keeps to the pattern is never refused, and anything else is.
+# tests/unit/test_validation_patterns.py checks each pattern against its function.
+# Character classes are spelled out rather than written \s, \d or ".": those mean
+# different things in Python's `re` and in ECMA-262, which JSON Schema patterns use.
+#
+# Python's whitespace (str.strip(), str.isspace()): ECMA's \s differs (it has U+FEFF
+# and lacks U+001C-U+001F).
+_BLANK = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# _FORBIDDEN but for lone surrogates, which are not text: JSON decoding refuses them
+# before any rule runs, and many regex engines (Rust's among them) cannot name them.
+_CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_BREAK = r"\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029"  # _LINE_BREAK
+# An _ATOM is none of these (nor blank). Unescaped `"`: ECMA's unicode mode refuses \".
+_SPECIAL = r'@()<>\[\]:;\\,"'
+# The end of the value: Python's `$` also matches before a final line break, ECMA's
+# does not; `$(?!\n)` is the very end in both.
+_END = r"$(?!\n)"
+
+
+def text_pattern(max_length: int, *, required: bool = True, single_line: bool = False) -> str:
+    """What `required_text` (or `single_line_text`, or with `required=False`
+    `optional_text`) accepts: surrounding blanks, then 1 to `max_length` characters
+    that start and end with a non-blank and hold no control character."""
+    breaks = _BREAK if single_line else ""
+    inner = f"[^{_CONTROL}{breaks}]"
+    edge = f"[^{_BLANK}{_CONTROL}{breaks}]"
+    core = f"{edge}(?:{inner}{{0,{max_length - 2}}}{edge})?"
+    if not required:  # blank optional text is stored as absent
+        core = f"(?:{core})?"
+    return f"^[{_BLANK}]*{core}[{_BLANK}]*{_END}"
+
+
+def _email_pattern() -> str:
+    atom = f"[^{_BLANK}{_CONTROL}{_SPECIAL}]"
+    label_atom = f"[^{_BLANK}{_CONTROL}{_SPECIAL}.]"
+    # The look-ahead measures the trimmed address: it holds no blank, so the run of
+    # non-blanks after the leading ones is all of it.
+    length = f"(?=[^{_BLANK}]{{1,254}}[{_BLANK}]*{_END})"
+    return f"^[{_BLANK}]*{length}{atom}{{1,64}}@{atom}+\\.{label_atom}{{2,}}[{_BLANK}]*{_END}"
+
+
+EMAIL_PATTERN = _email_pattern()
+# Any letter case: "eur" is EUR.
+CURRENCY_PATTERN = (
+    "^(?:"
+    + "|".join("".join(f"[{c}{c.lower()}]" for c in code) for code in sorted(ISO_4217))
+    + ")"
+    + _END
+)
+# And PASSWORD_MIN to PASSWORD_MAX long; strength is not a pattern.
+PASSWORD_PATTERN = r"^[^\x00]*$(?!\n)"  # noqa: S105 - a pattern, not a password
+
+
+def _literal(text: str) -> str:
+    """`text` as a pattern: only ECMA's syntax characters are escaped (its unicode
+    mode refuses an escaped "-", which re.escape writes)."""
+    return re.sub(r"([.+*?()\[\]{}|^$\\/])", r"\\\1", text)
+
+
+@cache
+def timezone_pattern() -> str:
+    """Exactly the names `timezone` accepts, grouped by area ("Europe/(?:Berlin|...)").
+    A pattern rather than a list of ~600 names: fuzzers try every listed value."""
+    areas: dict[str, list[str]] = {}
+    for name in timezone_names():
+        area, slash, place = name.partition("/")
+        areas.setdefault(area if slash else "", []).append(place if slash else name)
+    parts = [_literal(name) for name in areas.pop("", [])]
+    parts += [
+        f"{_literal(area)}\\/(?:{'|'.join(_literal(p) for p in places)})"
+        for area, places in sorted(areas.items())
+    ]
+    return f"^(?:{'|'.join(parts)}){_END}"

@@ -7,7 +7,7 @@ event: rows only ever appear at the end, in whole committed batches.
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 from uuid import UUID
 
 import msgspec
@@ -81,7 +81,7 @@ class EventRecord(msgspec.Struct, frozen=True):
     stream_id: UUID
     version: int
     type: str
-    recorded_at: datetime
+    recorded_at: Annotated[datetime, msgspec.Meta(tz=True)]  # UTC
     actor: str
     correlation_id: str
     data: dict[str, Any]
@@ -90,6 +90,8 @@ class EventRecord(msgspec.Struct, frozen=True):
 _ENVELOPE = {"originator_id", "originator_version", "timestamp", "metadata"}
 # Stored for login, never shown: not in history, feed or export.
 _SECRETS = {"password_hash"}
+# What `data` leaves out of an event (api/openapi.py describes the rest, per type).
+HIDDEN_FIELDS = frozenset(_ENVELOPE | _SECRETS)
 
 
 def describe(row: StoredRow, event: DomainEvent | None = None) -> EventRecord:

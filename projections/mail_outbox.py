@@ -6,7 +6,7 @@ create a second mail. Sending (workers/mail.py) only ever reads this table.
 """
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -290,11 +290,11 @@ class MailLogEntry(msgspec.Struct, frozen=True):
     id: int
     recipient: str
     subject: str
-    status: str
+    status: Literal["pending", "sent", "failed"]  # the table's CHECK
     attempts: int
     last_error: str | None
-    created_at: datetime
-    sent_at: datetime | None
+    created_at: Annotated[datetime, msgspec.Meta(tz=True)]
+    sent_at: Annotated[datetime, msgspec.Meta(tz=True)] | None
 
 
 async def mail_log(

@@ -1,23 +1,30 @@
 """Auditors' view: history, the event feed, verification, and auditor tokens."""
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, timedelta
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from api import rate_limit
 from api.auth import CallerGym, current_gym, current_reader, issue_token
 from api.commanding import execute
+from api.errors import responses
+from api.openapi import FROM_ZERO, SECURED
 from api.rate_limit import limit_per_address
+from api.schemas import Instant
 from api.state import AppState
 from commands.gyms import GrantAuditorAccess, grant_auditor_access
+from domain import EVENT_TYPES
 from infra.event_codec import CODEC, UnknownEventType
 from infra.signing import ALGORITHM, public_pem, raw_public_hex
 from projections.audit_verify import verify_checkpoint, verify_gym
@@ -34,15 +41,17 @@ AnyRequest = Request[Any, Any, Any]
 Reader = NamedDependency[CallerGym]
 NDJSON = "application/x-ndjson"
 FEED_MAX = 1000
+TOKEN_MAX_SECONDS = 90 * 24 * 3600
+EVENT_TYPE_NAMES = sorted(cls.__name__ for cls in EVENT_TYPES)
 
 
 class AuditorTokenRequest(msgspec.Struct):
-    expires_in_seconds: int = 24 * 3600
+    expires_in_seconds: Annotated[int, msgspec.Meta(ge=1, le=TOKEN_MAX_SECONDS)] = 24 * 3600
 
 
 class AuditorTokenResponse(msgspec.Struct):
     access_token: str
-    expires_at: datetime
+    expires_at: Instant
     token_type: str = "bearer"  # noqa: S105 - OAuth2 token type, not a secret
     scope: str = "auditor"
 
@@ -57,17 +66,37 @@ class PublicKey(msgspec.Struct):
     signing: bool  # the key that signs new checkpoints (the others are retired)
 
 
+class Problem(msgspec.Struct):
+    """One finding: what is wrong (altered, deleted, inserted, reordered, ...), at
+    which log position, and how it shows."""
+
+    kind: str
+    position: int
+    detail: str
+
+
 class VerificationReport(msgspec.Struct):
     ok: bool
-    gym_id: str | None
+    gym_id: UUID | None
     events_checked: int
     checkpoints_checked: int
     signed_through: int
     unsigned_events: int
     pending_events: int
-    first_problem: dict[str, Any] | None
+    first_problem: Problem | None
     problems_total: int
-    problems: list[dict[str, Any]]
+    problems: list[Problem]  # the first hundred, by position
+
+
+@dataclass
+class AlsoAsNDJSON(Operation):
+    """The feed's 200 is also served as NDJSON (Accept: application/x-ndjson): the
+    items of the JSON array, one per line."""
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse) and ok.content:
+            ok.content[NDJSON] = OpenAPIMediaType(schema=ok.content["application/json"].schema)
 
 
 async def _verification_allowed(state: AppState, caller: CallerGym) -> None:
@@ -85,20 +114,24 @@ async def _verification_allowed(state: AppState, caller: CallerGym) -> None:
 class AuditController(Controller):
     tags = ["audit"]
     dependencies = {"caller": Provide(current_reader)}
+    security = SECURED
 
-    @post("/auth/auditor-tokens", status_code=201, dependencies={"caller": Provide(current_gym)})
+    @post(
+        "/auth/auditor-tokens",
+        status_code=201,
+        dependencies={"caller": Provide(current_gym)},
+        responses=responses(400, 401, 403, 413, 422, 429, 503),
+    )
     async def issue_auditor_token(
         self, request: AnyRequest, caller: Reader, data: JSONBody[AuditorTokenRequest]
     ) -> AuditorTokenResponse:
+        """A read-only token for an auditor (owner only). 429 only where grants are
+        limited per address (SIGNUP_ATTEMPTS_PER_ADDRESS)."""
         state = AppState.of(request)
         await limit_per_address(
             state, request, "auditor-grant", "Too many auditor tokens; try again later"
         )
         token_id = uuid4()
-        if not 1 <= data.expires_in_seconds <= 90 * 24 * 3600:
-            raise HTTPException(
-                status_code=422, detail="expires_in_seconds must be between 1 and 7776000"
-            )
         issued_at = state.clock.now()
         expires_at = issued_at + timedelta(seconds=data.expires_in_seconds)
         # Issued in the owner's token's generation, which the write side checks is current.
@@ -113,13 +146,13 @@ class AuditController(Controller):
         )
         return AuditorTokenResponse(access_token=token, expires_at=expires_at.astimezone(UTC))
 
-    @get("/gyms/me/history")
+    @get("/gyms/me/history", responses=responses(401, 503))
     async def gym_history(self, request: AnyRequest, caller: Reader) -> list[EventRecord]:
         async with AppState.of(request).read_pool.connection() as conn:
             stream = await gym_stream(conn, caller.id)
         return [describe(row, event) for row, event in stream]
 
-    @get("/customers/{customer_id:uuid}/history")
+    @get("/customers/{customer_id:uuid}/history", responses=responses(401, 404, 503))
     async def customer_history(
         self, request: AnyRequest, caller: Reader, customer_id: FromPath[UUID]
     ) -> list[EventRecord]:
@@ -131,23 +164,43 @@ class AuditController(Controller):
             raise HTTPException(status_code=404, detail="Customer not found")
         return [describe(row, event) for row, event in stream]
 
-    @get("/events")
+    @get(
+        "/events",
+        responses={
+            # The body is built by hand (JSON or NDJSON): this is its schema.
+            200: ResponseSpec(
+                list[EventRecord],
+                generate_examples=False,
+                description="The gym's events after `after`, in log order.",
+            ),
+            **responses(401, 422, 503),
+        },
+        operation_class=AlsoAsNDJSON,
+    )
     async def feed(
         self,
         request: AnyRequest,
         caller: Reader,
-        after: Annotated[int, QueryParameter(ge=0, le=2**62)] = 0,
+        after: Annotated[int, QueryParameter(ge=0, schema_extra=FROM_ZERO, le=2**62)] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=FEED_MAX)] = 100,
-        event_type: Annotated[str | None, QueryParameter(name="type", max_length=100)] = None,
-        accept: Annotated[str | None, HeaderParameter(name="Accept")] = None,
+        event_type: Annotated[
+            str | None, QueryParameter(name="type", schema_extra={"enum": EVENT_TYPE_NAMES})
+        ] = None,
+        # Content negotiation: OpenAPI describes it by the response's media types.
+        accept: Annotated[
+            str | None, HeaderParameter(name="Accept", include_in_schema=False)
+        ] = None,
     ) -> Response[Any]:
+        """Only events of one type with `type`."""
         types = None
-        if event_type:
+        if event_type is not None:
             try:
                 types = [CODEC.type_named(event_type).__name__]
             except UnknownEventType:
-                detail = f"Unknown event type {event_type!r}"
-                raise HTTPException(status_code=422, detail=detail) from None
+                raise ValidationException(
+                    detail="Validation failed",
+                    extra=[{"key": "type", "source": "query", "message": "is no event type"}],
+                ) from None
         async with AppState.of(request).read_pool.connection() as conn:
             rows = await gym_events(conn, caller.id, after, limit, types)
         records = [describe(row) for row in rows]
@@ -155,7 +208,7 @@ class AuditController(Controller):
             return Stream(_ndjson(records), media_type=NDJSON)
         return Response(records)
 
-    @get("/audit/keys")
+    @get("/audit/keys", responses=responses(401, 503))
     async def public_keys(self, request: AnyRequest, caller: Reader) -> list[PublicKey]:
         ring = AppState.of(request).settings.key_ring()
         # The signing key comes first in the ring; a process given public keys only
@@ -166,7 +219,7 @@ class AuditController(Controller):
             for kid, key in ring.public.items()
         ]
 
-    @get("/audit/checkpoint")
+    @get("/audit/checkpoint", responses=responses(401, 404, 503))
     async def checkpoint(self, request: AnyRequest, caller: Reader) -> Checkpoint:
         """The gym's latest signed checkpoint: keep it, and later POST it to /audit/verify."""
         async with AppState.of(request).read_pool.connection() as conn:
@@ -175,7 +228,7 @@ class AuditController(Controller):
             raise HTTPException(status_code=404, detail="No signed checkpoint yet")
         return found
 
-    @get("/audit/verify")
+    @get("/audit/verify", responses=responses(401, 429, 503))
     async def verify_chain(self, request: AnyRequest, caller: Reader) -> VerificationReport:
         state = AppState.of(request)
         await _verification_allowed(state, caller)
@@ -183,13 +236,17 @@ class AuditController(Controller):
         report = await state.verifications.run(lambda conn: verify_gym(conn, ring, caller.id))
         return msgspec.convert(report.as_dict(), VerificationReport)
 
-    @post("/audit/verify", status_code=200)
+    @post("/audit/verify", status_code=200, responses=responses(400, 401, 413, 422, 429, 503))
     async def verify_kept_checkpoint(
         self, request: AnyRequest, caller: Reader, data: JSONBody[Checkpoint]
     ) -> VerificationReport:
-        """Does the log still extend a checkpoint kept earlier, and does all of it verify?"""
+        """Does the log still extend a checkpoint kept earlier, and does all of it
+        verify? 422 for a checkpoint of another gym."""
         if data.gym_id != caller.id:
-            raise HTTPException(status_code=422, detail="The checkpoint is of another gym")
+            raise ValidationException(
+                detail="Validation failed",
+                extra=[{"key": "gym_id", "source": "body", "message": "is another gym's"}],
+            )
         state = AppState.of(request)
         await _verification_allowed(state, caller)
         ring = state.settings.key_ring()

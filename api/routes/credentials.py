@@ -20,6 +20,9 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from api import rate_limit
 from api.auth import CallerGym, current_gym
 from api.commanding import execute
+from api.errors import responses
+from api.openapi import FROM_ZERO, SECURED
+from api.schemas import Instant, Password
 from api.state import AppState
 from commands.gyms import (
     ChangePassword,
@@ -66,15 +69,15 @@ def _answer(in_effect: bool) -> Response[None]:
 
 class PasswordChangeRequest(msgspec.Struct):
     current_password: str
-    new_password: str
+    new_password: Password
 
 
 class AuditorTokenItem(msgspec.Struct):
     id: UUID
-    granted_at: datetime
-    expires_at: datetime
+    granted_at: Instant
+    expires_at: Instant
     revoked: bool
-    revoked_at: datetime | None
+    revoked_at: Instant | None
 
     @classmethod
     def of(cls, view: AuditorTokenView) -> "AuditorTokenItem":
@@ -92,13 +95,19 @@ class CredentialsController(Controller):
     path = "/auth"
     tags = ["auth"]
     dependencies = {"caller": Provide(current_gym)}
+    security = SECURED
 
-    @post("/password", status_code=204, responses=NOT_YET_IN_EFFECT)
+    @post(
+        "/password",
+        status_code=204,
+        responses=responses(400, 401, 403, 413, 422, 429, 503) | NOT_YET_IN_EFFECT,
+    )
     async def change_password(
         self, request: AnyRequest, caller: Owner, data: JSONBody[PasswordChangeRequest]
     ) -> Response[None]:
         """Every token issued before the change is refused afterwards, this one too:
-        log in again with the new password. `202` while the change is not yet in effect."""
+        log in again with the new password. 400: the current password is wrong; 202 while
+        the change is not yet in effect."""
         state = AppState.of(request)
         s = state.settings
         # Per gym, so a stolen token cannot be used to guess the current password.
@@ -116,20 +125,24 @@ class CredentialsController(Controller):
         _result, in_effect = await execute(state, change_password, command, actor=str(caller.id))
         return _answer(in_effect)
 
-    @get("/auditor-tokens")
+    @get("/auditor-tokens", responses=responses(401, 403, 422, 503))
     async def list_auditor_tokens(
         self,
         request: AnyRequest,
         caller: Owner,
         limit: Annotated[int, QueryParameter(ge=1, le=LIST_MAX)] = 50,
-        offset: Annotated[int, QueryParameter(ge=0, le=2**31 - 1)] = 0,
+        offset: Annotated[int, QueryParameter(ge=0, schema_extra=FROM_ZERO, le=2**31 - 1)] = 0,
     ) -> list[AuditorTokenItem]:
         """Newest grant first; `revoked` also once a password change ended them."""
         async with AppState.of(request).read_pool.connection() as conn:
             rows = await auditor_tokens(conn, caller.id, limit, offset)
         return [AuditorTokenItem.of(row) for row in rows]
 
-    @delete("/auditor-tokens/{token_id:uuid}", status_code=204, responses=NOT_YET_IN_EFFECT)
+    @delete(
+        "/auditor-tokens/{token_id:uuid}",
+        status_code=204,
+        responses=responses(401, 403, 404, 503) | NOT_YET_IN_EFFECT,
+    )
     async def revoke_auditor_token(
         self, request: AnyRequest, caller: Owner, token_id: FromPath[UUID]
     ) -> Response[None]:

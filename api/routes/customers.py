@@ -1,20 +1,30 @@
 """Customers of the caller's gym: create, list and search, read, update, remove."""
 
+import builtins
 import hashlib
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.auth import CallerGym, current_gym, current_reader, require_owner
 from api.commanding import execute
-from api.schemas import CustomerCreateRequest, CustomerPatchRequest, CustomerResponse
+from api.errors import responses
+from api.headers import IdempotencyKey, IfMatch, expected_version
+from api.openapi import FROM_ZERO, SECURED
+from api.schemas import (
+    NO_NUL_PATTERN,
+    CustomerCreateRequest,
+    CustomerPatchRequest,
+    CustomerResponse,
+)
 from api.state import AppState
 from commands.customers import (
     ChangeCustomer,
@@ -27,7 +37,6 @@ from commands.customers import (
 )
 from domain import customer
 from domain.customer import CustomerDetails, birth_date_range
-from domain.errors import VersionConflict
 from projections.customers import (
     CustomerFilter,
     count_customers,
@@ -38,22 +47,27 @@ from projections.event_log import customer_stream
 
 AnyRequest = Request[Any, Any, Any]
 Caller = NamedDependency[CallerGym]
-_ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
 MAX_OFFSET = 1_000_000_000
-
-
-def expected_version(if_match: str | None) -> int | None:
-    """The version an `If-Match` header names; None when absent or "*"."""
-    if if_match is None or if_match.strip() == "*":
-        return None
-    found = _ETAG.match(if_match)
-    if found is None:
-        raise VersionConflict(expected=-1, actual=-1)  # cannot match any version
-    return int(found.group(1))
+NO_NUL = {"pattern": NO_NUL_PATTERN}
 
 
 def etag(version: int) -> dict[str, str]:
     return {"ETag": f'"{version}"'}
+
+
+# Their formats are in api/openapi.py (RESPONSE_HEADER_SCHEMAS).
+ETAG_HEADER = ResponseHeader(
+    name="ETag",
+    description='The version shown, as an entity tag ("3"), for If-Match.',
+    documentation_only=True,
+    required=True,
+)
+TOTAL_COUNT_HEADER = ResponseHeader(
+    name="X-Total-Count",
+    description="How many customers match the filters, whatever limit and offset.",
+    documentation_only=True,
+    required=True,
+)
 
 
 def _details(data: CustomerCreateRequest | CustomerPatchRequest) -> CustomerDetails:
@@ -80,9 +94,20 @@ async def _customer_response(
 
 
 # `as_of` is turned into a calendar date in the gym's time zone: keep it a day inside
-# the years datetime can hold (1 to 9999), so that never overflows in any zone.
+# the years datetime can hold (1 to 9999), so that never overflows in any zone. Moments
+# outside name the same state as these (nothing is older, everything is earlier).
 AS_OF_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
 AS_OF_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+# RFC 3339 (JSON Schema's "date-time"), and nothing else: Python's own parsers also
+# take dates alone, naive times and numbers, which the schema does not allow.
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+)
+AS_OF = QueryParameter(
+    description="RFC 3339 time with offset: the customer as they were then.",
+    schema_extra={"format": "date-time"},
+)
 
 
 def _query_error(name: str, message: str) -> ValidationException:
@@ -92,23 +117,37 @@ def _query_error(name: str, message: str) -> ValidationException:
     )
 
 
-def _as_of_in_utc(as_of: datetime) -> datetime:
-    if as_of.tzinfo is None:
+def _rfc3339(text: str) -> datetime:
+    found = _RFC3339.fullmatch(text)
+    if found is None:
         raise _query_error("as_of", "must be an RFC 3339 time with offset")
+    year, month, day, hour, minute, second = (int(g) for g in found.groups()[:6])
+    fraction, sign, offset_hours, offset_minutes = found.groups()[6:]
+    offset = timedelta(hours=int(offset_hours or 0), minutes=int(offset_minutes or 0))
     try:
-        moment = as_of.astimezone(UTC)
+        zone = timezone(-offset if sign == "-" else offset)
+        micro = int((fraction or "0")[:6].ljust(6, "0"))
+        if second == 60:  # a leap second: the last moment of its minute
+            second, micro = 59, 999_999
+        return datetime(year, month, day, hour, minute, second, micro, tzinfo=zone)
+    except (ValueError, OverflowError):  # no such day or time, or an offset of a day
+        raise _query_error("as_of", "must be an RFC 3339 time with offset") from None
+
+
+def _as_of_in_utc(as_of: str) -> datetime:
+    moment = _rfc3339(as_of)
+    try:
+        moment = moment.astimezone(UTC)
     except OverflowError:  # an offset pushes it past year 1 or 9999
-        moment = None
-    if moment is None or not AS_OF_EARLIEST <= moment <= AS_OF_LATEST:
-        raise _query_error("as_of", "must be between 0001-01-02 and 9999-12-30 (UTC)")
-    return moment
+        return AS_OF_EARLIEST if moment.year == 1 else AS_OF_LATEST
+    return min(max(moment, AS_OF_EARLIEST), AS_OF_LATEST)
 
 
 async def _time_travel(
     state: AppState,
     caller: CallerGym,
     customer_id: UUID,
-    as_of: datetime | None,
+    as_of: str | None,
     version: int | None,
 ) -> Response[CustomerResponse]:
     moment = None if as_of is None else _as_of_in_utc(as_of)
@@ -152,14 +191,15 @@ class CustomersController(Controller):
     path = "/customers"
     tags = ["customers"]
     dependencies = {"caller": Provide(current_gym)}
+    security = SECURED
 
-    @post("", status_code=201)
+    @post("", status_code=201, responses=responses(400, 401, 403, 413, 422, 503))
     async def create(
         self,
         request: AnyRequest,
         caller: Caller,
         data: JSONBody[CustomerCreateRequest],
-        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> CustomerResponse:
         state = AppState.of(request)
         command = RegisterCustomer(
@@ -175,21 +215,31 @@ class CustomersController(Controller):
         # A retried key: version 1 is what the first POST created, so it gets the same body.
         return await _customer_response(state, caller, result.id, visible=False, version=1)
 
-    @get("")
+    @get(
+        "",
+        responses=responses(400, 401, 403, 422, 503),
+        response_headers=[TOTAL_COUNT_HEADER],
+    )
     async def list(
         self,
         request: AnyRequest,
         caller: Caller,
         active: FromQuery[bool | None] = None,
-        search: Annotated[str | None, QueryParameter(max_length=200)] = None,
-        first_name: Annotated[str | None, QueryParameter(max_length=200)] = None,
-        last_name: Annotated[str | None, QueryParameter(max_length=200)] = None,
-        email: Annotated[str | None, QueryParameter(max_length=254)] = None,
-        min_age: Annotated[int | None, QueryParameter(ge=0, le=200)] = None,
-        max_age: Annotated[int | None, QueryParameter(ge=0, le=200)] = None,
+        search: Annotated[str | None, QueryParameter(max_length=200, schema_extra=NO_NUL)] = None,
+        first_name: Annotated[
+            str | None, QueryParameter(max_length=200, schema_extra=NO_NUL)
+        ] = None,
+        last_name: Annotated[
+            str | None, QueryParameter(max_length=200, schema_extra=NO_NUL)
+        ] = None,
+        email: Annotated[str | None, QueryParameter(max_length=254, schema_extra=NO_NUL)] = None,
+        min_age: Annotated[int | None, QueryParameter(ge=0, schema_extra=FROM_ZERO, le=200)] = None,
+        max_age: Annotated[int | None, QueryParameter(ge=0, schema_extra=FROM_ZERO, le=200)] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-        offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
-    ) -> Response[list[CustomerResponse]]:
+        offset: Annotated[int, QueryParameter(ge=0, schema_extra=FROM_ZERO, le=MAX_OFFSET)] = 0,
+    ) -> Response[builtins.list[CustomerResponse]]:  # `list` is this method here
+        """Newest first. `search` matches names and email; ages count in the gym's
+        time zone. 400: min_age greater than max_age."""
         for name, value in (
             ("search", search),
             ("first_name", first_name),
@@ -222,13 +272,18 @@ class CustomersController(Controller):
             headers={"X-Total-Count": str(total)},
         )
 
-    @get("/{customer_id:uuid}", dependencies={"caller": Provide(current_reader)})
+    @get(
+        "/{customer_id:uuid}",
+        dependencies={"caller": Provide(current_reader)},
+        responses=responses(401, 403, 404, 422, 503),
+        response_headers=[ETAG_HEADER],
+    )
     async def show(
         self,
         request: AnyRequest,
         caller: Caller,
         customer_id: FromPath[UUID],
-        as_of: FromQuery[datetime | None] = None,
+        as_of: Annotated[str | None, AS_OF] = None,
         version: Annotated[int | None, QueryParameter(ge=1, le=2**31)] = None,
     ) -> Response[CustomerResponse]:
         """The customer now (owner), or as they were at `as_of` / `version` (owner or
@@ -245,35 +300,48 @@ class CustomersController(Controller):
             CustomerResponse.of(row, caller.today(state.clock.now())), headers=etag(row.version)
         )
 
-    @patch("/{customer_id:uuid}")
+    @patch(
+        "/{customer_id:uuid}",
+        responses=responses(400, 401, 403, 404, 412, 413, 422, 503),
+        response_headers=[ETAG_HEADER],
+    )
     async def update(
         self,
         request: AnyRequest,
         caller: Caller,
         customer_id: FromPath[UUID],
         data: JSONBody[CustomerPatchRequest],
-        if_match: Annotated[str | None, HeaderParameter(name="If-Match")] = None,
+        if_match: IfMatch = None,
     ) -> Response[CustomerResponse]:
+        """412: If-Match names a version that is no longer the customer's."""
         state = AppState.of(request)
+        details = _details(data)
+        version = expected_version(if_match)
+        if version is not None:  # a request that fails on its own answers that, not 412
+            customer.check_details(details, caller.today(state.clock.now()))
         command = ChangeCustomer(
             gym_id=caller.id,
             customer_id=customer_id,
-            details=_details(data),
+            details=details,
             active=data.active,
-            expected_version=expected_version(if_match),
+            expected_version=version,
         )
         result, visible = await execute(state, change_customer, command, actor=str(caller.id))
         body = await _customer_response(state, caller, customer_id, visible)
         return Response(body, headers=etag(result.version))
 
-    @delete("/{customer_id:uuid}", status_code=204)
+    @delete(
+        "/{customer_id:uuid}", status_code=204, responses=responses(401, 403, 404, 412, 422, 503)
+    )
     async def remove(
         self,
         request: AnyRequest,
         caller: Caller,
         customer_id: FromPath[UUID],
-        if_match: Annotated[str | None, HeaderParameter(name="If-Match")] = None,
+        if_match: IfMatch = None,
     ) -> None:
+        """The customer's history stays readable (GET .../history). 412: If-Match
+        names a version that is no longer the customer's."""
         command = RemoveCustomer(
             gym_id=caller.id, customer_id=customer_id, expected_version=expected_version(if_match)
         )

@@ -2,7 +2,7 @@
 
 import hashlib
 import logging
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 import anyio.to_thread
@@ -10,11 +10,14 @@ import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
-from litestar.params import HeaderParameter, JSONBody, URLEncodedBody
+from litestar.params import JSONBody, URLEncodedBody
 
 from api import rate_limit
 from api.auth import CallerGym, current_gym, owner_token
 from api.commanding import execute
+from api.errors import responses
+from api.headers import IdempotencyKey
+from api.openapi import SECURED
 from api.rate_limit import client_address, limit_per_address
 from api.schemas import GymPatchRequest, GymResponse, LoginForm, SignupRequest, TokenResponse
 from api.state import AppState
@@ -52,13 +55,15 @@ class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
 
-    @post("/signup", status_code=201)
+    @post("/signup", status_code=201, responses=responses(400, 413, 422, 429, 503))
     async def signup(
         self,
         request: AnyRequest,
         data: JSONBody[SignupRequest],
-        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> GymResponse:
+        """400: the email is registered already. 429 only where signups are limited
+        per address (SIGNUP_ATTEMPTS_PER_ADDRESS)."""
         state = AppState.of(request)
         await limit_per_address(state, request, "signup", "Too many signups; try again later")
         without_password = msgspec.structs.replace(data, password="")
@@ -72,12 +77,13 @@ class AuthController(Controller):
         gym = await state.on_ledger(load_gym, result.id, 1)
         return GymResponse.of(gym)
 
-    @post("/login", status_code=200)
+    @post("/login", status_code=200, responses=responses(400, 413, 422, 429, 503))
     async def login(
         self,
         request: AnyRequest,
         data: URLEncodedBody[LoginForm],
     ) -> TokenResponse:
+        """400: no such owner, or the wrong password (the same answer for both)."""
         state = AppState.of(request)
         s = state.settings
         if "\x00" in data.username:  # PostgreSQL text cannot hold NUL, so no email has one
@@ -119,25 +125,27 @@ class MyGymController(Controller):
     path = "/gyms/me"
     tags = ["gyms"]
     dependencies = {"caller": Provide(current_gym)}
+    security = SECURED
 
-    @get("")
+    @get("", responses=responses(401, 403, 503))
     async def show(self, request: AnyRequest, caller: NamedDependency[CallerGym]) -> GymResponse:
         return await _gym_response(AppState.of(request), caller.id, visible=True)
 
-    @patch("")
+    @patch("", responses=responses(400, 401, 403, 413, 422, 503))
     async def update(
         self,
         request: AnyRequest,
         caller: NamedDependency[CallerGym],
         data: JSONBody[GymPatchRequest],
     ) -> GymResponse:
+        """400: the new email is another gym's."""
         state = AppState.of(request)
         changes = ProfileChanges(**{f: getattr(data, f) for f in data.__struct_fields__})
         command = UpdateGymProfile(gym_id=caller.id, changes=changes)
         _result, visible = await execute(state, update_gym_profile, command, actor=str(caller.id))
         return await _gym_response(state, caller.id, visible)
 
-    @delete("", status_code=204)
+    @delete("", status_code=204, responses=responses(401, 403, 503))
     async def close(self, request: AnyRequest, caller: NamedDependency[CallerGym]) -> None:
         state = AppState.of(request)
         await execute(state, close_gym, CloseGym(gym_id=caller.id), actor=str(caller.id))

@@ -16,8 +16,10 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 
 from api.health_checks import HealthReport, check
+from api.schemas import HealthBody, LivenessReport, ReadinessReport
 from api.state import AppState
 from infra import metrics
 from projections.read_model import READ_MODEL
@@ -25,19 +27,30 @@ from projections.read_model import READ_MODEL
 QUEUES = ("mail", "scheduled")
 
 
-@get("/health", tags=["health"])
+def _body(container: type[Any], description: str) -> ResponseSpec:
+    return ResponseSpec(container, description=description, generate_examples=False)
+
+
+@get("/health", tags=["health"], responses={200: _body(HealthBody, "Every check's result")})
 async def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     report = await check(AppState.of(request))
     status = "ok" if not report.failing else "degraded"  # the values it always had
     return Response({"status": status, "checks": report.checks, "failing": report.failing})
 
 
-@get("/health/live", tags=["health"])
+@get("/health/live", tags=["health"], responses={200: _body(LivenessReport, "The process answers")})
 async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/health/ready", tags=["health"])
+@get(
+    "/health/ready",
+    tags=["health"],
+    responses={
+        200: _body(ReadinessReport, "Ready to serve"),
+        503: _body(ReadinessReport, "Not ready: `failing` names what"),
+    },
+)
 async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     report = await check(AppState.of(request))
     body = {"status": report.status, "checks": report.checks, "failing": report.failing}

@@ -7,6 +7,8 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
 from api.auth import CallerGym, current_gym
+from api.errors import responses
+from api.openapi import FROM_ZERO, SECURED
 from api.state import AppState
 from projections.mail_outbox import MailLogEntry, mail_log
 
@@ -15,15 +17,16 @@ class MailsController(Controller):
     path = "/mails"
     tags = ["mails"]
     dependencies = {"caller": Provide(current_gym)}
+    security = SECURED
 
-    @get("")
+    @get("", responses=responses(401, 403, 422, 503))
     async def list(
         self,
         request: Request[Any, Any, Any],
         caller: NamedDependency[CallerGym],
         status: Annotated[Literal["pending", "sent", "failed"] | None, QueryParameter()] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-        offset: Annotated[int, QueryParameter(ge=0, le=1_000_000_000)] = 0,
+        offset: Annotated[int, QueryParameter(ge=0, schema_extra=FROM_ZERO, le=1_000_000_000)] = 0,
     ) -> list[MailLogEntry]:
         async with AppState.of(request).read_pool.connection() as conn:
             return await mail_log(conn, caller.id, status, limit, offset)
