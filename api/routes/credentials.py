@@ -7,7 +7,7 @@ READ_YOUR_WRITES_TIMEOUT (a lagging or parked projector) the answer is `202`: th
 change is recorded and takes effect when the projector applies it.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Annotated, Any, Literal, cast
 from uuid import UUID
 
