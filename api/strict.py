@@ -25,8 +25,10 @@ _BOOLEAN = ("true", "false")
 _RESERVED = {"request", "socket", "state", "scope", "headers", "cookies", "query", "body", "data"}
 
 Rule = tuple[str, frozenset[str] | None]  # ("integer" | "boolean" | "one of", allowed values)
-_rules_of: dict[int, dict[str, Rule]] = {}
-_body_types: dict[int, type[msgspec.Struct] | None] = {}
+# Keyed by id(handler), with the handler kept beside its entry: it then stays alive, so
+# its id can never be reused by another app's handler (tests build several apps).
+_rules_of: dict[int, tuple[HTTPRouteHandler, dict[str, Rule]]] = {}
+_body_types: dict[int, tuple[HTTPRouteHandler, type[msgspec.Struct] | None]] = {}
 
 
 def _rule(field: FieldDefinition) -> Rule | None:
@@ -53,22 +55,24 @@ def _query_name(name: str, field: FieldDefinition) -> str | None:
 
 def _rules(handler: HTTPRouteHandler) -> dict[str, Rule]:
     """The typed query parameters of a handler, by the name the query string uses."""
-    found = _rules_of.get(id(handler))
-    if found is None:
-        path_params = {p for path in handler.paths for p in re.findall(r"{(\w+)", path)}
-        found = {}
-        for name, field in handler.parsed_fn_signature.parameters.items():
-            query_name = _query_name(name, field)
-            rule = _rule(field)
-            if query_name and rule and name not in path_params:
-                found[query_name] = rule
-        _rules_of[id(handler)] = found
+    entry = _rules_of.get(id(handler))
+    if entry is not None and entry[0] is handler:
+        return entry[1]
+    path_params = {p for path in handler.paths for p in re.findall(r"{(\w+)", path)}
+    found: dict[str, Rule] = {}
+    for name, field in handler.parsed_fn_signature.parameters.items():
+        query_name = _query_name(name, field)
+        rule = _rule(field)
+        if query_name and rule and name not in path_params:
+            found[query_name] = rule
+    _rules_of[id(handler)] = (handler, found)
     return found
 
 
 def _json_body(handler: HTTPRouteHandler) -> type[msgspec.Struct] | None:
     """The struct a handler's JSON body (`data`) decodes to, if it takes one."""
-    if id(handler) not in _body_types:
+    entry = _body_types.get(id(handler))
+    if entry is None or entry[0] is not handler:
         field = handler.parsed_fn_signature.parameters.get("data")
         kwarg = field.kwarg_definition if field is not None else None
         media = getattr(kwarg, "media_type", None)
@@ -79,8 +83,8 @@ def _json_body(handler: HTTPRouteHandler) -> type[msgspec.Struct] | None:
             annotation = field.annotation
             if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
                 struct = annotation
-        _body_types[id(handler)] = struct
-    return _body_types[id(handler)]
+        entry = _body_types[id(handler)] = (handler, struct)
+    return entry[1]
 
 
 def _integral(value: Any) -> Any:
