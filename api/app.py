@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         read_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             settings.database_url,
             min_size=2,
-            max_size=10,
+            max_size=2 * settings.db_pool_size,
             open=False,
             kwargs={"autocommit": True},
             timeout=2.0,

@@ -47,7 +47,7 @@ class AppState:
     def _get_ledger(self) -> GymLedger:
         with self._ledger_lock:
             if self._ledger is None:
-                self._ledger = GymLedger(self.settings.database_url)
+                self._ledger = GymLedger(self.settings.database_url, self.settings.db_pool_size)
             return self._ledger
 
     def close(self) -> None:

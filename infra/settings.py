@@ -43,6 +43,9 @@ class Settings:
     audit_witness_dir: str = ""
     audit_verifications_per_minute: int = 10
     data_dir: str = ".data"
+    # Connections per API process: the write side's pool (as many again on overflow)
+    # and twice as many for reads. The tests run many processes on one server: fewer.
+    db_pool_size: int = 5
     jwt_ttl_seconds: int = 24 * 3600
     read_your_writes_timeout: float = 2.0
     # How long a command may keep deciding again while other writers win its stream.
@@ -268,6 +271,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "AUDIT_VERIFICATIONS_PER_MINUTE", 10, problems, low=1
         ),
         data_dir=data_dir,
+        db_pool_size=_int(env, "DB_POOL_SIZE", 5, problems, low=1),
         jwt_ttl_seconds=_int(env, "JWT_TTL_SECONDS", 24 * 3600, problems, low=60),
         read_your_writes_timeout=_float(env, "READ_YOUR_WRITES_TIMEOUT", 2.0, problems),
         command_timeout=_float(env, "COMMAND_TIMEOUT", 10.0, problems),

@@ -89,7 +89,7 @@ def fresh_database(stack: ServerStack) -> Iterator[str]:
 def ledger(settings: Any) -> Iterator[Any]:
     from commands.application import GymLedger
 
-    app = GymLedger(settings.database_url)
+    app = GymLedger(settings.database_url, pool_size=2)
     yield app
     app.close()
 

@@ -49,6 +49,9 @@ class ServerStack:
                 "EXPIRY_INTERVAL_SECONDS": "1",
                 "READ_YOUR_WRITES_TIMEOUT": "5",
                 "LOG_LEVEL": "WARNING",
+                # Every test process and every system a test starts shares one server
+                # (max_connections 100 on these machines): small pools.
+                "DB_POOL_SIZE": "2",
                 # Every test logs in from the same address; the limit has its own test.
                 "LOGIN_ATTEMPTS_PER_ADDRESS": "1000000",
             }
