@@ -1,52 +1,94 @@
-"""The eventsourcing Application that stores GymLedger's events in PostgreSQL."""
+"""The write side's one entry point: `ledger.handle(command, context)`.
 
-from collections.abc import Sequence
-from typing import Any
-from uuid import UUID
+Every command is a msgspec Struct in the `Command` union and has one handler; one
+exhaustive `match` picks it, so adding a command without a handler fails mypy. What
+every command shares (its duration and refusals in the metrics) happens here once,
+whichever process issues it: the API, the expiry job or a test.
+"""
 
-from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, Mapper, Recording
+import time
+from typing import assert_never
 
-from commands.stream_locks import StreamLocks
-from domain.errors import VersionConflict
-from domain.events import DomainEvent
+from commands import customers, gyms
+from commands.context import CommandContext
+from commands.customers import ChangeCustomer, ExpireMembership, RegisterCustomer, RemoveCustomer
+from commands.gyms import (
+    ChangePassword,
+    CloseGym,
+    GrantAuditorAccess,
+    RegisterGym,
+    RehashPassword,
+    RevokeAuditorAccess,
+    UpdateGymProfile,
+)
+from commands.latest import WriteContention
+from commands.results import CommandResult
+from commands.store import EventStore, StreamConflict
+from domain.errors import EmailAlreadyRegistered, VersionConflict
+from domain.idempotency import IdempotencyKeyReused
 from infra import metrics
-from infra.db import eventsourcing_env
-from infra.event_codec import CODEC, MsgspecMapper
+
+__all__ = ["Command", "GymLedger", "StreamConflict"]
+
+Command = (
+    RegisterGym
+    | UpdateGymProfile
+    | CloseGym
+    | GrantAuditorAccess
+    | ChangePassword
+    | RevokeAuditorAccess
+    | RehashPassword
+    | RegisterCustomer
+    | ChangeCustomer
+    | RemoveCustomer
+    | ExpireMembership
+)
+
+# Why a command was refused, for the conflicts metric (by the error's class).
+REFUSALS: tuple[tuple[type[Exception], str], ...] = (
+    (EmailAlreadyRegistered, "duplicate"),
+    (IdempotencyKeyReused, "idempotency_key"),
+    (WriteContention, "contention"),  # other writers kept winning for the whole budget
+    (VersionConflict, "version"),  # the version the client named is no longer the latest
+)
 
 
-class StreamConflict(VersionConflict):
-    """Another writer appended to one of the streams first (optimistic concurrency)."""
-
-
-class GymLedger(Application[UUID]):
-    name = "GymLedger"
-
-    def __init__(self, database_url: str, pool_size: int = 5) -> None:
-        super().__init__(env=eventsourcing_env(database_url, pool_size))
-        # This process's writers of one stream take turns (commands/latest.py).
-        self.stream_locks = StreamLocks()
-
-    def construct_mapper(self) -> Mapper[UUID]:
-        return MsgspecMapper(CODEC)
-
-    def append(self, *events: DomainEvent | None) -> int:
-        """Append events atomically; returns the highest global position written.
-
-        A duplicate (stream, version) means someone else wrote first: that is the
-        race the optimistic-concurrency and uniqueness rules rely on.
-        """
-        to_save: Sequence[Any] = [e for e in events if e is not None]
-        if not to_save:
-            return 0
+class GymLedger(EventStore):
+    def handle(self, command: Command, ctx: CommandContext) -> CommandResult:
+        name = type(command).__name__
+        started = time.perf_counter()
         try:
-            recordings: list[Recording[UUID]] = self.save(*to_save)
-        except IntegrityError as error:
-            raise StreamConflict(expected=to_save[0].originator_version, actual=-1) from error
-        for event in to_save:
-            metrics.EVENTS_APPENDED.labels(type(event).__name__).inc()
-        return max(r.notification.id for r in recordings)
+            return self._dispatch(command, ctx)
+        except tuple(cls for cls, _ in REFUSALS) as refused:
+            reason = next(label for cls, label in REFUSALS if isinstance(refused, cls))
+            metrics.COMMAND_CONFLICTS.labels(name, reason).inc()
+            raise
+        finally:
+            metrics.COMMAND_DURATION.labels(name).observe(time.perf_counter() - started)
 
-    def create_tables(self) -> None:
-        """Used by migrations only; the running services never create tables."""
-        self.recorder.create_table()  # type: ignore[attr-defined]
+    def _dispatch(self, command: Command, ctx: CommandContext) -> CommandResult:
+        match command:
+            case RegisterGym():
+                return gyms.register_gym(self, command, ctx)
+            case UpdateGymProfile():
+                return gyms.update_gym_profile(self, command, ctx)
+            case CloseGym():
+                return gyms.close_gym(self, command, ctx)
+            case GrantAuditorAccess():
+                return gyms.grant_auditor_access(self, command, ctx)
+            case ChangePassword():
+                return gyms.change_password(self, command, ctx)
+            case RevokeAuditorAccess():
+                return gyms.revoke_auditor_access(self, command, ctx)
+            case RehashPassword():
+                return gyms.rehash_password(self, command, ctx)
+            case RegisterCustomer():
+                return customers.register_customer(self, command, ctx)
+            case ChangeCustomer():
+                return customers.change_customer(self, command, ctx)
+            case RemoveCustomer():
+                return customers.remove_customer(self, command, ctx)
+            case ExpireMembership():
+                return customers.expire_membership(self, command, ctx)
+            case _:
+                assert_never(command)

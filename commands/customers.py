@@ -10,14 +10,14 @@ from uuid import UUID, uuid4
 import msgspec
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.application import GymLedger, StreamConflict
+from commands.store import EventStore, StreamConflict
 from commands.context import CommandContext
 from commands.gyms import load_gym
 from commands.idempotency import earlier_result, key_used
 from commands.latest import decide_on_latest
 from commands.results import CommandResult
 from domain import customer
-from domain.errors import GymIsClosed, NotFound, VersionConflict
+from domain.errors import GymIsClosed, NotFound, StreamOfAnotherKind, VersionConflict
 from domain.events import DomainEvent, Stamp
 from domain.gym import Gym
 from domain.validation import local_date
@@ -29,8 +29,7 @@ Decision = Callable[[customer.Customer, Gym, Stamp], list[DomainEvent]]
 
 class RegisterCustomer(msgspec.Struct, frozen=True, kw_only=True):
     gym_id: UUID
-    details: customer.CustomerDetails
-    active: bool = True
+    details: customer.NewCustomer
     idempotency_key: str | None = None
     fingerprint: str = ""  # digest of the request, compared on a retried key
 
@@ -39,7 +38,6 @@ class ChangeCustomer(msgspec.Struct, frozen=True, kw_only=True):
     gym_id: UUID
     customer_id: UUID
     details: customer.CustomerDetails
-    active: bool | msgspec.UnsetType = msgspec.UNSET
     expected_version: int | None = None  # None: apply to the latest version
 
 
@@ -54,33 +52,33 @@ class ExpireMembership(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def load_customer(
-    app: GymLedger, gym_id: UUID | None, customer_id: UUID, version: int | None = None
+    app: EventStore, gym_id: UUID | None, customer_id: UUID, version: int | None = None
 ) -> customer.Customer:
     """The customer as stored (optionally at a past version), scoped to `gym_id`."""
     try:
         found: customer.Customer = app.repository.get(
             customer_id, version=version, projector_func=customer.project
         )
-    except (AggregateNotFoundError, ValueError):
+    except (AggregateNotFoundError, StreamOfAnotherKind):
         raise NotFound("customer") from None
     if gym_id is not None and found.gym_id != gym_id:
         raise NotFound("customer")
     return found
 
 
-def _open_gym(app: GymLedger, gym_id: UUID) -> Gym:
+def _open_gym(app: EventStore, gym_id: UUID) -> Gym:
     gym = load_gym(app, gym_id)
     if gym.closed:
         raise GymIsClosed(str(gym_id))
     return gym
 
 
-def _earlier_result(app: GymLedger, cmd: RegisterCustomer) -> CommandResult | None:
+def _earlier_result(app: EventStore, cmd: RegisterCustomer) -> CommandResult | None:
     found = earlier_result(app, str(cmd.gym_id), cmd.idempotency_key, cmd.fingerprint)
     return None if found is None else CommandResult(found, 1, 0, replayed=True)
 
 
-def register_customer(app: GymLedger, cmd: RegisterCustomer, ctx: CommandContext) -> CommandResult:
+def register_customer(app: EventStore, cmd: RegisterCustomer, ctx: CommandContext) -> CommandResult:
     earlier = _earlier_result(app, cmd)
     if earlier is not None:
         return earlier
@@ -90,7 +88,6 @@ def register_customer(app: GymLedger, cmd: RegisterCustomer, ctx: CommandContext
         uuid4(),
         gym.id,
         cmd.details,
-        active=cmd.active,
         today=local_date(stamp.at, gym.timezone),
         stamp=stamp,
     )
@@ -111,7 +108,7 @@ def register_customer(app: GymLedger, cmd: RegisterCustomer, ctx: CommandContext
 
 
 def _decide(
-    app: GymLedger,
+    app: EventStore,
     ctx: CommandContext,
     gym_id: UUID,
     customer_id: UUID,
@@ -140,22 +137,22 @@ def _decide(
     )
 
 
-def change_customer(app: GymLedger, cmd: ChangeCustomer, ctx: CommandContext) -> CommandResult:
+def change_customer(app: EventStore, cmd: ChangeCustomer, ctx: CommandContext) -> CommandResult:
     def decide(current: customer.Customer, gym: Gym, stamp: Stamp) -> list[DomainEvent]:
         today = local_date(stamp.at, gym.timezone)
-        return customer.change(current, cmd.details, cmd.active, today=today, stamp=stamp)
+        return customer.change(current, cmd.details, today=today, stamp=stamp)
 
     return _decide(app, ctx, cmd.gym_id, cmd.customer_id, cmd.expected_version, decide)
 
 
-def remove_customer(app: GymLedger, cmd: RemoveCustomer, ctx: CommandContext) -> CommandResult:
+def remove_customer(app: EventStore, cmd: RemoveCustomer, ctx: CommandContext) -> CommandResult:
     def decide(current: customer.Customer, _: Gym, stamp: Stamp) -> list[DomainEvent]:
         return [customer.remove(current, stamp)]
 
     return _decide(app, ctx, cmd.gym_id, cmd.customer_id, cmd.expected_version, decide)
 
 
-def expire_membership(app: GymLedger, cmd: ExpireMembership, ctx: CommandContext) -> CommandResult:
+def expire_membership(app: EventStore, cmd: ExpireMembership, ctx: CommandContext) -> CommandResult:
     """Run by the scheduler as "system"; a no-op unless the membership has lapsed."""
 
     def attempt() -> CommandResult:

@@ -6,30 +6,21 @@ from uuid import UUID, uuid4
 import msgspec
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.application import GymLedger, StreamConflict
+from commands.store import EventStore, StreamConflict
 from commands.context import CommandContext
 from commands.idempotency import earlier_result, key_used
 from commands.latest import decide_on_latest
 from commands.results import CommandResult
 from domain import email_claim, gym
-from domain.errors import EmailAlreadyRegistered, NotFound
+from domain.errors import EmailAlreadyRegistered, NotFound, StreamOfAnotherKind
 from domain.idempotency import IdempotencyKeyReused
-from infra.passwords import hash_password, needs_rehash, verify_password
 
 # Signups have no gym yet: their idempotency keys share one scope.
 SIGNUP_SCOPE = "signup"
 
 
 class RegisterGym(msgspec.Struct, frozen=True, kw_only=True):
-    name: str
-    email: str
-    password: str
-    monthly_fee_cents: int
-    currency: str
-    address: str | None = None
-    description: str | None = None
-    gym_type: str | None = None
-    timezone: str = "UTC"
+    signup: gym.NewGym
     idempotency_key: str | None = None
     fingerprint: str = ""  # digest of the request without the password
 
@@ -70,15 +61,15 @@ class RehashPassword(msgspec.Struct, frozen=True, kw_only=True):
     verified_hash: str  # the hash the login verified `password` against
 
 
-def load_gym(app: GymLedger, gym_id: UUID, version: int | None = None) -> gym.Gym:
+def load_gym(app: EventStore, gym_id: UUID, version: int | None = None) -> gym.Gym:
     try:
         found: gym.Gym = app.repository.get(gym_id, version=version, projector_func=gym.project)
-    except AggregateNotFoundError:
+    except (AggregateNotFoundError, StreamOfAnotherKind):
         raise NotFound("gym") from None
     return found
 
 
-def _load_claim(app: GymLedger, email: str) -> email_claim.EmailClaim | None:
+def _load_claim(app: EventStore, email: str) -> email_claim.EmailClaim | None:
     try:
         claim: email_claim.EmailClaim = app.repository.get(
             email_claim.claim_id(email), projector_func=email_claim.project
@@ -88,37 +79,25 @@ def _load_claim(app: GymLedger, email: str) -> email_claim.EmailClaim | None:
     return claim
 
 
-def _earlier_signup(app: GymLedger, cmd: RegisterGym) -> CommandResult | None:
+def _earlier_signup(app: EventStore, cmd: RegisterGym) -> CommandResult | None:
     found = earlier_result(app, SIGNUP_SCOPE, cmd.idempotency_key, cmd.fingerprint)
     if found is None:
         return None
     # The fingerprint leaves the password out (no password digests in the log);
     # the first request's hash decides whether this is really the same body.
-    if not verify_password(load_gym(app, found, version=1).password_hash, cmd.password):
+    first_hash = load_gym(app, found, version=1).password_hash
+    if not app.passwords.verify(first_hash, cmd.signup.password):
         raise IdempotencyKeyReused("Idempotency-Key was already used with a different request")
     return CommandResult(id=found, version=1, position=0, replayed=True)
 
 
-def register_gym(app: GymLedger, cmd: RegisterGym, ctx: CommandContext) -> CommandResult:
+def register_gym(app: EventStore, cmd: RegisterGym, ctx: CommandContext) -> CommandResult:
     earlier = _earlier_signup(app, cmd)
     if earlier is not None:
         return earlier
     gym_id = uuid4()
     stamp = ctx.stamp()
-    registered = gym.register(
-        gym_id,
-        name=cmd.name,
-        email=cmd.email,
-        password=cmd.password,
-        address=cmd.address,
-        description=cmd.description,
-        gym_type=cmd.gym_type,
-        monthly_fee_cents=cmd.monthly_fee_cents,
-        currency=cmd.currency,
-        timezone=cmd.timezone,
-        hash_password=hash_password,
-        stamp=stamp,
-    )
+    registered = gym.register(gym_id, cmd.signup, hash_password=app.passwords.hash, stamp=stamp)
     claimed = email_claim.claim(_load_claim(app, registered.email), registered.email, gym_id, stamp)
     key = key_used(SIGNUP_SCOPE, cmd.idempotency_key, cmd.fingerprint, gym_id, gym_id, stamp)
     try:
@@ -132,7 +111,7 @@ def register_gym(app: GymLedger, cmd: RegisterGym, ctx: CommandContext) -> Comma
     return CommandResult(id=gym_id, version=1, position=position)
 
 
-def update_gym_profile(app: GymLedger, cmd: UpdateGymProfile, ctx: CommandContext) -> CommandResult:
+def update_gym_profile(app: EventStore, cmd: UpdateGymProfile, ctx: CommandContext) -> CommandResult:
     def attempt() -> CommandResult:
         current = load_gym(app, cmd.gym_id)
         stamp = ctx.stamp()
@@ -155,7 +134,7 @@ def update_gym_profile(app: GymLedger, cmd: UpdateGymProfile, ctx: CommandContex
     return decide_on_latest(app.stream_locks, cmd.gym_id, ctx, attempt)
 
 
-def close_gym(app: GymLedger, cmd: CloseGym, ctx: CommandContext) -> CommandResult:
+def close_gym(app: EventStore, cmd: CloseGym, ctx: CommandContext) -> CommandResult:
     def attempt() -> CommandResult:
         current = load_gym(app, cmd.gym_id)
         stamp = ctx.stamp()
@@ -169,7 +148,7 @@ def close_gym(app: GymLedger, cmd: CloseGym, ctx: CommandContext) -> CommandResu
 
 
 def grant_auditor_access(
-    app: GymLedger, cmd: GrantAuditorAccess, ctx: CommandContext
+    app: EventStore, cmd: GrantAuditorAccess, ctx: CommandContext
 ) -> CommandResult:
     def attempt() -> CommandResult:
         current = load_gym(app, cmd.gym_id)
@@ -186,7 +165,7 @@ def grant_auditor_access(
     return decide_on_latest(app.stream_locks, cmd.gym_id, ctx, attempt)
 
 
-def change_password(app: GymLedger, cmd: ChangePassword, ctx: CommandContext) -> CommandResult:
+def change_password(app: EventStore, cmd: ChangePassword, ctx: CommandContext) -> CommandResult:
     """Checked against the log's current hash, not the read model's: a change that
     loses a race to another change or a rehash is decided again on the hash that won,
     so it can never slip past it (the old password no longer verifies)."""
@@ -197,8 +176,8 @@ def change_password(app: GymLedger, cmd: ChangePassword, ctx: CommandContext) ->
             current,
             current_password=cmd.current_password,
             new_password=cmd.new_password,
-            verify_password=verify_password,
-            hash_password=hash_password,
+            verify_password=app.passwords.verify,
+            hash_password=app.passwords.hash,
             stamp=ctx.stamp(),
             token_generation=cmd.token_generation,
         )
@@ -209,7 +188,7 @@ def change_password(app: GymLedger, cmd: ChangePassword, ctx: CommandContext) ->
 
 
 def revoke_auditor_access(
-    app: GymLedger, cmd: RevokeAuditorAccess, ctx: CommandContext
+    app: EventStore, cmd: RevokeAuditorAccess, ctx: CommandContext
 ) -> CommandResult:
     def attempt() -> CommandResult:
         current = load_gym(app, cmd.gym_id)
@@ -222,15 +201,16 @@ def revoke_auditor_access(
     return decide_on_latest(app.stream_locks, cmd.gym_id, ctx, attempt)
 
 
-def rehash_password(app: GymLedger, cmd: RehashPassword, ctx: CommandContext) -> CommandResult:
+def rehash_password(app: EventStore, cmd: RehashPassword, ctx: CommandContext) -> CommandResult:
     """Store the password hashed with today's parameters. Nothing happens unless the
     gym still has the very hash the login verified, and that hash is outdated."""
 
     def attempt() -> CommandResult:
         current = load_gym(app, cmd.gym_id)
-        if current.password_hash != cmd.verified_hash or not needs_rehash(current.password_hash):
+        outdated = app.passwords.needs_rehash(current.password_hash)
+        if current.password_hash != cmd.verified_hash or not outdated:
             return CommandResult(id=current.id, version=current.version, position=0)
-        rehashed = gym.rehash_password(current, hash_password(cmd.password), ctx.stamp())
+        rehashed = gym.rehash_password(current, app.passwords.hash(cmd.password), ctx.stamp())
         position = app.append(rehashed)
         return CommandResult(id=current.id, version=rehashed.originator_version, position=position)
 

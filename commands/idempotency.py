@@ -4,12 +4,12 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.application import GymLedger
+from commands.store import EventStore
 from domain import idempotency
 from domain.events import Stamp
 
 
-def earlier_result(app: GymLedger, scope: str, key: str | None, fingerprint: str) -> UUID | None:
+def earlier_result(app: EventStore, scope: str, key: str | None, fingerprint: str) -> UUID | None:
     """The id an earlier request with this key created; None for a new key.
 
     Raises IdempotencyKeyReused when the earlier request had another body.

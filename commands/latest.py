@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TypeVar
 from uuid import UUID
 
-from commands.application import StreamConflict
+from commands.store import StreamConflict
 from commands.context import CommandContext
 from commands.stream_locks import StreamLocks
 from infra import metrics

@@ -7,13 +7,16 @@ expiry job has run; `MembershipExpired` records, for auditors, that the system
 noticed, at most once per membership end date.
 """
 
+from collections.abc import Callable
 from datetime import date, datetime
+from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
 
+from domain import fields as f
 from domain import validation as v
-from domain.errors import InvalidValue, NotFound
+from domain.errors import InvalidValue, NotFound, StreamOfAnotherKind
 from domain.events import DomainEvent, Stamp, fold
 
 UNSET = msgspec.UNSET
@@ -86,20 +89,49 @@ class Customer(msgspec.Struct, frozen=True, kw_only=True):
     removed: bool = False
 
 
+class NewCustomer(msgspec.Struct, frozen=True, kw_only=True):
+    """A customer as the owner registers them: the payload of RegisterCustomer
+    (POST /customers)."""
+
+    first_name: f.Name
+    last_name: f.Name
+    email: f.Email
+    phone: f.Phone | None = None
+    active: bool = True
+    date_of_birth: f.BirthDate | None = None
+    membership_start: date | None = None
+    membership_end: f.MembershipEnd | None = None
+    notes: f.Text | None = None
+
+
 class CustomerDetails(msgspec.Struct, frozen=True, kw_only=True):
-    """A full or partial set of details as a client sent them; UNSET = not given."""
+    """A partial update as the owner sent it (PATCH /customers/{id}); UNSET = not given."""
 
-    first_name: str | Unset = UNSET
-    last_name: str | Unset = UNSET
-    email: str | Unset = UNSET
-    phone: str | Unset | None = UNSET
-    date_of_birth: date | Unset | None = UNSET
+    first_name: f.Name | Unset = UNSET
+    last_name: f.Name | Unset = UNSET
+    email: f.Email | Unset = UNSET
+    phone: f.Phone | Unset | None = UNSET
+    active: bool | Unset = UNSET
+    date_of_birth: f.BirthDate | Unset | None = UNSET
     membership_start: date | Unset | None = UNSET
-    membership_end: date | Unset | None = UNSET
-    notes: str | Unset | None = UNSET
+    membership_end: f.MembershipEnd | Unset | None = UNSET
+    notes: f.Text | Unset | None = UNSET
 
 
-DETAIL_FIELDS = CustomerDetails.__struct_fields__
+T = TypeVar("T")
+
+
+def _given(check: Callable[[T], T], value: T | Unset) -> T | Unset:
+    """`check` applied to a value that was sent; UNSET stays UNSET."""
+    return value if isinstance(value, Unset) else check(value)
+
+
+def _unless_same(new: T | Unset, old: T) -> T | Unset:
+    return UNSET if isinstance(new, Unset) or new == old else new
+
+
+def _or(value: T | Unset, current: T) -> T:
+    return current if isinstance(value, Unset) else value
 
 
 def is_active(owner_active: bool, membership_end: date | None, today: date) -> bool:
@@ -111,27 +143,34 @@ def membership_lapsed(membership_end: date | None, today: date) -> bool:
     return membership_end is not None and membership_end < today
 
 
-def _clean(details: CustomerDetails, today: date) -> dict[str, object]:
-    out: dict[str, object] = {}
-    if details.first_name is not UNSET:
-        out["first_name"] = v.single_line_text("first_name", details.first_name)
-    if details.last_name is not UNSET:
-        out["last_name"] = v.single_line_text("last_name", details.last_name)
-    if details.email is not UNSET:
-        out["email"] = v.email("email", details.email)
-    if details.phone is not UNSET:
-        out["phone"] = v.optional_text("phone", details.phone, v.PHONE_MAX)
-    if details.notes is not UNSET:
-        out["notes"] = v.optional_text("notes", details.notes)
-    if details.date_of_birth is not UNSET:
-        if details.date_of_birth is not None and details.date_of_birth > today:
+def _birth_date(today: date) -> Callable[[date | None], date | None]:
+    def check(born: date | None) -> date | None:
+        if born is not None and born > today:
             raise InvalidValue("date_of_birth", "must not be in the future")
-        out["date_of_birth"] = details.date_of_birth
-    for field in ("membership_start", "membership_end"):
-        value = getattr(details, field)
-        if value is not UNSET:
-            out[field] = value
-    return out
+        return born
+
+    return check
+
+
+def _clean(d: CustomerDetails, today: date) -> CustomerDetails:
+    """Every field that is present, validated and normalised; absent ones stay absent."""
+    first_name = _given(lambda x: v.single_line_text("first_name", x), d.first_name)
+    last_name = _given(lambda x: v.single_line_text("last_name", x), d.last_name)
+    email = _given(lambda x: v.email("email", x), d.email)
+    phone = _given(lambda x: v.optional_text("phone", x, v.PHONE_MAX), d.phone)
+    date_of_birth = _given(_birth_date(today), d.date_of_birth)
+    notes = _given(lambda x: v.optional_text("notes", x), d.notes)
+    return CustomerDetails(
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+        phone=phone,
+        active=d.active,
+        date_of_birth=date_of_birth,
+        membership_start=d.membership_start,
+        membership_end=d.membership_end,
+        notes=notes,
+    )
 
 
 def check_details(details: CustomerDetails, today: date) -> None:
@@ -139,10 +178,7 @@ def check_details(details: CustomerDetails, today: date) -> None:
     before a precondition (If-Match), since a request that fails on its own must say
     so rather than answer 412 (RFC 9110, 13.2.1)."""
     _clean(details, today)
-    start, end = details.membership_start, details.membership_end
-    _check_membership(
-        start if isinstance(start, date) else None, end if isinstance(end, date) else None
-    )
+    _check_membership(_or(details.membership_start, None), _or(details.membership_end, None))
 
 
 def _check_membership(start: date | None, end: date | None) -> None:
@@ -153,70 +189,59 @@ def _check_membership(start: date | None, end: date | None) -> None:
 def register(
     customer_id: UUID,
     gym_id: UUID,
-    details: CustomerDetails,
+    new: NewCustomer,
     *,
-    active: bool,
     today: date,
     stamp: Stamp,
 ) -> CustomerRegistered:
-    for required in ("first_name", "last_name", "email"):
-        if getattr(details, required) is UNSET:
-            raise InvalidValue(required, "is required")
-    fields = {f: None for f in DETAIL_FIELDS} | _clean(details, today)
-    _check_membership(fields["membership_start"], fields["membership_end"])  # type: ignore[arg-type]
+    _check_membership(new.membership_start, new.membership_end)
     return CustomerRegistered(
         originator_id=customer_id,
         originator_version=1,
         timestamp=stamp.at,
         metadata=stamp.metadata,
         gym_id=gym_id,
-        active=active,
-        **fields,  # type: ignore[arg-type]
+        active=new.active,
+        first_name=v.single_line_text("first_name", new.first_name),
+        last_name=v.single_line_text("last_name", new.last_name),
+        email=v.email("email", new.email),
+        phone=v.optional_text("phone", new.phone, v.PHONE_MAX),
+        date_of_birth=_birth_date(today)(new.date_of_birth),
+        membership_start=new.membership_start,
+        membership_end=new.membership_end,
+        notes=v.optional_text("notes", new.notes),
     )
 
 
 def change(
-    customer: Customer,
-    details: CustomerDetails,
-    active: bool | Unset,
-    *,
-    today: date,
-    stamp: Stamp,
+    customer: Customer, details: CustomerDetails, *, today: date, stamp: Stamp
 ) -> list[DomainEvent]:
     """Events for a partial update: changed details, then the owner's switch."""
     require_present(customer)
-    cleaned = _clean(details, today)
-    changed = {k: val for k, val in cleaned.items() if getattr(customer, k) != val}
-    start = changed.get("membership_start", customer.membership_start)
-    end = changed.get("membership_end", customer.membership_end)
-    if "membership_start" in changed or "membership_end" in changed:
-        _check_membership(start, end)  # type: ignore[arg-type]
+    c = _clean(details, today)
+    envelope = _next_event(customer, stamp)
+    changed = CustomerDetailsChanged(
+        **envelope,
+        first_name=_unless_same(c.first_name, customer.first_name),
+        last_name=_unless_same(c.last_name, customer.last_name),
+        email=_unless_same(c.email, customer.email),
+        phone=_unless_same(c.phone, customer.phone),
+        date_of_birth=_unless_same(c.date_of_birth, customer.date_of_birth),
+        membership_start=_unless_same(c.membership_start, customer.membership_start),
+        membership_end=_unless_same(c.membership_end, customer.membership_end),
+        notes=_unless_same(c.notes, customer.notes),
+    )
+    if changed.membership_start is not UNSET or changed.membership_end is not UNSET:
+        _check_membership(
+            _or(changed.membership_start, customer.membership_start),
+            _or(changed.membership_end, customer.membership_end),
+        )
     events: list[DomainEvent] = []
-    version = customer.version
-    if changed:
-        version += 1
-        events.append(
-            CustomerDetailsChanged(
-                originator_id=customer.id,
-                gym_id=customer.gym_id,
-                originator_version=version,
-                timestamp=stamp.at,
-                metadata=stamp.metadata,
-                **changed,  # type: ignore[arg-type]
-            )
-        )
-    if active is not UNSET and active != customer.owner_active:
-        switch = CustomerReactivated if active else CustomerDeactivated
-        version += 1
-        events.append(
-            switch(
-                originator_id=customer.id,
-                gym_id=customer.gym_id,
-                originator_version=version,
-                timestamp=stamp.at,
-                metadata=stamp.metadata,
-            )
-        )
+    if changed != CustomerDetailsChanged(**envelope):
+        events.append(changed)
+    if not isinstance(c.active, Unset) and c.active != customer.owner_active:
+        switch = CustomerReactivated if c.active else CustomerDeactivated
+        events.append(switch(**_next_event(customer, stamp, len(events) + 1)))
     return events
 
 
@@ -228,25 +253,23 @@ def expire_membership(customer: Customer, today: date, stamp: Stamp) -> Membersh
         return None
     if customer.expired_end == customer.membership_end:
         return None
-    return MembershipExpired(
-        originator_id=customer.id,
-        gym_id=customer.gym_id,
-        originator_version=customer.version + 1,
-        timestamp=stamp.at,
-        metadata=stamp.metadata,
-        membership_end=customer.membership_end,
-    )
+    return MembershipExpired(**_next_event(customer, stamp), membership_end=customer.membership_end)
 
 
 def remove(customer: Customer, stamp: Stamp) -> CustomerRemoved:
     require_present(customer)
-    return CustomerRemoved(
-        originator_id=customer.id,
-        gym_id=customer.gym_id,
-        originator_version=customer.version + 1,
-        timestamp=stamp.at,
-        metadata=stamp.metadata,
-    )
+    return CustomerRemoved(**_next_event(customer, stamp))
+
+
+def _next_event(customer: Customer, stamp: Stamp, step: int = 1) -> dict[str, Any]:
+    """The envelope of the customer's next event (`step` events after its version)."""
+    return {
+        "originator_id": customer.id,
+        "gym_id": customer.gym_id,
+        "originator_version": customer.version + step,
+        "timestamp": stamp.at,
+        "metadata": stamp.metadata,
+    }
 
 
 def require_present(customer: Customer) -> None:
@@ -272,16 +295,15 @@ def evolve(customer: Customer | None, event: DomainEvent) -> Customer:
             notes=event.notes,
             owner_active=event.active,
         )
-    if customer is None:
-        raise ValueError(f"cannot apply {type(event).__name__} before registration")
+    if customer is None:  # the stream is not a customer's (a gym's, a claim's, ...)
+        raise StreamOfAnotherKind(f"{type(event).__name__} does not start a customer")
     if not isinstance(event, CustomerEvent) or event.gym_id != customer.gym_id:
         # A stream holds one gym's customer; anything else is not this customer.
         raise ValueError(f"{type(event).__name__} does not belong to customer {customer.id}")
     touched = {"version": event.originator_version, "updated_at": event.timestamp}
     match event:
         case CustomerDetailsChanged():
-            changes = {f: getattr(event, f) for f in DETAIL_FIELDS}
-            touched |= {f: val for f, val in changes.items() if val is not UNSET}
+            return _with_details(customer, event)
         case CustomerDeactivated():
             touched["owner_active"] = False
         case CustomerReactivated():
@@ -294,6 +316,22 @@ def evolve(customer: Customer | None, event: DomainEvent) -> Customer:
         case _:
             raise ValueError(f"cannot apply {type(event).__name__} to a customer")
     return msgspec.structs.replace(customer, **touched)
+
+
+def _with_details(customer: Customer, e: CustomerDetailsChanged) -> Customer:
+    return msgspec.structs.replace(
+        customer,
+        version=e.originator_version,
+        updated_at=e.timestamp,
+        first_name=_or(e.first_name, customer.first_name),
+        last_name=_or(e.last_name, customer.last_name),
+        email=_or(e.email, customer.email),
+        phone=_or(e.phone, customer.phone),
+        date_of_birth=_or(e.date_of_birth, customer.date_of_birth),
+        membership_start=_or(e.membership_start, customer.membership_start),
+        membership_end=_or(e.membership_end, customer.membership_end),
+        notes=_or(e.notes, customer.notes),
+    )
 
 
 project = fold(evolve)

@@ -46,7 +46,13 @@ class NotFound(DomainError):
 class VersionConflict(DomainError):
     """The caller expected another version than the one stored."""
 
-    def __init__(self, expected: int, actual: int) -> None:
-        super().__init__(f"expected version {expected}, found {actual}")
+    def __init__(self, expected: int, actual: int | None = None) -> None:
+        found = "another writer appended first" if actual is None else f"found {actual}"
+        super().__init__(f"expected version {expected}, {found}")
         self.expected = expected
         self.actual = actual
+
+
+class StreamOfAnotherKind(DomainError):
+    """A stream was read as an aggregate it is not (a customer's id used as a gym's):
+    for the caller, that aggregate does not exist."""

@@ -54,3 +54,14 @@ def fold(
         return state
 
     return project
+
+
+def carried_fields(event: DomainEvent, *besides: str) -> dict[str, object]:
+    """The fields a partial-update event carries, by name: those that are set (not
+    UNSET), without the envelope every event has and the names in `besides`."""
+    skip = {*DomainEvent.__struct_fields__, *besides}
+    return {
+        name: value
+        for name, value in msgspec.structs.asdict(event).items()
+        if name not in skip and value is not msgspec.UNSET
+    }

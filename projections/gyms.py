@@ -14,8 +14,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow, class_row
 
+from domain.events import carried_fields
 from domain.gym import (
-    PROFILE_FIELDS,
     AuditorAccessGranted,
     AuditorAccessRevoked,
     GymClosed,
@@ -151,11 +151,7 @@ class GymsProjection(Projection):
                     (event.email, event.originator_id, event.password_hash),
                 )
             case GymProfileUpdated():
-                changed = {
-                    f: getattr(event, f)
-                    for f in PROFILE_FIELDS
-                    if getattr(event, f) is not msgspec.UNSET
-                }
+                changed = carried_fields(event)
                 assignments = sql.SQL(", ").join(
                     sql.SQL("{} = %s").format(sql.Identifier(f)) for f in changed
                 )

@@ -19,7 +19,8 @@ def gym_registered(gym_id: UUID, stamp: Stamp, email: str = "a@b.com") -> gym.Gy
     the point in these tests)."""
     return gym.register(
         gym_id,
-        name="Gym",
+        gym.NewGym(
+            name="Gym",
         email=email,
         password="factory pass phrase",
         address=None,
@@ -27,6 +28,7 @@ def gym_registered(gym_id: UUID, stamp: Stamp, email: str = "a@b.com") -> gym.Gy
         gym_type=None,
         monthly_fee_cents=0,
         currency="EUR",
+        ),
         hash_password=lambda _: "not-a-hash",
         stamp=stamp,
     )

@@ -192,7 +192,7 @@ def _forget_live_metrics(pid: int) -> None:
     from infra import metrics
 
     if metrics.multiprocess_enabled():
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+        multiprocess.mark_process_dead(pid)
 
 
 def _children(settings: Settings, listener: socket.socket) -> list[Child]:

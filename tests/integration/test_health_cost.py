@@ -102,7 +102,8 @@ def _gyms(count: int) -> list[GymRegistered]:
     return [
         gym.register(
             uuid.uuid4(),
-            name="Counted",
+            gym.NewGym(
+                name="Counted",
             email=f"owner-{uuid.uuid4().hex[:8]}@example.com",
             password="counted gym pass phrase",
             address=None,
@@ -110,6 +111,7 @@ def _gyms(count: int) -> list[GymRegistered]:
             gym_type=None,
             monthly_fee_cents=0,
             currency="EUR",
+            ),
             hash_password=lambda p: "not-a-real-hash",
             stamp=stamp,
         )

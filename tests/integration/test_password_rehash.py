@@ -34,7 +34,8 @@ def test_a_login_replaces_an_outdated_hash_once(
     email, gym_id, stamp = unique_email(), uuid4(), CommandContext.system().stamp()
     registered = gym.register(
         gym_id,
-        name="Old Gym",
+        gym.NewGym(
+            name="Old Gym",
         email=email,
         password=PASSWORD,
         address=None,
@@ -42,6 +43,7 @@ def test_a_login_replaces_an_outdated_hash_once(
         gym_type=None,
         monthly_fee_cents=0,
         currency="EUR",
+        ),
         hash_password=PasswordHasher().hash,
         stamp=stamp,
     )

@@ -36,7 +36,8 @@ def register(**overrides: object) -> gym.GymRegistered:
         "currency": "eur",
     }
     fields.update(overrides)
-    return gym.register(uuid4(), hash_password=fake_hash, stamp=stamp(), **fields)  # type: ignore[arg-type]
+    new = msgspec.convert(fields, gym.NewGym)
+    return gym.register(uuid4(), new, hash_password=fake_hash, stamp=stamp())
 
 
 def test_register_normalises_fields_and_hashes_the_password() -> None:

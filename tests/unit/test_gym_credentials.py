@@ -40,7 +40,8 @@ def fake_verify(password_hash: str, password: str) -> bool:
 def open_gym() -> gym.Gym:
     registered = gym.register(
         uuid4(),
-        name="Iron Temple",
+        gym.NewGym(
+            name="Iron Temple",
         email="owner@example.com",
         password=CURRENT,
         address=None,
@@ -48,6 +49,7 @@ def open_gym() -> gym.Gym:
         gym_type=None,
         monthly_fee_cents=0,
         currency="EUR",
+        ),
         hash_password=fake_hash,
         stamp=stamp(),
     )
@@ -181,7 +183,8 @@ def test_signup_refuses_common_passwords_too() -> None:
     with pytest.raises(InvalidValue) as error:
         gym.register(
             uuid4(),
-            name="Iron Temple",
+            gym.NewGym(
+                name="Iron Temple",
             email="owner@example.com",
             password="password1",
             address=None,
@@ -189,6 +192,7 @@ def test_signup_refuses_common_passwords_too() -> None:
             gym_type=None,
             monthly_fee_cents=0,
             currency="EUR",
+            ),
             hash_password=fake_hash,
             stamp=stamp(),
         )

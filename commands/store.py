@@ -1,0 +1,71 @@
+"""The event store the command handlers write to: eventsourcing's Application, on
+PostgreSQL in every process, or on eventsourcing's in-memory (POPO) recorder for the
+handlers' unit tests."""
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError, Mapper, Recording
+from eventsourcing.postgres import PostgresApplicationRecorder
+
+from commands.stream_locks import StreamLocks
+from domain.errors import VersionConflict
+from domain.events import DomainEvent
+from infra import metrics
+from infra.db import eventsourcing_env
+from infra.event_codec import CODEC, MsgspecMapper
+from infra.passwords import ARGON2, Passwords
+
+IN_MEMORY = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+
+
+class StreamConflict(VersionConflict):
+    """Another writer appended to one of the streams first (optimistic concurrency):
+    the version this command decided on is taken."""
+
+    def __init__(self, stream_id: UUID, version: int) -> None:
+        super().__init__(expected=version - 1)
+        self.stream_id = stream_id
+
+
+class EventStore(Application[UUID]):
+    # Names the table (gymledger_events) and the NOTIFY channel: never change it.
+    name = "GymLedger"
+
+    def __init__(
+        self, database_url: str | None, pool_size: int = 5, *, passwords: Passwords = ARGON2
+    ) -> None:
+        """On PostgreSQL at `database_url`; in memory when it is None (unit tests)."""
+        env = IN_MEMORY if database_url is None else eventsourcing_env(database_url, pool_size)
+        super().__init__(env=env)
+        self.passwords = passwords
+        # This process's writers of one stream take turns (commands/latest.py).
+        self.stream_locks = StreamLocks()
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return MsgspecMapper(CODEC)
+
+    def append(self, *events: DomainEvent | None) -> int:
+        """Append events atomically; returns the highest global position written.
+
+        A duplicate (stream, version) means someone else wrote first: that is the
+        race the optimistic-concurrency and uniqueness rules rely on.
+        """
+        to_save: Sequence[Any] = [e for e in events if e is not None]
+        if not to_save:
+            return 0
+        try:
+            recordings: list[Recording[UUID]] = self.save(*to_save)
+        except IntegrityError as error:
+            first = to_save[0]
+            raise StreamConflict(first.originator_id, first.originator_version) from error
+        for event in to_save:
+            metrics.EVENTS_APPENDED.labels(type(event).__name__).inc()
+        return max(r.notification.id for r in recordings)
+
+    def create_tables(self) -> None:
+        """Used by migrations only; the running services never create tables."""
+        if isinstance(self.recorder, PostgresApplicationRecorder):
+            self.recorder.create_table()
