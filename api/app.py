@@ -7,6 +7,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp
@@ -26,15 +28,24 @@ from api.routes.mails import MailsController
 from api.state import AppState
 from api.strict import strict_request
 from api.verification import VerificationGate
-from infra.clock import Clock, SystemClock
+from infra.bootstrap import bootstrap
+from infra.clock import Clock
 from infra.event_store import RECONNECT_SECONDS
 from infra.logs import configure_logging
 from infra.settings import Settings, load_settings
 from projections.read_model import READ_MODEL
 
 
+def services(state: State) -> AppState:
+    """The dependency every route that needs the process's resources declares."""
+    found: AppState = state["gymledger"]
+    return found
+
+
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> ASGIApp:
-    settings = settings or load_settings()
+    """The API's entry point: bootstrap() builds the process's parts."""
+    runtime = bootstrap(settings or load_settings(), clock)
+    settings = runtime.settings
     configure_logging(settings.log_level)
 
     @asynccontextmanager
@@ -64,8 +75,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
         )
         state = app.state["gymledger"] = AppState(
-            settings=settings,
-            clock=clock or SystemClock(),
+            runtime=runtime,
             read_pool=read_pool,
             watcher=watcher,
             open_gyms=open_gyms,
@@ -96,6 +106,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
     app = Litestar(
         route_handlers=[api, *health.ROUTES],
+        dependencies={"services": Provide(services, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=strict_request,

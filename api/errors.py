@@ -26,13 +26,15 @@ from domain.errors import (
     DomainError,
     EmailAlreadyRegistered,
     GymIsClosed,
+    IdempotencyKeyReused,
     IncorrectPassword,
+    InvalidLogin,
+    InvalidQuery,
     InvalidValue,
     NotFound,
     StaleCredentials,
     VersionConflict,
 )
-from domain.idempotency import IdempotencyKeyReused
 from infra.event_store import DatabaseUnavailable
 
 log = logging.getLogger("gymledger.api")
@@ -86,6 +88,8 @@ DOMAIN_STATUS: tuple[tuple[type[DomainError], int, str | None], ...] = (
     (GymIsClosed, 401, "Could not validate credentials"),
     (StaleCredentials, 401, "Could not validate credentials"),
     (IncorrectPassword, 400, "Incorrect password"),
+    (InvalidLogin, 400, None),
+    (InvalidQuery, 400, None),
     (NotFound, 404, None),
     (VersionConflict, 412, "The resource was changed by someone else; reload and retry"),
 )

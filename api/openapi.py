@@ -40,7 +40,7 @@ from litestar.openapi.spec import (
 )
 
 from api.headers import REQUEST_ID_PATTERN
-from domain import EVENT_TYPES
+from infra.event_codec import CODEC
 from projections.event_log import HIDDEN_FIELDS
 
 BEARER = "BearerToken"
@@ -125,9 +125,9 @@ def _event_records(schemas: dict[str, Schema]) -> None:
     record = schemas.get("EventRecord")
     if not isinstance(record, RawSchema):
         return
-    _, events = msgspec.json.schema_components(EVENT_TYPES, ref_template=_REF_TEMPLATE)
+    _, events = msgspec.json.schema_components(CODEC.event_types, ref_template=_REF_TEMPLATE)
     variants = []
-    for cls in sorted(EVENT_TYPES, key=lambda c: c.__name__):
+    for cls in sorted(CODEC.event_types, key=lambda c: c.__name__):
         name = cls.__name__
         event = events[name]
         data = {
@@ -144,7 +144,7 @@ def _event_records(schemas: dict[str, Schema]) -> None:
         }
         variants.append({**record.raw, "title": f"EventRecord ({name})", "properties": properties})
     for name, raw in events.items():  # structs the events hold (their metadata aside)
-        if name not in {cls.__name__ for cls in EVENT_TYPES} and name != "EventMetadata":
+        if name not in {cls.__name__ for cls in CODEC.event_types} and name != "EventMetadata":
             schemas.setdefault(name, RawSchema(raw=raw))
     schemas["EventRecord"] = RawSchema(
         raw={

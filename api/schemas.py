@@ -1,10 +1,9 @@
-"""Request and response bodies of the REST contract (kept compatible with the old service).
+"""Response bodies of the REST contract (kept compatible with the old service), and
+the login form.
 
-Requests are checked by the domain, so a rule lives in one place whichever entry
-point a command uses. The rules are also published: each field carries, for the
-OpenAPI document only (`extra_json_schema`, which msgspec does not enforce), the
-pattern or bounds domain/validation.py defines, so the schema says exactly what the
-domain accepts (tests/unit/test_validation_patterns.py holds them to it).
+Command request bodies are the commands' payloads (domain/gym.py, domain/customer.py,
+with their documented field types in domain/fields.py); responses are built from the
+read model's rows.
 """
 
 from datetime import UTC, date, datetime
@@ -13,9 +12,6 @@ from uuid import UUID
 
 import msgspec
 
-from domain import validation as v
-from domain.customer import Customer, is_active
-from domain.gym import Gym
 from projections.customers import CustomerRow
 from projections.gyms import GymView
 
@@ -25,90 +21,6 @@ Instant = Annotated[datetime, msgspec.Meta(tz=True)]
 
 def _documented(description: str, **schema: Any) -> msgspec.Meta:
     return msgspec.Meta(extra_json_schema={"description": description, **schema})
-
-
-_TRIMMED = "Surrounding blanks are dropped; no control characters."
-Name = Annotated[
-    str,
-    _documented(
-        f"1 to {v.NAME_MAX} characters on one line. {_TRIMMED}",
-        pattern=v.text_pattern(v.NAME_MAX, single_line=True),
-    ),
-]
-Email = Annotated[
-    str,
-    _documented(
-        "An email address (at most 254 characters); compared and stored lower-cased.",
-        pattern=v.EMAIL_PATTERN,
-        examples=["owner@example.com"],
-    ),
-]
-Password = Annotated[
-    str,
-    _documented(
-        f"{v.PASSWORD_MIN} to {v.PASSWORD_MAX} characters, not a common or easily "
-        "guessed one (checked by zxcvbn, which no pattern can express).",
-        minLength=v.PASSWORD_MIN,
-        maxLength=v.PASSWORD_MAX,
-        pattern=v.PASSWORD_PATTERN,
-    ),
-]
-FeeCents = Annotated[
-    int, _documented("Monthly fee in the currency's minor unit.", minimum=0, maximum=10**12)
-]
-Currency = Annotated[
-    str,
-    _documented(
-        "An ISO 4217 code in any letter case, stored upper-cased.",
-        pattern=v.CURRENCY_PATTERN,
-        examples=["EUR", "usd"],
-    ),
-]
-TimeZone = Annotated[
-    str,
-    _documented(
-        "An IANA time zone name, exactly as listed (tzdata); memberships end at its midnight.",
-        pattern=v.timezone_pattern(),
-        examples=["UTC", "Europe/Berlin", "America/New_York"],
-    ),
-]
-
-
-def _optional_text(max_length: int) -> msgspec.Meta:
-    return _documented(
-        f"At most {max_length} characters. {_TRIMMED} Blank or null: none.",
-        pattern=v.text_pattern(max_length, required=False),
-    )
-
-
-Text = Annotated[str, _optional_text(v.TEXT_MAX)]
-GymType = Annotated[str, _optional_text(v.GYM_TYPE_MAX)]
-Phone = Annotated[str, _optional_text(v.PHONE_MAX)]
-
-
-class SignupRequest(msgspec.Struct, forbid_unknown_fields=False):
-    name: Name
-    email: Email
-    password: Password
-    monthly_fee_cents: FeeCents
-    currency: Currency
-    address: Text | None = None
-    description: Text | None = None
-    gym_type: GymType | None = None
-    timezone: TimeZone = "UTC"
-
-
-class GymPatchRequest(msgspec.Struct):
-    """Only the fields sent change."""
-
-    name: Name | msgspec.UnsetType = msgspec.UNSET
-    email: Email | msgspec.UnsetType = msgspec.UNSET
-    address: Text | msgspec.UnsetType | None = msgspec.UNSET
-    description: Text | msgspec.UnsetType | None = msgspec.UNSET
-    gym_type: GymType | msgspec.UnsetType | None = msgspec.UNSET
-    monthly_fee_cents: FeeCents | msgspec.UnsetType = msgspec.UNSET
-    currency: Currency | msgspec.UnsetType = msgspec.UNSET
-    timezone: TimeZone | msgspec.UnsetType = msgspec.UNSET
 
 
 # PostgreSQL text cannot hold NUL, so no stored value has one.
@@ -143,8 +55,7 @@ class GymResponse(msgspec.Struct):
     updated_at: Instant
 
     @classmethod
-    def of(cls, gym: GymView | Gym) -> "GymResponse":
-        """From the read model, or from the write side when the projector lags."""
+    def of(cls, gym: GymView) -> "GymResponse":
         return cls(
             id=gym.id,
             name=gym.name,
@@ -158,38 +69,6 @@ class GymResponse(msgspec.Struct):
             created_at=gym.created_at.astimezone(UTC),
             updated_at=gym.updated_at.astimezone(UTC),
         )
-
-
-BirthDate = Annotated[date, _documented("Not after today in the gym's time zone.")]
-MembershipEnd = Annotated[
-    date, _documented("Not before membership_start; the membership lapses after this day.")
-]
-
-
-class CustomerCreateRequest(msgspec.Struct):
-    first_name: Name
-    last_name: Name
-    email: Email
-    phone: Phone | None = None
-    active: bool = True
-    date_of_birth: BirthDate | None = None
-    membership_start: date | None = None
-    membership_end: MembershipEnd | None = None
-    notes: Text | None = None
-
-
-class CustomerPatchRequest(msgspec.Struct):
-    """Only the fields sent change."""
-
-    first_name: Name | msgspec.UnsetType = msgspec.UNSET
-    last_name: Name | msgspec.UnsetType = msgspec.UNSET
-    email: Email | msgspec.UnsetType = msgspec.UNSET
-    phone: Phone | msgspec.UnsetType | None = msgspec.UNSET
-    active: bool | msgspec.UnsetType = msgspec.UNSET
-    date_of_birth: BirthDate | msgspec.UnsetType | None = msgspec.UNSET
-    membership_start: date | msgspec.UnsetType | None = msgspec.UNSET
-    membership_end: MembershipEnd | msgspec.UnsetType | None = msgspec.UNSET
-    notes: Text | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CustomerResponse(msgspec.Struct):
@@ -208,8 +87,8 @@ class CustomerResponse(msgspec.Struct):
     updated_at: Instant
 
     @classmethod
-    def of(cls, c: CustomerRow | Customer, today: date) -> "CustomerResponse":
-        """From the read model or the write side; `active` as of the gym's today."""
+    def of(cls, c: CustomerRow, today: date) -> "CustomerResponse":
+        """`active` as of the gym's today."""
         return cls(
             id=c.id,
             gym_id=c.gym_id,
@@ -217,7 +96,7 @@ class CustomerResponse(msgspec.Struct):
             last_name=c.last_name,
             email=c.email,
             phone=c.phone,
-            active=is_active(c.owner_active, c.membership_end, today),
+            active=c.active_on(today),
             date_of_birth=c.date_of_birth,
             membership_start=c.membership_start,
             membership_end=c.membership_end,

@@ -1,6 +1,6 @@
-"""Process-wide resources of the API, created in the app's lifespan."""
+"""Process-wide resources of the API, created in the app's lifespan and handed to
+routes through one Litestar dependency, `services` (api/app.py)."""
 
-import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -8,14 +8,18 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 import redis.asyncio as aioredis
-from litestar import Litestar, Request
+from litestar.di import NamedDependency
 from psycopg_pool import AsyncConnectionPool
 
 from api.consistency import ProjectionWatcher
 from api.gym_cache import OpenGyms
 from api.verification import VerificationGate
-from commands.application import GymLedger
+from commands.application import Command, GymLedger
+from commands.context import CommandContext
+from commands.results import CommandResult
+from infra.bootstrap import Runtime
 from infra.clock import Clock
+from infra.logs import request_id_var
 from infra.settings import Settings
 
 T = TypeVar("T")
@@ -23,8 +27,7 @@ T = TypeVar("T")
 
 @dataclass
 class AppState:
-    settings: Settings
-    clock: Clock
+    runtime: Runtime
     read_pool: AsyncConnectionPool[Any]
     watcher: ProjectionWatcher
     open_gyms: OpenGyms
@@ -33,32 +36,45 @@ class AppState:
     # Match counts of customer lists, per read-model position: exact, because any
     # change to the read model moves the position and so the key (api/routes/customers).
     counts: "OrderedDict[tuple[Any, ...], int]" = field(default_factory=OrderedDict)
-    _ledger: GymLedger | None = None
-    _ledger_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def on_ledger(self, work: Callable[..., T], *args: Any) -> T:
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def clock(self) -> Clock:
+        return self.runtime.clock
+
+    async def run(self, command: Command, actor: str) -> tuple[CommandResult, bool]:
+        """Handle `command` off the event loop, then wait for the read model to show it.
+        Returns the result and whether the read model already shows it.
+
+        The command is durable once handled; if the projector is slow or down the
+        wait simply times out and the caller answers from the write side.
+        """
+        ctx = CommandContext.within(
+            self.settings.command_timeout,
+            actor=actor,
+            correlation_id=request_id_var.get() or "unknown",
+            clock=self.clock,
+        )
+        result = await self.on_ledger(lambda ledger: ledger.handle(command, ctx))
+        visible = await self.watcher.wait_for(
+            result.position, self.settings.read_your_writes_timeout
+        )
+        return result, visible
+
+    async def on_ledger(self, work: Callable[[GymLedger], T]) -> T:
         """Run write-side work in a worker thread (eventsourcing is synchronous).
 
-        The application is created on first use, in that thread: an API started
-        while PostgreSQL is down still starts, answers 503, and recovers by itself.
+        The ledger is made on first use, in that thread: an API started while
+        PostgreSQL is down still starts, answers 503, and recovers by itself.
         """
-        return await anyio.to_thread.run_sync(lambda: work(self._get_ledger(), *args))
-
-    def _get_ledger(self) -> GymLedger:
-        with self._ledger_lock:
-            if self._ledger is None:
-                self._ledger = GymLedger(self.settings.database_url, self.settings.db_pool_size)
-            return self._ledger
+        return await anyio.to_thread.run_sync(lambda: work(self.runtime.ledger()))
 
     def close(self) -> None:
-        if self._ledger is not None:
-            self._ledger.close()
+        self.runtime.close()
 
-    @staticmethod
-    def of(request: Request[Any, Any, Any]) -> "AppState":
-        return AppState.from_app(request.app)
 
-    @staticmethod
-    def from_app(app: Litestar) -> "AppState":
-        state: AppState = app.state["gymledger"]
-        return state
+# How a route asks for the process's resources (api/app.py provides them).
+Services = NamedDependency[AppState]

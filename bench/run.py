@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from commands.application import GymLedger
 from commands.context import CommandContext
 from commands.customers import RegisterCustomer, register_customer
-from domain.customer import CustomerDetails
+from domain.customer import NewCustomer
 from infra.db import PROJECTED_CHANNEL
 from infra.embedded import services
 from infra.signing import generate_private_pem, key_ring
@@ -279,7 +279,7 @@ def lag_at_rate(url: str, rate: int, seconds: int) -> dict[str, Any]:
     time.sleep(0.5)
 
     def send(i: int) -> None:
-        details = CustomerDetails(first_name="Lag", last_name=f"L{i}", email=f"lag{i}@b.example")
+        details = NewCustomer(first_name="Lag", last_name=f"L{i}", email=f"lag{i}@b.example")
         command = RegisterCustomer(gym_id=gym_id, details=details)
         result = register_customer(ledger, command, CommandContext.system())
         committed[result.position] = time.perf_counter()

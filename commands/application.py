@@ -24,8 +24,7 @@ from commands.gyms import (
 from commands.latest import WriteContention
 from commands.results import CommandResult
 from commands.store import EventStore, StreamConflict
-from domain.errors import EmailAlreadyRegistered, VersionConflict
-from domain.idempotency import IdempotencyKeyReused
+from domain.errors import EmailAlreadyRegistered, IdempotencyKeyReused, VersionConflict
 from infra import metrics
 
 __all__ = ["Command", "GymLedger", "StreamConflict"]

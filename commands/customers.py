@@ -10,13 +10,16 @@ from uuid import UUID, uuid4
 import msgspec
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.store import EventStore, StreamConflict
 from commands.context import CommandContext
 from commands.gyms import load_gym
 from commands.idempotency import earlier_result, key_used
 from commands.latest import decide_on_latest
 from commands.results import CommandResult
+from commands.store import EventStore, StreamConflict
 from domain import customer
+from domain.customer import Customer as Customer  # the payloads and state, for callers
+from domain.customer import CustomerDetails as CustomerDetails
+from domain.customer import NewCustomer as NewCustomer
 from domain.errors import GymIsClosed, NotFound, StreamOfAnotherKind, VersionConflict
 from domain.events import DomainEvent, Stamp
 from domain.gym import Gym
@@ -138,6 +141,12 @@ def _decide(
 
 
 def change_customer(app: EventStore, cmd: ChangeCustomer, ctx: CommandContext) -> CommandResult:
+    if cmd.expected_version is not None:
+        # A request that fails on its own says so rather than answer 412 (RFC 9110,
+        # 13.2.1): its rules are checked before the precondition.
+        gym = _open_gym(app, cmd.gym_id)
+        customer.check_details(cmd.details, local_date(ctx.clock.now(), gym.timezone))
+
     def decide(current: customer.Customer, gym: Gym, stamp: Stamp) -> list[DomainEvent]:
         today = local_date(stamp.at, gym.timezone)
         return customer.change(current, cmd.details, today=today, stamp=stamp)

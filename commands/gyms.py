@@ -6,14 +6,21 @@ from uuid import UUID, uuid4
 import msgspec
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.store import EventStore, StreamConflict
 from commands.context import CommandContext
 from commands.idempotency import earlier_result, key_used
 from commands.latest import decide_on_latest
 from commands.results import CommandResult
+from commands.store import EventStore, StreamConflict
 from domain import email_claim, gym
-from domain.errors import EmailAlreadyRegistered, NotFound, StreamOfAnotherKind
-from domain.idempotency import IdempotencyKeyReused
+from domain.errors import (
+    EmailAlreadyRegistered,
+    IdempotencyKeyReused,
+    NotFound,
+    StreamOfAnotherKind,
+)
+from domain.gym import NewGym as NewGym  # the payloads, for callers
+from domain.gym import PasswordChange as PasswordChange
+from domain.gym import ProfileChanges as ProfileChanges
 
 # Signups have no gym yet: their idempotency keys share one scope.
 SIGNUP_SCOPE = "signup"
@@ -43,8 +50,7 @@ class GrantAuditorAccess(msgspec.Struct, frozen=True, kw_only=True):
 
 class ChangePassword(msgspec.Struct, frozen=True, kw_only=True):
     gym_id: UUID
-    current_password: str
-    new_password: str
+    change: gym.PasswordChange
     token_generation: int  # of the owner's token asking
 
 
@@ -111,7 +117,9 @@ def register_gym(app: EventStore, cmd: RegisterGym, ctx: CommandContext) -> Comm
     return CommandResult(id=gym_id, version=1, position=position)
 
 
-def update_gym_profile(app: EventStore, cmd: UpdateGymProfile, ctx: CommandContext) -> CommandResult:
+def update_gym_profile(
+    app: EventStore, cmd: UpdateGymProfile, ctx: CommandContext
+) -> CommandResult:
     def attempt() -> CommandResult:
         current = load_gym(app, cmd.gym_id)
         stamp = ctx.stamp()
@@ -174,8 +182,8 @@ def change_password(app: EventStore, cmd: ChangePassword, ctx: CommandContext) -
         current = load_gym(app, cmd.gym_id)
         changed = gym.change_password(
             current,
-            current_password=cmd.current_password,
-            new_password=cmd.new_password,
+            current_password=cmd.change.current_password,
+            new_password=cmd.change.new_password,
             verify_password=app.passwords.verify,
             hash_password=app.passwords.hash,
             stamp=ctx.stamp(),

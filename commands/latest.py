@@ -19,8 +19,8 @@ from collections.abc import Callable
 from typing import TypeVar
 from uuid import UUID
 
-from commands.store import StreamConflict
 from commands.context import CommandContext
+from commands.store import StreamConflict
 from commands.stream_locks import StreamLocks
 from infra import metrics
 

@@ -39,8 +39,8 @@ class GymIsClosed(DomainError):
 class NotFound(DomainError):
     """The aggregate does not exist (or is not visible to the caller)."""
 
-    def __init__(self, what: str) -> None:
-        super().__init__(f"{what.capitalize()} not found")
+    def __init__(self, what: str, detail: str | None = None) -> None:
+        super().__init__(detail or f"{what.capitalize()} not found")
 
 
 class VersionConflict(DomainError):
@@ -56,3 +56,19 @@ class VersionConflict(DomainError):
 class StreamOfAnotherKind(DomainError):
     """A stream was read as an aggregate it is not (a customer's id used as a gym's):
     for the caller, that aggregate does not exist."""
+
+
+class InvalidLogin(DomainError):
+    """No open gym has this email, or the password is wrong: one answer for both, so
+    a login does not reveal which emails are registered."""
+
+    def __init__(self) -> None:
+        super().__init__("Incorrect email or password")
+
+
+class InvalidQuery(DomainError):
+    """Query parameters that are each valid but contradict each other."""
+
+
+class IdempotencyKeyReused(DomainError):
+    """The Idempotency-Key was used before with another request body."""

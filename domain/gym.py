@@ -146,6 +146,13 @@ class ProfileChanges(msgspec.Struct, frozen=True, kw_only=True):
     timezone: f.TimeZone | msgspec.UnsetType = msgspec.UNSET
 
 
+class PasswordChange(msgspec.Struct, frozen=True, kw_only=True):
+    """The owner's new password, confirmed with the current one (POST /auth/password)."""
+
+    current_password: str
+    new_password: f.Password
+
+
 PasswordHasher = Callable[[str], str]
 PasswordVerifier = Callable[[str, str], bool]  # (stored hash, password) -> matches
 T = TypeVar("T")

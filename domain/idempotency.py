@@ -11,15 +11,11 @@ from uuid import UUID, uuid5
 
 import msgspec
 
-from domain.errors import DomainError, InvalidValue
+from domain.errors import IdempotencyKeyReused, InvalidValue
 from domain.events import DomainEvent, Stamp
 
 _NAMESPACE = UUID("a4c1f0de-6a0e-4d8e-9f39-2f7c1c7b9e55")
 KEY_MAX = 255
-
-
-class IdempotencyKeyReused(DomainError):
-    """The key was already used for a request with a different body."""
 
 
 class IdempotencyKeyUsed(DomainEvent, frozen=True, kw_only=True):

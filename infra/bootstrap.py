@@ -54,9 +54,7 @@ class Runtime:
 
     def close(self) -> None:
         for made in reversed(self._made):
-            if isinstance(made, GymLedger):
-                made.close()
-            elif isinstance(made, ConnectionPool):
+            if isinstance(made, GymLedger | ConnectionPool):
                 made.close()
         self._made.clear()
 

@@ -1,7 +1,8 @@
 """The one place that reads the wall clock, so tests can move time."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 
 class Clock(Protocol):
@@ -24,3 +25,8 @@ class ManualClock:
 
     def set(self, when: datetime) -> None:
         self._now = when
+
+
+def local_date(at: datetime, zone: str) -> date:
+    """The calendar date at instant `at` in IANA time zone `zone` (a gym's "today")."""
+    return at.astimezone(ZoneInfo(zone)).date()

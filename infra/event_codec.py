@@ -54,6 +54,11 @@ class EventCodec:
         self._encoder = msgspec.json.Encoder()
         self._decoders = {name: msgspec.json.Decoder(cls) for name, cls in self._types.items()}
 
+    @property
+    def event_types(self) -> tuple[type[DomainEvent], ...]:
+        """Every event type the log may hold."""
+        return tuple(self._types.values())
+
     def type_named(self, name: str) -> type[DomainEvent]:
         try:
             return self._types[name]

@@ -17,6 +17,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from domain.customer import (
+    Customer,
     CustomerDeactivated,
     CustomerDetailsChanged,
     CustomerEvent,
@@ -24,6 +25,8 @@ from domain.customer import (
     CustomerRegistered,
     CustomerRemoved,
     MembershipExpired,
+    birth_date_range,
+    is_active,
 )
 from domain.events import carried_fields
 from domain.gym import GymClosed
@@ -86,6 +89,10 @@ class CustomerRow(msgspec.Struct, frozen=True):
     created_at: datetime
     updated_at: datetime
 
+    def active_on(self, today: date) -> bool:
+        """What people see as "active" on the gym's `today` (domain.customer.is_active)."""
+        return is_active(self.owner_active, self.membership_end, today)
+
 
 class CustomerFilter(msgspec.Struct, frozen=True, kw_only=True):
     active: bool | None = None
@@ -93,8 +100,8 @@ class CustomerFilter(msgspec.Struct, frozen=True, kw_only=True):
     first_name: str | None = None
     last_name: str | None = None
     email: str | None = None
-    born_on_or_before: date | None = None  # from min_age
-    born_after: date | None = None  # from max_age
+    min_age: int | None = None  # in whole years, on the gym's today
+    max_age: int | None = None
     limit: int = 50
     offset: int = 0
 
@@ -245,12 +252,13 @@ def _where(gym_id: UUID, f: CustomerFilter, today: date) -> tuple[str, dict[str,
             clauses.append(f"c.search_text LIKE %(p{i})s")
             if column != "search_text":
                 clauses.append(f"lower(c.{column}) LIKE %(p{i})s")
-    if f.born_on_or_before is not None:
+    born_on_or_before, born_after = birth_date_range(today, f.min_age, f.max_age)
+    if born_on_or_before is not None:
         clauses.append("c.date_of_birth <= %(born_on_or_before)s")
-        params["born_on_or_before"] = f.born_on_or_before
-    if f.born_after is not None:
+        params["born_on_or_before"] = born_on_or_before
+    if born_after is not None:
         clauses.append("c.date_of_birth > %(born_after)s")
-        params["born_after"] = f.born_after
+        params["born_after"] = born_after
     return " AND ".join(clauses), params
 
 
@@ -319,3 +327,24 @@ def due_for_expiry(conn: psycopg.Connection[Any], now: datetime, limit: int = 10
         (now, limit),
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def row_of(customer: Customer) -> CustomerRow:
+    """The row this projection holds for `customer`: what a route answers from the
+    write side while the projector has not caught up, or for a past version."""
+    return CustomerRow(
+        id=customer.id,
+        gym_id=customer.gym_id,
+        version=customer.version,
+        first_name=customer.first_name,
+        last_name=customer.last_name,
+        email=customer.email,
+        phone=customer.phone,
+        date_of_birth=customer.date_of_birth,
+        membership_start=customer.membership_start,
+        membership_end=customer.membership_end,
+        notes=customer.notes,
+        owner_active=customer.owner_active,
+        created_at=customer.created_at,
+        updated_at=customer.updated_at,
+    )

@@ -18,6 +18,7 @@ from domain.events import carried_fields
 from domain.gym import (
     AuditorAccessGranted,
     AuditorAccessRevoked,
+    Gym,
     GymClosed,
     GymPasswordChanged,
     GymPasswordRehashed,
@@ -303,3 +304,22 @@ async def auditor_tokens(
             (gym_id, limit, offset),
         )
         return await cur.fetchall()
+
+
+def view_of(gym: Gym) -> GymView:
+    """The row this projection holds for `gym`: what a route answers from the write
+    side while the projector has not caught up."""
+    return GymView(
+        id=gym.id,
+        version=gym.version,
+        name=gym.name,
+        email=gym.email,
+        address=gym.address,
+        description=gym.description,
+        gym_type=gym.gym_type,
+        monthly_fee_cents=gym.monthly_fee_cents,
+        currency=gym.currency,
+        timezone=gym.timezone,
+        created_at=gym.created_at,
+        updated_at=gym.updated_at,
+    )

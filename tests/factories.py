@@ -5,11 +5,10 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
-import msgspec
 import psycopg
 
 from domain import customer, gym
-from domain.customer import CustomerDetails
+from domain.customer import CustomerDetails, NewCustomer
 from domain.events import EventMetadata, Stamp
 from infra.event_codec import CODEC
 
@@ -21,13 +20,13 @@ def gym_registered(gym_id: UUID, stamp: Stamp, email: str = "a@b.com") -> gym.Gy
         gym_id,
         gym.NewGym(
             name="Gym",
-        email=email,
-        password="factory pass phrase",
-        address=None,
-        description=None,
-        gym_type=None,
-        monthly_fee_cents=0,
-        currency="EUR",
+            email=email,
+            password="factory pass phrase",
+            address=None,
+            description=None,
+            gym_type=None,
+            monthly_fee_cents=0,
+            currency="EUR",
         ),
         hash_password=lambda _: "not-a-hash",
         stamp=stamp,
@@ -51,23 +50,21 @@ def synthetic_log(url: str, events: int, gym_id: uuid.UUID | None = None) -> uui
     while len(rows) < events:
         i += 1
         stamp = Stamp(at=start + timedelta(milliseconds=i), metadata=meta)
-        details = CustomerDetails(
+        details = NewCustomer(
             first_name=f"Bench{i}",
             last_name=f"Load{i * 7919 % 100003}",
             email=f"member{i}@bench.example",
             date_of_birth=date(1950, 1, 1) + timedelta(i % 20000),
             membership_end=today + timedelta(days=i % 900 - 180),
+            active=i % 10 != 0,
         )
-        registered = customer.register(
-            uuid.uuid4(), gym_id, details, active=i % 10 != 0, today=today, stamp=stamp
-        )
+        registered = customer.register(uuid.uuid4(), gym_id, details, today=today, stamp=stamp)
         rows.append((registered.originator_id, 1, *CODEC.encode(registered)))
         if i % 4 == 0 and len(rows) < events:  # some customers get edited
             state = customer.evolve(None, registered)
             change = customer.change(
                 state,
                 CustomerDetails(notes=f"note {i}"),
-                msgspec.UNSET,
                 today=today,
                 stamp=stamp,
             )[0]

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 T = TypeVar("T")
 

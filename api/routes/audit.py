@@ -9,22 +9,20 @@ from uuid import UUID, uuid4
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from api import rate_limit
-from api.auth import CallerGym, current_gym, current_reader, issue_token
-from api.commanding import execute
+from api.auth import CallerGym, current_reader, issue_token, owner_only
 from api.errors import responses
 from api.openapi import FROM_ZERO, SECURED
 from api.rate_limit import limit_per_address
 from api.schemas import Instant
-from api.state import AppState
-from commands.gyms import GrantAuditorAccess, grant_auditor_access
-from domain import EVENT_TYPES
+from api.state import AppState, Services
+from commands.gyms import GrantAuditorAccess
+from domain.errors import InvalidValue, NotFound
 from infra.event_codec import CODEC, UnknownEventType
 from infra.signing import ALGORITHM, public_pem, raw_public_hex
 from projections.audit_verify import verify_checkpoint, verify_gym
@@ -42,7 +40,7 @@ Reader = NamedDependency[CallerGym]
 NDJSON = "application/x-ndjson"
 FEED_MAX = 1000
 TOKEN_MAX_SECONDS = 90 * 24 * 3600
-EVENT_TYPE_NAMES = sorted(cls.__name__ for cls in EVENT_TYPES)
+EVENT_TYPE_NAMES = sorted(cls.__name__ for cls in CODEC.event_types)
 
 
 class AuditorTokenRequest(msgspec.Struct):
@@ -99,10 +97,10 @@ class AlsoAsNDJSON(Operation):
             ok.content[NDJSON] = OpenAPIMediaType(schema=ok.content["application/json"].schema)
 
 
-async def _verification_allowed(state: AppState, caller: CallerGym) -> None:
-    s = state.settings
+async def _verification_allowed(services: AppState, caller: CallerGym) -> None:
+    s = services.settings
     await rate_limit.hit(
-        state.redis,
+        services.redis,
         s.queue_namespace,
         f"audit-verify:{caller.id}",
         s.audit_verifications_per_minute,
@@ -119,49 +117,52 @@ class AuditController(Controller):
     @post(
         "/auth/auditor-tokens",
         status_code=201,
-        dependencies={"caller": Provide(current_gym)},
+        guards=[owner_only],
         responses=responses(400, 401, 403, 413, 422, 429, 503),
     )
     async def issue_auditor_token(
-        self, request: AnyRequest, caller: Reader, data: JSONBody[AuditorTokenRequest]
+        self,
+        request: AnyRequest,
+        services: Services,
+        caller: Reader,
+        data: JSONBody[AuditorTokenRequest],
     ) -> AuditorTokenResponse:
         """A read-only token for an auditor (owner only). 429 only where grants are
         limited per address (SIGNUP_ATTEMPTS_PER_ADDRESS)."""
-        state = AppState.of(request)
         await limit_per_address(
-            state, request, "auditor-grant", "Too many auditor tokens; try again later"
+            services, request, "auditor-grant", "Too many auditor tokens; try again later"
         )
         token_id = uuid4()
-        issued_at = state.clock.now()
+        issued_at = services.clock.now()
         expires_at = issued_at + timedelta(seconds=data.expires_in_seconds)
         # Issued in the owner's token's generation, which the write side checks is current.
         generation = caller.token_generation
         command = GrantAuditorAccess(
             gym_id=caller.id, token_id=token_id, expires_at=expires_at, token_generation=generation
         )
-        await execute(state, grant_auditor_access, command, actor=str(caller.id))
-        secret = state.settings.jwt_secret
+        await services.run(command, actor=str(caller.id))
+        secret = services.settings.jwt_secret
         token = issue_token(
             caller.id, secret, expires_at, "auditor", token_id, generation, issued_at=issued_at
         )
         return AuditorTokenResponse(access_token=token, expires_at=expires_at.astimezone(UTC))
 
     @get("/gyms/me/history", responses=responses(401, 503))
-    async def gym_history(self, request: AnyRequest, caller: Reader) -> list[EventRecord]:
-        async with AppState.of(request).read_pool.connection() as conn:
+    async def gym_history(self, services: Services, caller: Reader) -> list[EventRecord]:
+        async with services.read_pool.connection() as conn:
             stream = await gym_stream(conn, caller.id)
         return [describe(row, event) for row, event in stream]
 
     @get("/customers/{customer_id:uuid}/history", responses=responses(401, 404, 503))
     async def customer_history(
-        self, request: AnyRequest, caller: Reader, customer_id: FromPath[UUID]
+        self, services: Services, caller: Reader, customer_id: FromPath[UUID]
     ) -> list[EventRecord]:
         """Removed customers' history stays readable; other gyms' customers, and
         streams that are not customers, do not exist."""
-        async with AppState.of(request).read_pool.connection() as conn:
+        async with services.read_pool.connection() as conn:
             stream = await customer_stream(conn, caller.id, customer_id)
         if not stream:
-            raise HTTPException(status_code=404, detail="Customer not found")
+            raise NotFound("customer")
         return [describe(row, event) for row, event in stream]
 
     @get(
@@ -179,7 +180,7 @@ class AuditController(Controller):
     )
     async def feed(
         self,
-        request: AnyRequest,
+        services: Services,
         caller: Reader,
         after: Annotated[int, QueryParameter(ge=0, schema_extra=FROM_ZERO, le=2**62)] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=FEED_MAX)] = 100,
@@ -197,11 +198,8 @@ class AuditController(Controller):
             try:
                 types = [CODEC.type_named(event_type).__name__]
             except UnknownEventType:
-                raise ValidationException(
-                    detail="Validation failed",
-                    extra=[{"key": "type", "source": "query", "message": "is no event type"}],
-                ) from None
-        async with AppState.of(request).read_pool.connection() as conn:
+                raise InvalidValue("type", "is no event type", "query") from None
+        async with services.read_pool.connection() as conn:
             rows = await gym_events(conn, caller.id, after, limit, types)
         records = [describe(row) for row in rows]
         if accept and NDJSON in accept:
@@ -209,8 +207,8 @@ class AuditController(Controller):
         return Response(records)
 
     @get("/audit/keys", responses=responses(401, 503))
-    async def public_keys(self, request: AnyRequest, caller: Reader) -> list[PublicKey]:
-        ring = AppState.of(request).settings.key_ring()
+    async def public_keys(self, services: Services, caller: Reader) -> list[PublicKey]:
+        ring = services.settings.key_ring()
         # The signing key comes first in the ring; a process given public keys only
         # (AUDIT_PUBLIC_KEYS, current key first) names the current one the same way.
         signing = next(iter(ring.public), None)
@@ -220,37 +218,32 @@ class AuditController(Controller):
         ]
 
     @get("/audit/checkpoint", responses=responses(401, 404, 503))
-    async def checkpoint(self, request: AnyRequest, caller: Reader) -> Checkpoint:
+    async def checkpoint(self, services: Services, caller: Reader) -> Checkpoint:
         """The gym's latest signed checkpoint: keep it, and later POST it to /audit/verify."""
-        async with AppState.of(request).read_pool.connection() as conn:
+        async with services.read_pool.connection() as conn:
             found = await latest_checkpoint(conn, caller.id)
         if found is None:
-            raise HTTPException(status_code=404, detail="No signed checkpoint yet")
+            raise NotFound("checkpoint", "No signed checkpoint yet")
         return found
 
     @get("/audit/verify", responses=responses(401, 429, 503))
-    async def verify_chain(self, request: AnyRequest, caller: Reader) -> VerificationReport:
-        state = AppState.of(request)
-        await _verification_allowed(state, caller)
-        ring = state.settings.key_ring()
-        report = await state.verifications.run(lambda conn: verify_gym(conn, ring, caller.id))
+    async def verify_chain(self, services: Services, caller: Reader) -> VerificationReport:
+        await _verification_allowed(services, caller)
+        ring = services.settings.key_ring()
+        report = await services.verifications.run(lambda conn: verify_gym(conn, ring, caller.id))
         return msgspec.convert(report.as_dict(), VerificationReport)
 
     @post("/audit/verify", status_code=200, responses=responses(400, 401, 413, 422, 429, 503))
     async def verify_kept_checkpoint(
-        self, request: AnyRequest, caller: Reader, data: JSONBody[Checkpoint]
+        self, services: Services, caller: Reader, data: JSONBody[Checkpoint]
     ) -> VerificationReport:
         """Does the log still extend a checkpoint kept earlier, and does all of it
         verify? 422 for a checkpoint of another gym."""
         if data.gym_id != caller.id:
-            raise ValidationException(
-                detail="Validation failed",
-                extra=[{"key": "gym_id", "source": "body", "message": "is another gym's"}],
-            )
-        state = AppState.of(request)
-        await _verification_allowed(state, caller)
-        ring = state.settings.key_ring()
-        report = await state.verifications.run(lambda conn: verify_checkpoint(conn, ring, data))
+            raise InvalidValue("gym_id", "is another gym's")
+        await _verification_allowed(services, caller)
+        ring = services.settings.key_ring()
+        report = await services.verifications.run(lambda conn: verify_checkpoint(conn, ring, data))
         return msgspec.convert(report.as_dict(), VerificationReport)
 
 

@@ -15,21 +15,15 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import Body, FromPath, QueryParameter
 
 from api import rate_limit
-from api.auth import CallerGym, current_gym
-from api.commanding import execute
+from api.auth import CallerGym, current_reader, owner_only
 from api.errors import responses
 from api.openapi import FROM_ZERO, SECURED
-from api.schemas import Instant, Password
-from api.state import AppState
-from commands.gyms import (
-    ChangePassword,
-    RevokeAuditorAccess,
-    change_password,
-    revoke_auditor_access,
-)
+from api.schemas import Instant
+from api.state import AppState, Services
+from commands.gyms import ChangePassword, PasswordChange, RevokeAuditorAccess
 from projections.gyms import AuditorTokenView, auditor_tokens, revocation_shown_at
 
 AnyRequest = Request[Any, Any, Any]
@@ -67,9 +61,7 @@ def _answer(in_effect: bool) -> Response[None]:
     return cast("Response[None]", Response(PENDING, status_code=202))
 
 
-class PasswordChangeRequest(msgspec.Struct):
-    current_password: str
-    new_password: Password
+PasswordChangeBody = Annotated[PasswordChange, Body(schema_component_key="PasswordChangeRequest")]
 
 
 class AuditorTokenItem(msgspec.Struct):
@@ -94,7 +86,8 @@ class AuditorTokenItem(msgspec.Struct):
 class CredentialsController(Controller):
     path = "/auth"
     tags = ["auth"]
-    dependencies = {"caller": Provide(current_gym)}
+    dependencies = {"caller": Provide(current_reader)}
+    guards = [owner_only]
     security = SECURED
 
     @post(
@@ -103,38 +96,34 @@ class CredentialsController(Controller):
         responses=responses(400, 401, 403, 413, 422, 429, 503) | NOT_YET_IN_EFFECT,
     )
     async def change_password(
-        self, request: AnyRequest, caller: Owner, data: JSONBody[PasswordChangeRequest]
+        self, services: Services, caller: Owner, data: PasswordChangeBody
     ) -> Response[None]:
         """Every token issued before the change is refused afterwards, this one too:
         log in again with the new password. 400: the current password is wrong; 202 while
         the change is not yet in effect."""
-        state = AppState.of(request)
-        s = state.settings
+        s = services.settings
         # Per gym, so a stolen token cannot be used to guess the current password.
         key = f"password-change:gym:{caller.id}"
         await rate_limit.hit(
-            state.redis, s.queue_namespace, key, s.login_attempts_per_email,
+            services.redis, s.queue_namespace, key, s.login_attempts_per_email,
             s.login_window_seconds, "Too many password change attempts; try again later",
         )  # fmt: skip
         command = ChangePassword(
-            gym_id=caller.id,
-            current_password=data.current_password,
-            new_password=data.new_password,
-            token_generation=caller.token_generation,
+            gym_id=caller.id, change=data, token_generation=caller.token_generation
         )
-        _result, in_effect = await execute(state, change_password, command, actor=str(caller.id))
+        _result, in_effect = await services.run(command, actor=str(caller.id))
         return _answer(in_effect)
 
     @get("/auditor-tokens", responses=responses(401, 403, 422, 503))
     async def list_auditor_tokens(
         self,
-        request: AnyRequest,
+        services: Services,
         caller: Owner,
         limit: Annotated[int, QueryParameter(ge=1, le=LIST_MAX)] = 50,
         offset: Annotated[int, QueryParameter(ge=0, schema_extra=FROM_ZERO, le=2**31 - 1)] = 0,
     ) -> list[AuditorTokenItem]:
         """Newest grant first; `revoked` also once a password change ended them."""
-        async with AppState.of(request).read_pool.connection() as conn:
+        async with services.read_pool.connection() as conn:
             rows = await auditor_tokens(conn, caller.id, limit, offset)
         return [AuditorTokenItem.of(row) for row in rows]
 
@@ -144,26 +133,23 @@ class CredentialsController(Controller):
         responses=responses(401, 403, 404, 503) | NOT_YET_IN_EFFECT,
     )
     async def revoke_auditor_token(
-        self, request: AnyRequest, caller: Owner, token_id: FromPath[UUID]
+        self, services: Services, caller: Owner, token_id: FromPath[UUID]
     ) -> Response[None]:
         """204 also when it was revoked already (nothing new is recorded); 202 while the
         revocation is not yet in effect; 404 for an id this gym never granted."""
-        state = AppState.of(request)
         command = RevokeAuditorAccess(gym_id=caller.id, token_id=token_id)
-        result, in_effect = await execute(
-            state, revoke_auditor_access, command, actor=str(caller.id)
-        )
+        result, in_effect = await services.run(command, actor=str(caller.id))
         if result.position == 0:  # revoked before: by a revocation that may not be projected
-            in_effect = await _revocation_in_effect(state, caller.id, token_id)
+            in_effect = await _revocation_in_effect(services, caller.id, token_id)
         return _answer(in_effect)
 
 
-async def _revocation_in_effect(state: AppState, gym_id: UUID, token_id: UUID) -> bool:
+async def _revocation_in_effect(services: AppState, gym_id: UUID, token_id: UUID) -> bool:
     """Whether this process refuses the token: the read model shows it revoked, and
     the watcher has passed the position that was read at (so this process's gym cache
     has dropped what it held from before)."""
-    async with state.read_pool.connection() as conn:
-        position = await revocation_shown_at(conn, gym_id, token_id, state.watcher.projection)
+    async with services.read_pool.connection() as conn:
+        position = await revocation_shown_at(conn, gym_id, token_id, services.watcher.projection)
     if position is None:
         return False
-    return await state.watcher.wait_for(position, state.settings.read_your_writes_timeout)
+    return await services.watcher.wait_for(position, services.settings.read_your_writes_timeout)

@@ -11,37 +11,31 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import HTTPException, ValidationException
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import Body, FromPath, FromQuery, QueryParameter
 
-from api.auth import CallerGym, current_gym, current_reader, require_owner
-from api.commanding import execute
+from api.auth import CallerGym, current_reader, owner_only, owner_unless_time_travel
 from api.errors import responses
 from api.headers import IdempotencyKey, IfMatch, expected_version
 from api.openapi import FROM_ZERO, SECURED
-from api.schemas import (
-    NO_NUL_PATTERN,
-    CustomerCreateRequest,
-    CustomerPatchRequest,
-    CustomerResponse,
-)
-from api.state import AppState
+from api.schemas import NO_NUL_PATTERN, CustomerResponse
+from api.state import AppState, Services
 from commands.customers import (
     ChangeCustomer,
+    Customer,
+    CustomerDetails,
+    NewCustomer,
     RegisterCustomer,
     RemoveCustomer,
-    change_customer,
     load_customer,
-    register_customer,
-    remove_customer,
 )
-from domain import customer
-from domain.customer import CustomerDetails, birth_date_range
+from domain import customer  # until time travel moves to commands/time_travel.py
+from domain.errors import InvalidQuery, InvalidValue, NotFound
 from projections.customers import (
     CustomerFilter,
     count_customers,
     get_customer,
     list_customers,
+    row_of,
 )
 from projections.event_log import customer_stream
 
@@ -70,27 +64,29 @@ TOTAL_COUNT_HEADER = ResponseHeader(
 )
 
 
-def _details(data: CustomerCreateRequest | CustomerPatchRequest) -> CustomerDetails:
-    fields = {f: getattr(data, f) for f in CustomerDetails.__struct_fields__}
-    return CustomerDetails(**fields)
+# The request bodies keep the names the earlier service's clients know them by.
+CreateBody = Annotated[NewCustomer, Body(schema_component_key="CustomerCreateRequest")]
+PatchBody = Annotated[CustomerDetails, Body(schema_component_key="CustomerPatchRequest")]
 
 
 async def _customer_response(
-    state: AppState,
+    services: AppState,
     caller: CallerGym,
     customer_id: FromPath[UUID],
     visible: bool,
     version: int | None = None,
 ) -> CustomerResponse:
-    today = caller.today(state.clock.now())
+    today = caller.today(services.clock.now())
     if visible and version is None:
-        async with state.read_pool.connection() as conn:
+        async with services.read_pool.connection() as conn:
             row = await get_customer(conn, caller.id, customer_id)
         if row is not None:
             return CustomerResponse.of(row, today)
     # Projector lagging, or a past version asked for: rebuild from the event log.
-    stored = await state.on_ledger(load_customer, caller.id, customer_id, version)
-    return CustomerResponse.of(stored, today)
+    stored = await services.on_ledger(
+        lambda ledger: load_customer(ledger, caller.id, customer_id, version)
+    )
+    return CustomerResponse.of(row_of(stored), today)
 
 
 # `as_of` is turned into a calendar date in the gym's time zone: keep it a day inside
@@ -110,11 +106,9 @@ AS_OF = QueryParameter(
 )
 
 
-def _query_error(name: str, message: str) -> ValidationException:
+def _query_error(name: str, message: str) -> InvalidValue:
     """A 422 in the documented shape: detail [{loc: ["query", name], msg, type}]."""
-    return ValidationException(
-        detail="Validation failed", extra=[{"key": name, "source": "query", "message": message}]
-    )
+    return InvalidValue(name, message, "query")
 
 
 def _rfc3339(text: str) -> datetime:
@@ -144,14 +138,14 @@ def _as_of_in_utc(as_of: str) -> datetime:
 
 
 async def _time_travel(
-    state: AppState,
+    services: AppState,
     caller: CallerGym,
     customer_id: UUID,
     as_of: str | None,
     version: int | None,
 ) -> Response[CustomerResponse]:
     moment = None if as_of is None else _as_of_in_utc(as_of)
-    async with state.read_pool.connection() as conn:
+    async with services.read_pool.connection() as conn:
         stream = await customer_stream(conn, caller.id, customer_id)
     events = [
         event
@@ -161,8 +155,8 @@ async def _time_travel(
     ]
     then = customer.project(None, events)
     if then is None or then.removed:
-        raise HTTPException(status_code=404, detail="Customer not found")
-    body = CustomerResponse.of(then, caller.today(moment or events[-1].timestamp))
+        raise NotFound("customer")
+    body = CustomerResponse.of(row_of(then), caller.today(moment or events[-1].timestamp))
     return Response(body, headers=etag(then.version))
 
 
@@ -170,59 +164,68 @@ COUNT_CACHE_SIZE = 10_000
 
 
 async def _count(
-    state: AppState, conn: Any, gym_id: UUID, query: CustomerFilter, today: date
+    services: AppState, conn: Any, gym_id: UUID, query: CustomerFilter, today: date
 ) -> int:
     """X-Total-Count costs a scan of every match on a large gym, so it is cached per
     read-model position (every change to the read model moves it). A caller's own
     writes are always counted: their response waited until the watcher passed them.
     Others' changes show within the watcher's notification delay (milliseconds)."""
-    key = (gym_id, msgspec.structs.replace(query, limit=0, offset=0), today, state.watcher.position)
-    if (cached := state.counts.get(key)) is not None:
-        state.counts.move_to_end(key)
+    key = (
+        gym_id,
+        msgspec.structs.replace(query, limit=0, offset=0),
+        today,
+        services.watcher.position,
+    )
+    if (cached := services.counts.get(key)) is not None:
+        services.counts.move_to_end(key)
         return cached
     total = await count_customers(conn, gym_id, query, today)
-    state.counts[key] = total
-    if len(state.counts) > COUNT_CACHE_SIZE:
-        state.counts.popitem(last=False)
+    services.counts[key] = total
+    if len(services.counts) > COUNT_CACHE_SIZE:
+        services.counts.popitem(last=False)
     return total
 
 
 class CustomersController(Controller):
     path = "/customers"
     tags = ["customers"]
-    dependencies = {"caller": Provide(current_gym)}
+    dependencies = {"caller": Provide(current_reader)}
     security = SECURED
 
-    @post("", status_code=201, responses=responses(400, 401, 403, 413, 422, 503))
+    @post(
+        "",
+        status_code=201,
+        guards=[owner_only],
+        responses=responses(400, 401, 403, 413, 422, 503),
+    )
     async def create(
         self,
-        request: AnyRequest,
+        services: Services,
         caller: Caller,
-        data: JSONBody[CustomerCreateRequest],
+        data: CreateBody,
         idempotency_key: IdempotencyKey = None,
     ) -> CustomerResponse:
-        state = AppState.of(request)
         command = RegisterCustomer(
             gym_id=caller.id,
-            details=_details(data),
-            active=data.active,
+            details=data,
             idempotency_key=idempotency_key,
             fingerprint=hashlib.sha256(msgspec.json.encode(data)).hexdigest(),
         )
-        result, _ = await execute(state, register_customer, command, actor=str(caller.id))
-        if isinstance(result.state, customer.Customer):  # just created: answer from it
-            return CustomerResponse.of(result.state, caller.today(state.clock.now()))
+        result, _ = await services.run(command, actor=str(caller.id))
+        if isinstance(result.state, Customer):  # just created: answer from it
+            return CustomerResponse.of(row_of(result.state), caller.today(services.clock.now()))
         # A retried key: version 1 is what the first POST created, so it gets the same body.
-        return await _customer_response(state, caller, result.id, visible=False, version=1)
+        return await _customer_response(services, caller, result.id, visible=False, version=1)
 
     @get(
         "",
+        guards=[owner_only],
         responses=responses(400, 401, 403, 422, 503),
         response_headers=[TOTAL_COUNT_HEADER],
     )
     async def list(
         self,
-        request: AnyRequest,
+        services: Services,
         caller: Caller,
         active: FromQuery[bool | None] = None,
         search: Annotated[str | None, QueryParameter(max_length=200, schema_extra=NO_NUL)] = None,
@@ -249,24 +252,22 @@ class CustomersController(Controller):
             if value is not None and "\x00" in value:  # PostgreSQL text cannot hold NUL
                 raise _query_error(name, "must not contain NUL")
         if min_age is not None and max_age is not None and min_age > max_age:
-            raise HTTPException(status_code=400, detail="min_age must not be greater than max_age")
-        state = AppState.of(request)
-        today = caller.today(state.clock.now())
-        born_on_or_before, born_after = birth_date_range(today, min_age, max_age)
+            raise InvalidQuery("min_age must not be greater than max_age")
+        today = caller.today(services.clock.now())
         query = CustomerFilter(
             active=active,
             search=search,
             first_name=first_name,
             last_name=last_name,
             email=email,
-            born_on_or_before=born_on_or_before,
-            born_after=born_after,
+            min_age=min_age,
+            max_age=max_age,
             limit=limit,
             offset=offset,
         )
-        async with state.read_pool.connection() as conn:
+        async with services.read_pool.connection() as conn:
             rows = await list_customers(conn, caller.id, query, today)
-            total = await _count(state, conn, caller.id, query, today)
+            total = await _count(services, conn, caller.id, query, today)
         return Response(
             [CustomerResponse.of(row, today) for row in rows],
             headers={"X-Total-Count": str(total)},
@@ -274,13 +275,13 @@ class CustomersController(Controller):
 
     @get(
         "/{customer_id:uuid}",
-        dependencies={"caller": Provide(current_reader)},
+        guards=[owner_unless_time_travel],
         responses=responses(401, 403, 404, 422, 503),
         response_headers=[ETAG_HEADER],
     )
     async def show(
         self,
-        request: AnyRequest,
+        services: Services,
         caller: Caller,
         customer_id: FromPath[UUID],
         as_of: Annotated[str | None, AS_OF] = None,
@@ -288,54 +289,50 @@ class CustomersController(Controller):
     ) -> Response[CustomerResponse]:
         """The customer now (owner), or as they were at `as_of` / `version` (owner or
         auditor), rebuilt from the event log rather than the read table."""
-        state = AppState.of(request)
         if as_of is not None or version is not None:
-            return await _time_travel(state, caller, customer_id, as_of, version)
-        require_owner(caller)
-        async with state.read_pool.connection() as conn:
+            return await _time_travel(services, caller, customer_id, as_of, version)
+        async with services.read_pool.connection() as conn:
             row = await get_customer(conn, caller.id, customer_id)
         if row is None:
-            raise HTTPException(status_code=404, detail="Customer not found")
+            raise NotFound("customer")
         return Response(
-            CustomerResponse.of(row, caller.today(state.clock.now())), headers=etag(row.version)
+            CustomerResponse.of(row, caller.today(services.clock.now())), headers=etag(row.version)
         )
 
     @patch(
         "/{customer_id:uuid}",
+        guards=[owner_only],
         responses=responses(400, 401, 403, 404, 412, 413, 422, 503),
         response_headers=[ETAG_HEADER],
     )
     async def update(
         self,
-        request: AnyRequest,
+        services: Services,
         caller: Caller,
         customer_id: FromPath[UUID],
-        data: JSONBody[CustomerPatchRequest],
+        data: PatchBody,
         if_match: IfMatch = None,
     ) -> Response[CustomerResponse]:
         """412: If-Match names a version that is no longer the customer's."""
-        state = AppState.of(request)
-        details = _details(data)
-        version = expected_version(if_match)
-        if version is not None:  # a request that fails on its own answers that, not 412
-            customer.check_details(details, caller.today(state.clock.now()))
         command = ChangeCustomer(
             gym_id=caller.id,
             customer_id=customer_id,
-            details=details,
-            active=data.active,
-            expected_version=version,
+            details=data,
+            expected_version=expected_version(if_match),
         )
-        result, visible = await execute(state, change_customer, command, actor=str(caller.id))
-        body = await _customer_response(state, caller, customer_id, visible)
+        result, visible = await services.run(command, actor=str(caller.id))
+        body = await _customer_response(services, caller, customer_id, visible)
         return Response(body, headers=etag(result.version))
 
     @delete(
-        "/{customer_id:uuid}", status_code=204, responses=responses(401, 403, 404, 412, 422, 503)
+        "/{customer_id:uuid}",
+        status_code=204,
+        guards=[owner_only],
+        responses=responses(401, 403, 404, 412, 422, 503),
     )
     async def remove(
         self,
-        request: AnyRequest,
+        services: Services,
         caller: Caller,
         customer_id: FromPath[UUID],
         if_match: IfMatch = None,
@@ -345,4 +342,4 @@ class CustomersController(Controller):
         command = RemoveCustomer(
             gym_id=caller.id, customer_id=customer_id, expected_version=expected_version(if_match)
         )
-        await execute(AppState.of(request), remove_customer, command, actor=str(caller.id))
+        await services.run(command, actor=str(caller.id))

@@ -15,12 +15,12 @@ mail counts from triggers (projections/monitoring.py, tests/integration/test_hea
 from typing import Any
 
 import anyio.to_thread
-from litestar import Request, Response, get
+from litestar import Response, get
 from litestar.openapi.datastructures import ResponseSpec
 
 from api.health_checks import HealthReport, check
 from api.schemas import HealthBody, LivenessReport, ReadinessReport
-from api.state import AppState
+from api.state import AppState, Services
 from infra import metrics
 from projections.read_model import READ_MODEL
 
@@ -32,8 +32,8 @@ def _body(container: type[Any], description: str) -> ResponseSpec:
 
 
 @get("/health", tags=["health"], responses={200: _body(HealthBody, "Every check's result")})
-async def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-    report = await check(AppState.of(request))
+async def health(services: Services) -> Response[dict[str, Any]]:
+    report = await check(services)
     status = "ok" if not report.failing else "degraded"  # the values it always had
     return Response({"status": status, "checks": report.checks, "failing": report.failing})
 
@@ -51,13 +51,13 @@ async def live() -> dict[str, str]:
         503: _body(ReadinessReport, "Not ready: `failing` names what"),
     },
 )
-async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-    report = await check(AppState.of(request))
+async def ready(services: Services) -> Response[dict[str, Any]]:
+    report = await check(services)
     body = {"status": report.status, "checks": report.checks, "failing": report.failing}
     return Response(body, status_code=200 if report.serving else 503)
 
 
-async def _refresh_gauges(state: AppState, report: HealthReport) -> None:
+async def _refresh_gauges(services: AppState, report: HealthReport) -> None:
     """Numbers read at scrape time from PostgreSQL and Redis; a source that is down
     leaves its gauges as they were (a scrape must not fail because of it)."""
     status = report.pipeline
@@ -70,20 +70,19 @@ async def _refresh_gauges(state: AppState, report: HealthReport) -> None:
         metrics.PROJECTION_PARKED.labels(READ_MODEL).set(0 if status.parked_at is None else 1)
     if "redis" in report.failing:
         return
-    namespace = state.settings.queue_namespace
+    namespace = services.settings.queue_namespace
     for queue in QUEUES:
         try:
-            waiting = await state.redis.llen(f"{namespace}:{queue}")
-            delayed = await state.redis.llen(f"{namespace}:{queue}.DQ")
+            waiting = await services.redis.llen(f"{namespace}:{queue}")
+            delayed = await services.redis.llen(f"{namespace}:{queue}.DQ")
             metrics.QUEUE_DEPTH.labels(queue).set(int(waiting) + int(delayed))
         except Exception:  # noqa: S110
             pass
 
 
 @get("/metrics", tags=["health"], include_in_schema=False)
-async def prometheus_metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
-    state = AppState.of(request)
-    await _refresh_gauges(state, await check(state))  # the health checks' gauges too
+async def prometheus_metrics(services: Services) -> Response[bytes]:
+    await _refresh_gauges(services, await check(services))  # the health checks' gauges too
     body = await anyio.to_thread.run_sync(metrics.render)
     return Response(body, media_type=metrics.CONTENT_TYPE)
 

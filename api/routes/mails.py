@@ -1,32 +1,33 @@
 """The owner's mail log: welcome mails and whether they went out (bodies stay private)."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
-from api.auth import CallerGym, current_gym
+from api.auth import CallerGym, current_reader, owner_only
 from api.errors import responses
 from api.openapi import FROM_ZERO, SECURED
-from api.state import AppState
+from api.state import Services
 from projections.mail_outbox import MailLogEntry, mail_log
 
 
 class MailsController(Controller):
     path = "/mails"
     tags = ["mails"]
-    dependencies = {"caller": Provide(current_gym)}
+    dependencies = {"caller": Provide(current_reader)}
+    guards = [owner_only]
     security = SECURED
 
     @get("", responses=responses(401, 403, 422, 503))
     async def list(
         self,
-        request: Request[Any, Any, Any],
+        services: Services,
         caller: NamedDependency[CallerGym],
         status: Annotated[Literal["pending", "sent", "failed"] | None, QueryParameter()] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
         offset: Annotated[int, QueryParameter(ge=0, schema_extra=FROM_ZERO, le=1_000_000_000)] = 0,
     ) -> list[MailLogEntry]:
-        async with AppState.of(request).read_pool.connection() as conn:
+        async with services.read_pool.connection() as conn:
             return await mail_log(conn, caller.id, status, limit, offset)

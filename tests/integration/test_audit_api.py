@@ -13,7 +13,7 @@ from litestar.testing import TestClient
 from commands.application import GymLedger
 from commands.context import CommandContext
 from commands.customers import RegisterCustomer, register_customer
-from domain.customer import CustomerDetails
+from domain.customer import NewCustomer
 from tests.conftest import bearer, signup_and_login, unique_email
 
 API = "/api/v1"
@@ -219,9 +219,7 @@ def test_feed_never_misses_or_repeats_under_concurrent_writers(
 
     def write(worker: int) -> None:
         for i in range(15):
-            details = CustomerDetails(
-                first_name=f"W{worker}", last_name=f"N{i}", email=unique_email()
-            )
+            details = NewCustomer(first_name=f"W{worker}", last_name=f"N{i}", email=unique_email())
             command = RegisterCustomer(gym_id=gym_id, details=details)
             register_customer(ledger, command, CommandContext.system())
 

@@ -11,7 +11,7 @@ import psycopg
 from commands.application import GymLedger
 from commands.context import CommandContext
 from commands.customers import RegisterCustomer, register_customer
-from domain.customer import CustomerDetails
+from domain.customer import NewCustomer
 from tests.conftest import unique_email
 from tests.integration.helpers import gyms_table, register
 from tests.stack import ServerStack
@@ -48,7 +48,7 @@ def test_restore_then_rebuild_gives_back_the_same_read_model(
         for _ in range(3):
             gym_id = register(ledger).id
             for _ in range(4):
-                details = CustomerDetails(first_name="B", last_name="R", email=unique_email())
+                details = NewCustomer(first_name="B", last_name="R", email=unique_email())
                 command = RegisterCustomer(gym_id=gym_id, details=details)
                 register_customer(ledger, command, CommandContext.system())
     finally:

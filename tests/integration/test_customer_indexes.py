@@ -52,7 +52,7 @@ FILTERS = {
     "last_name": CustomerFilter(last_name="last1234"),
     "active": CustomerFilter(active=True),
     "inactive": CustomerFilter(active=False),
-    "age range": CustomerFilter(born_on_or_before=date(1980, 1, 1), born_after=date(1979, 1, 1)),
+    "age range": CustomerFilter(min_age=46, max_age=46),
     "search and active": CustomerFilter(search="example", active=True, limit=200),
 }
 

@@ -69,19 +69,15 @@ def _events(
         try:
             if current is None:
                 end = arg if kind == "register" else None
-                full = customer.CustomerDetails(
+                full = customer.NewCustomer(
                     first_name="Eve", last_name=f"N{who}", email=f"c{who}@x.org", membership_end=end
                 )
-                new = [
-                    customer.register(
-                        uuid.uuid4(), gym_id, full, active=True, today=TODAY, stamp=stamp
-                    )
-                ]
+                new = [customer.register(uuid.uuid4(), gym_id, full, today=TODAY, stamp=stamp)]
             elif kind == "change" and current is not None:
-                new = customer.change(current, arg, msgspec.UNSET, today=TODAY, stamp=stamp)
+                new = customer.change(current, arg, today=TODAY, stamp=stamp)
             elif kind == "switch" and current is not None:
-                unchanged = customer.CustomerDetails()
-                new = customer.change(current, unchanged, arg, today=TODAY, stamp=stamp)
+                switch = customer.CustomerDetails(active=arg)
+                new = customer.change(current, switch, today=TODAY, stamp=stamp)
             elif kind == "expire" and current is not None:
                 expired = customer.expire_membership(current, TODAY + timedelta(400), stamp)
                 new = [expired] if expired is not None else []

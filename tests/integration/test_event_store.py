@@ -13,7 +13,7 @@ from commands.context import CommandContext
 from domain import customer
 from domain.events import DomainEvent
 
-DETAILS = customer.CustomerDetails(first_name="Ada", last_name="Lovelace", email="ada@example.com")
+DETAILS = customer.NewCustomer(first_name="Ada", last_name="Lovelace", email="ada@example.com")
 
 
 def _new_customer(gym_id: UUID) -> DomainEvent:
@@ -21,7 +21,6 @@ def _new_customer(gym_id: UUID) -> DomainEvent:
         uuid4(),
         gym_id,
         DETAILS,
-        active=True,
         today=date(2026, 1, 1),
         stamp=CommandContext.system().stamp(),
     )

@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 
 from commands.application import GymLedger
 from domain import customer
-from domain.customer import CustomerDetails
+from domain.customer import NewCustomer
 from domain.events import EventMetadata, Stamp
 from infra.event_codec import CODEC
 from projections.read_model import READ_MODEL, read_model_projector
@@ -98,8 +98,7 @@ def test_poison_event_parks_the_projection_until_resumed(
         repaired = customer.register(
             poisoned_stream,
             first,
-            CustomerDetails(first_name="Re", last_name="Paired", email="repaired@example.com"),
-            active=True,
+            NewCustomer(first_name="Re", last_name="Paired", email="repaired@example.com"),
             today=date(2026, 1, 1),
             stamp=Stamp(
                 at=datetime.now(UTC), metadata=EventMetadata(actor="ops", correlation_id="repair")

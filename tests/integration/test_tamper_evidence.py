@@ -15,7 +15,7 @@ import pytest
 from commands.application import GymLedger
 from commands.context import CommandContext
 from commands.customers import RegisterCustomer, register_customer
-from domain.customer import CustomerDetails
+from domain.customer import NewCustomer
 from infra.signing import KeyRing
 from projections.audit_chain import content_digest, link_hash
 from projections.audit_verify import verify_all, verify_gym
@@ -28,7 +28,7 @@ GAP = 10  # sequence numbers skipped mid-log, as rolled-back transactions leave 
 
 def add_customers(ledger: GymLedger, gyms: list[UUID], rounds: int) -> None:
     for gym_id in gyms * rounds:
-        details = CustomerDetails(first_name="T", last_name="P", email=unique_email())
+        details = NewCustomer(first_name="T", last_name="P", email=unique_email())
         command = RegisterCustomer(gym_id=gym_id, details=details)
         register_customer(ledger, command, CommandContext.system())
 

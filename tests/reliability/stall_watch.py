@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 import psycopg
 
 STALL_SECONDS = 2.5

@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil  # type: ignore[import-untyped]
+import psutil
 import psycopg
 
 from commands.application import GymLedger
 from commands.context import CommandContext
 from commands.customers import RegisterCustomer, register_customer
-from domain.customer import CustomerDetails
+from domain.customer import NewCustomer
 from tests.conftest import signup_body, unique_email
 from tests.integration.helpers import (
     gyms_table,
@@ -91,7 +91,7 @@ def test_projector_killed_repeatedly_loses_and_repeats_nothing(
         i = 0
         while writing.is_set():
             email = f"member-{tag}-{i}@example.com"
-            details = CustomerDetails(first_name="K", last_name=str(i), email=email)
+            details = NewCustomer(first_name="K", last_name=str(i), email=email)
             command = RegisterCustomer(gym_id=gyms[i % 3], details=details)
             register_customer(ledger, command, CommandContext.system())
             emails.append(email)

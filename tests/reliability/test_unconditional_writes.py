@@ -25,7 +25,7 @@ from commands.customers import (
 )
 from commands.gyms import UpdateGymProfile, load_gym, update_gym_profile
 from domain import gym
-from domain.customer import CustomerDetails
+from domain.customer import CustomerDetails, NewCustomer
 from tests.conftest import bearer, signup_and_login, unique_email
 from tests.integration.helpers import register
 from tests.reliability.scale import size
@@ -112,7 +112,7 @@ def test_writers_in_separate_processes_all_land(ledger: GymLedger, settings: Any
     other = GymLedger(settings.database_url)
     try:
         gym_id = register(ledger).id
-        details = CustomerDetails(first_name="Two", last_name="Sides", email=unique_email())
+        details = NewCustomer(first_name="Two", last_name="Sides", email=unique_email())
         customer_id = register_customer(
             ledger, RegisterCustomer(gym_id=gym_id, details=details), CommandContext.system()
         ).id

@@ -28,7 +28,7 @@ class Losing:
     def __call__(self) -> str:
         self.attempts += 1
         if self.attempts <= self.losses:
-            raise StreamConflict(expected=self.attempts, actual=-1)
+            raise StreamConflict(uuid4(), version=self.attempts + 1)
         return "appended"
 
 

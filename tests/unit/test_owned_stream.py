@@ -6,7 +6,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from domain import customer, email_claim, idempotency
-from domain.customer import CustomerDetails
+from domain.customer import NewCustomer
 from domain.events import DomainEvent, EventMetadata, Stamp
 from domain.gym import GymProfileUpdated
 from infra.event_codec import CODEC
@@ -29,10 +29,8 @@ def stored(*events: DomainEvent) -> list[StoredRow]:
 
 
 def registered(gym_id: UUID) -> customer.CustomerRegistered:
-    details = CustomerDetails(first_name="Ann", last_name="Lee", email="ann@example.com")
-    return customer.register(
-        uuid4(), gym_id, details, active=True, today=date(2026, 6, 15), stamp=STAMP
-    )
+    details = NewCustomer(first_name="Ann", last_name="Lee", email="ann@example.com")
+    return customer.register(uuid4(), gym_id, details, today=date(2026, 6, 15), stamp=STAMP)
 
 
 def test_a_customer_of_the_gym_is_owned_with_every_event() -> None:
