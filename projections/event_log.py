@@ -16,6 +16,7 @@ from psycopg.rows import TupleRow
 
 from domain import customer, gym, gym_of
 from domain.events import DomainEvent
+from infra.db import EVENTS_TABLE
 from infra.event_codec import CODEC, split_topic
 from projections.engine import BulkInsert, Projection, Recorded
 
@@ -116,8 +117,8 @@ def _rows(fetched: list[Any]) -> list[StoredRow]:
 
 
 GYM_EVENTS_SQL = (
-    "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state"
-    " FROM event_index i JOIN gymledger_events e ON e.notification_id = i.position"
+    "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state"  # noqa: S608
+    f" FROM event_index i JOIN {EVENTS_TABLE} e ON e.notification_id = i.position"
     " WHERE i.gym_id = %(gym)s AND i.position > %(after)s"
     " AND (%(types)s::text[] IS NULL OR i.event_type = ANY(%(types)s::text[]))"
     " ORDER BY i.position LIMIT %(limit)s"
@@ -180,17 +181,19 @@ def owned_stream(rows: list[StoredRow], gym_id: UUID, kind: frozenset[str]) -> l
     return owned
 
 
+STREAM_SQL = (
+    "SELECT notification_id, originator_id, originator_version, topic, state"  # noqa: S608
+    f" FROM {EVENTS_TABLE} WHERE originator_id = %s ORDER BY originator_version"
+)
+
+
 async def tenant_stream(
     conn: psycopg.AsyncConnection[Any], gym_id: UUID, stream_id: UUID, kind: frozenset[str]
 ) -> list[StreamEvent]:
     """Every stored event of one stream, oldest first, straight from the log; empty
     unless it is a `kind` stream of `gym_id` (see owned_stream): another gym's
     stream, or one of another kind, looks absent."""
-    cur = await conn.execute(
-        "SELECT notification_id, originator_id, originator_version, topic, state"
-        " FROM gymledger_events WHERE originator_id = %s ORDER BY originator_version",
-        (stream_id,),
-    )
+    cur = await conn.execute(STREAM_SQL, (stream_id,))
     return owned_stream(_rows(await cur.fetchall()), gym_id, kind)
 
 
