@@ -141,7 +141,8 @@ class Projector:
     def _run_batch(self, conn: psycopg.Connection[TupleRow], limit: int) -> BatchResult:
         with conn.transaction(), conn.cursor() as cur:
             # FOR UPDATE: a second projector instance waits here instead of
-            # applying the same batch twice.
+            # applying the same batch twice. Not projection_position(): the position
+            # and whether it is parked come in one round trip, once per batch.
             row = cur.execute(
                 "SELECT p.position, f.position FROM projector_positions p"
                 " LEFT JOIN projection_faults f ON f.projection = p.name"
@@ -241,11 +242,34 @@ class Projector:
             conn.execute("DELETE FROM projection_faults WHERE projection = %s", (self.name,))
 
 
-async def read_position(conn: psycopg.AsyncConnection[Any], name: str) -> int | None:
-    """The projection's committed position (None before its first run)."""
-    cur = await conn.execute("SELECT position FROM projector_positions WHERE name = %s", (name,))
+def _position_query(schema: str, lock: bool) -> sql.Composed:
+    query = sql.SQL("SELECT position FROM {} WHERE name = %s").format(
+        sql.Identifier(schema, "projector_positions")
+    )
+    return sql.SQL("{} FOR UPDATE").format(query) if lock else query
+
+
+def projection_position(
+    conn: psycopg.Connection[Any], name: str, *, schema: str = LIVE_SCHEMA, lock: bool = False
+) -> int:
+    """The projection's committed position: the last log position its tables include
+    (0 before its first run). `lock` holds its position row until the caller's
+    transaction ends, so its projector waits instead of moving on (a rebuild's swap).
+
+    Reads that need the position together with other rows in one statement keep it
+    in their SQL instead (Projector._run_batch, monitoring.STATUS_SQL,
+    gyms.revocation_shown_at, audit_verify._CHAINED_THROUGH): each says why."""
+    row = conn.execute(_position_query(schema, lock), (name,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+async def projection_position_async(
+    conn: psycopg.AsyncConnection[Any], name: str, *, schema: str = LIVE_SCHEMA
+) -> int:
+    """projection_position on an async connection (the API's)."""
+    cur = await conn.execute(_position_query(schema, lock=False), (name,))
     row = await cur.fetchone()
-    return None if row is None else int(row[0])
+    return 0 if row is None else int(row[0])
 
 
 def resume(conn: psycopg.Connection[Any], name: str) -> tuple[int, str] | None:
@@ -254,13 +278,6 @@ def resume(conn: psycopg.Connection[Any], name: str) -> tuple[int, str] | None:
         "DELETE FROM projection_faults WHERE projection = %s RETURNING position, error", (name,)
     ).fetchone()
     return None if row is None else (int(row[0]), str(row[1]))
-
-
-def current_position(conn: psycopg.Connection[TupleRow], name: str) -> int:
-    row = conn.execute(
-        "SELECT position FROM projector_positions WHERE name = %s", (name,)
-    ).fetchone()
-    return 0 if row is None else int(row[0])
 
 
 class BulkInsert:

@@ -270,7 +270,8 @@ async def revocation_shown_at(
 ) -> int | None:
     """The projection's position if the read model already shows the auditor token
     revoked (by its own revocation or a password change), else None. One statement,
-    so the position is the one the revocation was read at."""
+    so the position is the one the revocation was read at (a separate
+    engine.projection_position() could see a later one)."""
     cur = await conn.execute(
         "SELECT p.position FROM auditor_tokens a JOIN projector_positions p ON p.name = %s"
         " WHERE a.token_id = %s AND a.gym_id = %s AND a.revoked_at IS NOT NULL",

@@ -26,6 +26,8 @@ class PipelineStatus(msgspec.Struct, frozen=True):
     parked_since: datetime | None
 
 
+# One statement, not projection_position() and friends: it runs on every health
+# check and scrape, and one round trip gives one consistent picture of head and position.
 STATUS_SQL = f"""
 SELECT
     (SELECT coalesce(max(notification_id), 0) FROM {EVENTS_TABLE}),
