@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS {schema}.projection_faults (
 
 @dataclass(frozen=True)
 class Recorded:
-    """One event as the log holds it: its global position, stored form and decoded form."""
+    """One event as the log holds it: its global position, stored form and decoded
+    (upcast) form. What projections apply, and what the feed, history and export
+    describe (projections/event_log.py)."""
 
     position: int
     stream_id: UUID
@@ -58,6 +60,20 @@ class Recorded:
     topic: str
     state: bytes
     event: DomainEvent
+
+    @classmethod
+    def decode(
+        cls,
+        codec: EventCodec,
+        position: int,
+        stream_id: UUID,
+        version: int,
+        topic: str,
+        state: bytes | memoryview,
+    ) -> "Recorded":
+        """From a row of the log, decoding (and upcasting) its stored state."""
+        stored = bytes(state)
+        return cls(position, stream_id, version, topic, stored, codec.decode(topic, stored))
 
 
 class Projection:
@@ -203,15 +219,8 @@ class Projector:
         with conn.pipeline():
             for projection in self.projections:
                 projection.begin_batch(cur)
-            for notification_id, stream_id, version, topic, state in rows:
-                recorded = Recorded(
-                    position=notification_id,
-                    stream_id=stream_id,
-                    version=version,
-                    topic=topic,
-                    state=bytes(state),
-                    event=self.codec.decode(topic, bytes(state)),
-                )
+            for row in rows:
+                recorded = Recorded.decode(self.codec, *row)
                 for projection in self.projections:
                     projection.apply(cur, recorded)
         for projection in self.projections:
