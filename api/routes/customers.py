@@ -35,6 +35,7 @@ from commands.customers import (
     register_customer,
     remove_customer,
 )
+from commands.time_travel import customer_as_of
 from domain import customer
 from domain.customer import CustomerDetails, birth_date_range
 from projections.customers import (
@@ -43,7 +44,6 @@ from projections.customers import (
     get_customer,
     list_customers,
 )
-from projections.event_log import customer_stream
 
 AnyRequest = Request[Any, Any, Any]
 Caller = NamedDependency[CallerGym]
@@ -152,17 +152,11 @@ async def _time_travel(
 ) -> Response[CustomerResponse]:
     moment = None if as_of is None else _as_of_in_utc(as_of)
     async with state.read_pool.connection() as conn:
-        stream = await customer_stream(conn, caller.id, customer_id)
-    events = [
-        event
-        for _, event in stream
-        if (version is None or event.originator_version <= version)
-        and (moment is None or event.timestamp <= moment)
-    ]
-    then = customer.project(None, events)
-    if then is None or then.removed:
+        found = await customer_as_of(conn, caller.id, customer_id, moment=moment, version=version)
+    if found is None:
         raise HTTPException(status_code=404, detail="Customer not found")
-    body = CustomerResponse.of(then, caller.today(moment or events[-1].timestamp))
+    then, recorded_at = found
+    body = CustomerResponse.of(then, caller.today(moment or recorded_at))
     return Response(body, headers=etag(then.version))
 
 
