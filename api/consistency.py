@@ -25,7 +25,7 @@ from psycopg import sql
 
 from api.gym_cache import OpenGyms
 from infra.db import GYM_CHANGED_CHANNEL, PROJECTED_CHANNEL
-from projections.engine import read_position
+from projections.engine import projection_position_async
 
 log = logging.getLogger("gymledger.consistency")
 REFRESH_SECONDS = 1.0
@@ -82,9 +82,7 @@ class ProjectionWatcher:
                 future.set_result(None)
 
     async def _read_position(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        position = await read_position(conn, self.projection)
-        if position is not None:
-            self._advance(position)
+        self._advance(await projection_position_async(conn, self.projection))
 
     async def _follow(self) -> None:
         lost = False

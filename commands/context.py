@@ -18,7 +18,16 @@ def _deadline_in(seconds: float) -> float:
 
 @dataclass(frozen=True)
 class CommandContext:
-    """Who is asking (a gym id or "system"), on which request, and until when."""
+    """Who is asking (a gym id or "system"), on which request, and until when.
+
+    Every event a command records carries `correlation_id` and `causation_id` in its
+    metadata. Correlation names the request the work belongs to: for an HTTP command
+    the request id (X-Request-ID), which every event and log line of that request
+    shares. Causation names the message that made this command happen when that is
+    not a person's request but something the system received, such as the dramatiq
+    message id of the expiry job (workers/expiry.py); None when nothing caused it
+    but the request itself, which is every HTTP command.
+    """
 
     actor: str
     correlation_id: str
@@ -26,11 +35,16 @@ class CommandContext:
     # time.monotonic() after which a contended command gives up (a budget, not a moment
     # in the domain's time, so it never comes from `clock`).
     deadline: float = field(default_factory=lambda: _deadline_in(DEFAULT_BUDGET_SECONDS))
+    causation_id: str | None = None
 
     def stamp(self) -> Stamp:
         return Stamp(
             at=self.clock.now(),
-            metadata=EventMetadata(actor=self.actor, correlation_id=self.correlation_id),
+            metadata=EventMetadata(
+                actor=self.actor,
+                correlation_id=self.correlation_id,
+                causation_id=self.causation_id,
+            ),
         )
 
     def remaining(self) -> float:
@@ -38,8 +52,15 @@ class CommandContext:
         return self.deadline - time.monotonic()
 
     @classmethod
-    def system(cls, clock: Clock | None = None) -> "CommandContext":
-        return cls(actor=SYSTEM_ACTOR, correlation_id=str(uuid4()), clock=clock or SystemClock())
+    def system(
+        cls, clock: Clock | None = None, causation_id: str | None = None
+    ) -> "CommandContext":
+        return cls(
+            actor=SYSTEM_ACTOR,
+            correlation_id=str(uuid4()),
+            clock=clock or SystemClock(),
+            causation_id=causation_id,
+        )
 
     @classmethod
     def within(

@@ -169,6 +169,9 @@ _COUNT_AFTER = (
 )
 _LAST = "SELECT position, link FROM event_chain WHERE gym_id = %s ORDER BY position DESC LIMIT 1"
 _HEAD = "SELECT position, link FROM chain_heads WHERE gym_id = %s"
+# The read model's position inline rather than engine.projection_position(): the
+# chain and the position are written in one batch, and one statement reads both from
+# one snapshot.
 _CHAINED_THROUGH = (
     "SELECT greatest((SELECT coalesce(max(position), 0) FROM event_chain),"
     " (SELECT coalesce(max(position), 0) FROM projector_positions WHERE name = %s))"

@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS {schema}.projection_faults (
 
 @dataclass(frozen=True)
 class Recorded:
-    """One event as the log holds it: its global position, stored form and decoded form."""
+    """One event as the log holds it: its global position, stored form and decoded
+    (upcast) form. What projections apply, and what the feed, history and export
+    describe (projections/event_log.py)."""
 
     position: int
     stream_id: UUID
@@ -58,6 +60,20 @@ class Recorded:
     topic: str
     state: bytes
     event: DomainEvent
+
+    @classmethod
+    def decode(
+        cls,
+        codec: EventCodec,
+        position: int,
+        stream_id: UUID,
+        version: int,
+        topic: str,
+        state: bytes | memoryview,
+    ) -> "Recorded":
+        """From a row of the log, decoding (and upcasting) its stored state."""
+        stored = bytes(state)
+        return cls(position, stream_id, version, topic, stored, codec.decode(topic, stored))
 
 
 class Projection:
@@ -141,7 +157,8 @@ class Projector:
     def _run_batch(self, conn: psycopg.Connection[TupleRow], limit: int) -> BatchResult:
         with conn.transaction(), conn.cursor() as cur:
             # FOR UPDATE: a second projector instance waits here instead of
-            # applying the same batch twice.
+            # applying the same batch twice. Not projection_position(): the position
+            # and whether it is parked come in one round trip, once per batch.
             row = cur.execute(
                 "SELECT p.position, f.position FROM projector_positions p"
                 " LEFT JOIN projection_faults f ON f.projection = p.name"
@@ -202,15 +219,8 @@ class Projector:
         with conn.pipeline():
             for projection in self.projections:
                 projection.begin_batch(cur)
-            for notification_id, stream_id, version, topic, state in rows:
-                recorded = Recorded(
-                    position=notification_id,
-                    stream_id=stream_id,
-                    version=version,
-                    topic=topic,
-                    state=bytes(state),
-                    event=self.codec.decode(topic, bytes(state)),
-                )
+            for row in rows:
+                recorded = Recorded.decode(self.codec, *row)
                 for projection in self.projections:
                     projection.apply(cur, recorded)
         for projection in self.projections:
@@ -241,11 +251,34 @@ class Projector:
             conn.execute("DELETE FROM projection_faults WHERE projection = %s", (self.name,))
 
 
-async def read_position(conn: psycopg.AsyncConnection[Any], name: str) -> int | None:
-    """The projection's committed position (None before its first run)."""
-    cur = await conn.execute("SELECT position FROM projector_positions WHERE name = %s", (name,))
+def _position_query(schema: str, lock: bool) -> sql.Composed:
+    query = sql.SQL("SELECT position FROM {} WHERE name = %s").format(
+        sql.Identifier(schema, "projector_positions")
+    )
+    return sql.SQL("{} FOR UPDATE").format(query) if lock else query
+
+
+def projection_position(
+    conn: psycopg.Connection[Any], name: str, *, schema: str = LIVE_SCHEMA, lock: bool = False
+) -> int:
+    """The projection's committed position: the last log position its tables include
+    (0 before its first run). `lock` holds its position row until the caller's
+    transaction ends, so its projector waits instead of moving on (a rebuild's swap).
+
+    Reads that need the position together with other rows in one statement keep it
+    in their SQL instead (Projector._run_batch, monitoring.STATUS_SQL,
+    gyms.revocation_shown_at, audit_verify._CHAINED_THROUGH): each says why."""
+    row = conn.execute(_position_query(schema, lock), (name,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+async def projection_position_async(
+    conn: psycopg.AsyncConnection[Any], name: str, *, schema: str = LIVE_SCHEMA
+) -> int:
+    """projection_position on an async connection (the API's)."""
+    cur = await conn.execute(_position_query(schema, lock=False), (name,))
     row = await cur.fetchone()
-    return None if row is None else int(row[0])
+    return 0 if row is None else int(row[0])
 
 
 def resume(conn: psycopg.Connection[Any], name: str) -> tuple[int, str] | None:
@@ -254,13 +287,6 @@ def resume(conn: psycopg.Connection[Any], name: str) -> tuple[int, str] | None:
         "DELETE FROM projection_faults WHERE projection = %s RETURNING position, error", (name,)
     ).fetchone()
     return None if row is None else (int(row[0]), str(row[1]))
-
-
-def current_position(conn: psycopg.Connection[TupleRow], name: str) -> int:
-    row = conn.execute(
-        "SELECT position FROM projector_positions WHERE name = %s", (name,)
-    ).fetchone()
-    return 0 if row is None else int(row[0])
 
 
 class BulkInsert:

@@ -5,9 +5,9 @@ so a reader that pages with `position > last_seen` never misses or repeats an
 event: rows only ever appear at the end, in whole committed batches.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
@@ -15,7 +15,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from domain import customer, gym, gym_of
-from domain.events import DomainEvent
+from infra.db import EVENTS_TABLE
 from infra.event_codec import CODEC, split_topic
 from projections.engine import BulkInsert, Projection, Recorded
 
@@ -66,14 +66,6 @@ class EventIndexProjection(Projection):
         self._rows.flush(cur)
 
 
-class StoredRow(NamedTuple):
-    position: int
-    stream_id: UUID
-    version: int
-    topic: str
-    state: bytes
-
-
 class EventRecord(msgspec.Struct, frozen=True):
     """One event as auditors and integrations see it (no secrets)."""
 
@@ -94,10 +86,8 @@ _SECRETS = {"password_hash"}
 HIDDEN_FIELDS = frozenset(_ENVELOPE | _SECRETS)
 
 
-def describe(row: StoredRow, event: DomainEvent | None = None) -> EventRecord:
-    """`event`: the row already decoded, when the caller has it."""
-    if event is None:
-        event = CODEC.decode(row.topic, row.state)  # upcast to the current shape
+def describe(row: Recorded) -> EventRecord:
+    event = row.event
     data = msgspec.to_builtins(event)
     return EventRecord(
         position=row.position,
@@ -111,13 +101,14 @@ def describe(row: StoredRow, event: DomainEvent | None = None) -> EventRecord:
     )
 
 
-def _rows(fetched: list[Any]) -> list[StoredRow]:
-    return [StoredRow(r[0], r[1], r[2], r[3], bytes(r[4])) for r in fetched]
+def _recorded(fetched: list[TupleRow]) -> list[Recorded]:
+    """Rows of the log (position, stream, version, topic, state), decoded."""
+    return [Recorded.decode(CODEC, *row) for row in fetched]
 
 
 GYM_EVENTS_SQL = (
-    "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state"
-    " FROM event_index i JOIN gymledger_events e ON e.notification_id = i.position"
+    "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state"  # noqa: S608
+    f" FROM event_index i JOIN {EVENTS_TABLE} e ON e.notification_id = i.position"
     " WHERE i.gym_id = %(gym)s AND i.position > %(after)s"
     " AND (%(types)s::text[] IS NULL OR i.event_type = ANY(%(types)s::text[]))"
     " ORDER BY i.position LIMIT %(limit)s"
@@ -130,32 +121,25 @@ async def gym_events(
     after: int,
     limit: int,
     event_types: list[str] | None = None,
-) -> list[StoredRow]:
-    """The gym's events after `after`, in log order, as stored."""
+) -> list[Recorded]:
+    """The gym's events after `after`, in log order, as stored and decoded."""
     params = {"gym": gym_id, "after": after, "limit": limit, "types": event_types or None}
     cur = await conn.execute(GYM_EVENTS_SQL, params)
-    return _rows(await cur.fetchall())
+    return _recorded(await cur.fetchall())
 
 
 def all_gym_events(
     conn: psycopg.Connection[Any], gym_id: UUID, page: int = 1000
-) -> Iterator[StoredRow]:
+) -> Iterator[Recorded]:
     """Every event of a gym, in log order (for export), fetched page by page."""
     after = 0
     while True:
         params = {"gym": gym_id, "after": after, "limit": page, "types": None}
-        rows = _rows(conn.execute(GYM_EVENTS_SQL, params).fetchall())
+        rows = _recorded(conn.execute(GYM_EVENTS_SQL, params).fetchall())
         yield from rows
         if len(rows) < page:
             return
         after = rows[-1].position
-
-
-class StreamEvent(NamedTuple):
-    """One stored event with its decoded (upcast) form."""
-
-    row: StoredRow
-    event: DomainEvent
 
 
 # What each kind of stream an endpoint serves may hold, by event type name. Support
@@ -164,41 +148,45 @@ CUSTOMER_STREAM = frozenset(cls.__name__ for cls in customer.EVENTS)
 GYM_STREAM = frozenset(cls.__name__ for cls in gym.EVENTS)
 
 
-def owned_stream(rows: list[StoredRow], gym_id: UUID, kind: frozenset[str]) -> list[StreamEvent]:
-    """The stream's events if every one is of a type `kind` names and belongs to
-    `gym_id`; otherwise none. One foreign event disqualifies the whole stream: an
-    email claim is first held by one gym and later by another, so checking only
-    the first event would hand the second gym's events to the first."""
-    owned: list[StreamEvent] = []
+def owned_stream(rows: Iterable[TupleRow], gym_id: UUID, kind: frozenset[str]) -> list[Recorded]:
+    """The stream's events (rows of the log: position, stream, version, topic, state)
+    if every one is of a type `kind` names and belongs to `gym_id`; otherwise none.
+    One foreign event disqualifies the whole stream: an email claim is first held by
+    one gym and later by another, so checking only the first event would hand the
+    second gym's events to the first. A row's type is checked before it is decoded,
+    so a stream of another kind is never decoded at all."""
+    owned: list[Recorded] = []
     for row in rows:
-        if split_topic(row.topic)[0] not in kind:
+        if split_topic(row[3])[0] not in kind:
             return []
-        event = CODEC.decode(row.topic, row.state)
-        if gym_of(event) != gym_id:
+        recorded = Recorded.decode(CODEC, *row)
+        if gym_of(recorded.event) != gym_id:
             return []
-        owned.append(StreamEvent(row, event))
+        owned.append(recorded)
     return owned
+
+
+STREAM_SQL = (
+    "SELECT notification_id, originator_id, originator_version, topic, state"  # noqa: S608
+    f" FROM {EVENTS_TABLE} WHERE originator_id = %s ORDER BY originator_version"
+)
 
 
 async def tenant_stream(
     conn: psycopg.AsyncConnection[Any], gym_id: UUID, stream_id: UUID, kind: frozenset[str]
-) -> list[StreamEvent]:
+) -> list[Recorded]:
     """Every stored event of one stream, oldest first, straight from the log; empty
     unless it is a `kind` stream of `gym_id` (see owned_stream): another gym's
     stream, or one of another kind, looks absent."""
-    cur = await conn.execute(
-        "SELECT notification_id, originator_id, originator_version, topic, state"
-        " FROM gymledger_events WHERE originator_id = %s ORDER BY originator_version",
-        (stream_id,),
-    )
-    return owned_stream(_rows(await cur.fetchall()), gym_id, kind)
+    cur = await conn.execute(STREAM_SQL, (stream_id,))
+    return owned_stream(await cur.fetchall(), gym_id, kind)
 
 
 async def customer_stream(
     conn: psycopg.AsyncConnection[Any], gym_id: UUID, customer_id: UUID
-) -> list[StreamEvent]:
+) -> list[Recorded]:
     return await tenant_stream(conn, gym_id, customer_id, CUSTOMER_STREAM)
 
 
-async def gym_stream(conn: psycopg.AsyncConnection[Any], gym_id: UUID) -> list[StreamEvent]:
+async def gym_stream(conn: psycopg.AsyncConnection[Any], gym_id: UUID) -> list[Recorded]:
     return await tenant_stream(conn, gym_id, gym_id, GYM_STREAM)

@@ -31,7 +31,8 @@ from infra.signing import KeyRing
 from projections.audit_chain import GENESIS, content_digest, link_hash
 from projections.audit_verify import GymChain, Report
 from projections.checkpoints import Checkpoint, signed_checkpoints
-from projections.event_log import StoredRow, describe
+from projections.engine import Recorded
+from projections.event_log import describe
 
 FORMAT = "gymledger-export"
 VERSION = 2
@@ -60,7 +61,7 @@ def export_gym(conn: psycopg.Connection[Any], gym_id: UUID) -> Iterator[bytes]:
         if stream_id is None:  # deleted from the log: the file says so, and fails to verify
             yield encode({"position": position, "link": bytes(link).hex(), "state": None}) + b"\n"
             continue
-        stored = StoredRow(position, stream_id, version, topic, bytes(state))
+        stored = Recorded.decode(CODEC, position, stream_id, version, topic, state)
         record = msgspec.to_builtins(describe(stored))
         record.update(
             topic=topic, state=base64.b64encode(stored.state).decode(), link=bytes(link).hex()
@@ -127,10 +128,9 @@ def _event_line(
     if link.hex() != item.get("link"):
         return position, link, "link does not follow from the stored bytes"
     try:
-        record = msgspec.to_builtins(
-            describe(StoredRow(position, stream_id, version, topic, state))
-        )
-        owner = gym_of(CODEC.decode(topic, state))
+        stored = Recorded.decode(CODEC, position, stream_id, version, topic, state)
+        record = msgspec.to_builtins(describe(stored))
+        owner = gym_of(stored.event)
     except Exception:  # any undecodable bytes are a finding, whatever the cause
         return position, link, "stored bytes do not decode to an event"
     if owner != gym_id:

@@ -25,7 +25,7 @@ from domain.gym import (
     GymProfileUpdated,
     GymRegistered,
 )
-from infra.db import GYM_CHANGED_CHANNEL
+from infra.db import EVENTS_TABLE, GYM_CHANGED_CHANNEL
 from projections.engine import Projection, Recorded
 
 MIGRATION_SQL = """
@@ -72,17 +72,19 @@ CREATE INDEX IF NOT EXISTS auditor_tokens_gym
 # Existing logs already hold auditor grants: the migration copies them from the log
 # (grants of open gyms the projector has applied; it applies later ones itself, and
 # its insert ignores a row the migration wrote). Nothing was revoked before this.
-CREDENTIALS_BACKFILL_SQL = """
-INSERT INTO {schema}.auditor_tokens (token_id, gym_id, granted_at, expires_at)
+# An f-string only for the log's name: the template it makes is the released text,
+# byte for byte ({{schema}} and {{shared}} stay placeholders for infra/migrate.py).
+CREDENTIALS_BACKFILL_SQL = f"""
+INSERT INTO {{schema}}.auditor_tokens (token_id, gym_id, granted_at, expires_at)
 SELECT (grant_event.data ->> 'token_id')::uuid, e.originator_id,
        (grant_event.data ->> 'timestamp')::timestamptz,
        (grant_event.data ->> 'expires_at')::timestamptz
-FROM {shared}.gymledger_events e
+FROM {{shared}}.{EVENTS_TABLE} e
 CROSS JOIN LATERAL (SELECT convert_from(e.state, 'UTF8')::jsonb AS data) grant_event
-JOIN {schema}.gyms g ON g.id = e.originator_id
+JOIN {{schema}}.gyms g ON g.id = e.originator_id
 WHERE e.topic = 'AuditorAccessGranted.v1'
 ON CONFLICT (token_id) DO NOTHING;
-"""
+"""  # noqa: S608 - constants only
 
 # Revoked auditor tokens stay in a process's cache while they could still pass the
 # expiry check, with this much room for clock differences between API and database.
@@ -265,7 +267,8 @@ async def revocation_shown_at(
 ) -> int | None:
     """The projection's position if the read model already shows the auditor token
     revoked (by its own revocation or a password change), else None. One statement,
-    so the position is the one the revocation was read at."""
+    so the position is the one the revocation was read at (a separate
+    engine.projection_position() could see a later one)."""
     cur = await conn.execute(
         "SELECT p.position FROM auditor_tokens a JOIN projector_positions p ON p.name = %s"
         " WHERE a.token_id = %s AND a.gym_id = %s AND a.revoked_at IS NOT NULL",

@@ -11,6 +11,8 @@ from typing import Any
 import msgspec
 import psycopg
 
+from infra.db import EVENTS_TABLE
+
 
 class PipelineStatus(msgspec.Struct, frozen=True):
     head: int  # newest log position
@@ -24,16 +26,18 @@ class PipelineStatus(msgspec.Struct, frozen=True):
     parked_since: datetime | None
 
 
-STATUS_SQL = """
+# One statement, not projection_position() and friends: it runs on every health
+# check and scrape, and one round trip gives one consistent picture of head and position.
+STATUS_SQL = f"""
 SELECT
-    (SELECT coalesce(max(notification_id), 0) FROM gymledger_events),
+    (SELECT coalesce(max(notification_id), 0) FROM {EVENTS_TABLE}),
     (SELECT coalesce(max(position), 0) FROM projector_positions WHERE name = %(name)s),
     (SELECT coalesce(sum(n), 0) FROM mail_outbox_counts WHERE status = 'pending'),
     (SELECT coalesce(sum(n), 0) FROM mail_outbox_counts WHERE status = 'failed'),
     (SELECT position FROM projection_faults WHERE projection = %(name)s),
     (SELECT error FROM projection_faults WHERE projection = %(name)s),
     (SELECT failed_at FROM projection_faults WHERE projection = %(name)s)
-"""
+"""  # noqa: S608 - constants only
 
 
 async def pipeline_status(conn: psycopg.AsyncConnection[Any], projection: str) -> PipelineStatus:

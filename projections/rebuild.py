@@ -184,16 +184,6 @@ def differences(conn: psycopg.Connection[Any], schema: str, limit: int = 20) -> 
     return found
 
 
-def live_position(conn: psycopg.Connection[Any], lock: bool = False) -> int:
-    query = sql.SQL("SELECT position FROM {} WHERE name = %s").format(
-        sql.Identifier(LIVE_SCHEMA, "projector_positions")
-    )
-    if lock:
-        query = sql.SQL("{} FOR UPDATE").format(query)
-    row = conn.execute(query, (READ_MODEL,)).fetchone()
-    return 0 if row is None else int(row[0])
-
-
 def replay_and_compare(
     database_url: str, progress_for: Callable[[int], Progress] | None = None
 ) -> tuple[int, dict[str, Any]]:
@@ -207,7 +197,7 @@ def replay_and_compare(
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         with conn.transaction(force_rollback=True):
             require_migrated(conn)
-            until = live_position(conn)
+            until = engine.projection_position(conn, READ_MODEL)
             progress = progress_for(until) if progress_for else None
             events = build_into(conn, schema, until, progress)
             found = differences(conn, schema)
@@ -231,7 +221,7 @@ def blue_green_rebuild(
         conn.transaction(),
     ):
         require_migrated(conn)
-        until = live_position(conn)
+        until = engine.projection_position(conn, READ_MODEL)
         events = build_into(conn, schema, until, progress_for(until) if progress_for else None)
     try:
         return events + _swap(database_url, schema, swap_attempts)
@@ -263,7 +253,9 @@ def _swap(database_url: str, schema: str, attempts: int) -> int:
 
 
 def _swap_in(conn: psycopg.Connection[Any], schema: str) -> int:
-    until = live_position(conn, lock=True)  # the live projector waits from here
+    # The live projector waits from here. Qualified (LIVE_SCHEMA), like every position
+    # read, so it is the live one whatever the search path.
+    until = engine.projection_position(conn, READ_MODEL, lock=True)
     _use_schema(conn, schema)
     events = _projector(schema, until).catch_up(conn)
     for table in READ_TABLES:

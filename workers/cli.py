@@ -30,6 +30,7 @@ from uuid import UUID
 import msgspec
 import psycopg
 
+from infra.db import EVENTS_TABLE
 from infra.embedded import services
 from infra.logs import configure_logging
 from infra.settings import ConfigError, Settings, load_key_ring, load_settings
@@ -252,9 +253,9 @@ def _audit_public_key(_: argparse.Namespace) -> int:
 
 # What a rebuild cannot recreate: the log, what was mailed, and what was signed.
 BACKUP_TABLES = (
-    "gymledger_events", "mail_outbox", "event_chain", "chain_heads", "chain_checkpoints",
+    EVENTS_TABLE, "mail_outbox", "event_chain", "chain_heads", "chain_checkpoints",
 )  # fmt: skip
-SERIAL_COLUMNS = {"gymledger_events": "notification_id", "mail_outbox": "id"}
+SERIAL_COLUMNS = {EVENTS_TABLE: "notification_id", "mail_outbox": "id"}
 
 
 def _backup(args: argparse.Namespace) -> int:

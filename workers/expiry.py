@@ -16,6 +16,7 @@ import threading
 import dramatiq
 import psycopg
 import redis
+from dramatiq.middleware import CurrentMessage
 
 from commands.application import GymLedger, StreamConflict
 from commands.context import CommandContext
@@ -31,12 +32,15 @@ log = logging.getLogger("gymledger.expiry")
 LOCK_KEY = f"{settings.queue_namespace}:scheduler:expire-memberships"
 
 
-def expire_due_memberships(ledger: GymLedger, database_url: str, clock: Clock) -> int:
-    """Record every lapsed membership that is not recorded yet; returns how many."""
+def expire_due_memberships(
+    ledger: GymLedger, database_url: str, clock: Clock, causation_id: str | None = None
+) -> int:
+    """Record every lapsed membership that is not recorded yet; returns how many.
+    `causation_id`: what started this run (the job's message id), in each event."""
     with psycopg.connect(database_url) as conn:
         due = due_for_expiry(conn, clock.now())
     recorded = 0
-    ctx = CommandContext.system(clock)
+    ctx = CommandContext.system(clock, causation_id)
     for customer_id in due:
         try:
             result = expire_membership(ledger, ExpireMembership(customer_id=customer_id), ctx)
@@ -56,7 +60,9 @@ def _ledger() -> GymLedger:
 
 @dramatiq.actor(queue_name="scheduled", max_retries=3, time_limit=600_000)
 def expire_memberships() -> None:
-    expire_due_memberships(_ledger(), settings.database_url, SystemClock())
+    message = CurrentMessage.get_current_message()  # None without that middleware
+    causation = None if message is None else message.message_id
+    expire_due_memberships(_ledger(), settings.database_url, SystemClock(), causation)
 
 
 def try_schedule(client: redis.Redis, interval_seconds: float) -> bool:

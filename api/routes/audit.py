@@ -151,7 +151,7 @@ class AuditController(Controller):
     async def gym_history(self, services: Services, caller: Reader) -> list[EventRecord]:
         async with services.read_pool.connection() as conn:
             stream = await gym_stream(conn, caller.id)
-        return [describe(row, event) for row, event in stream]
+        return [describe(row) for row in stream]
 
     @get("/customers/{customer_id:uuid}/history", responses=responses(401, 404, 503))
     async def customer_history(
@@ -163,7 +163,7 @@ class AuditController(Controller):
             stream = await customer_stream(conn, caller.id, customer_id)
         if not stream:
             raise NotFound("customer")
-        return [describe(row, event) for row, event in stream]
+        return [describe(row) for row in stream]
 
     @get(
         "/events",

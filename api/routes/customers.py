@@ -28,7 +28,7 @@ from commands.customers import (
     RemoveCustomer,
     load_customer,
 )
-from domain import customer  # until time travel moves to commands/time_travel.py
+from commands.time_travel import customer_as_of
 from domain.errors import InvalidQuery, InvalidValue, NotFound
 from projections.customers import (
     CustomerFilter,
@@ -37,7 +37,6 @@ from projections.customers import (
     list_customers,
     row_of,
 )
-from projections.event_log import customer_stream
 
 AnyRequest = Request[Any, Any, Any]
 Caller = NamedDependency[CallerGym]
@@ -146,17 +145,11 @@ async def _time_travel(
 ) -> Response[CustomerResponse]:
     moment = None if as_of is None else _as_of_in_utc(as_of)
     async with services.read_pool.connection() as conn:
-        stream = await customer_stream(conn, caller.id, customer_id)
-    events = [
-        event
-        for _, event in stream
-        if (version is None or event.originator_version <= version)
-        and (moment is None or event.timestamp <= moment)
-    ]
-    then = customer.project(None, events)
-    if then is None or then.removed:
+        found = await customer_as_of(conn, caller.id, customer_id, moment=moment, version=version)
+    if found is None:
         raise NotFound("customer")
-    body = CustomerResponse.of(row_of(then), caller.today(moment or events[-1].timestamp))
+    then, recorded_at = found
+    body = CustomerResponse.of(row_of(then), caller.today(moment or recorded_at))
     return Response(body, headers=etag(then.version))
 
 

@@ -12,6 +12,7 @@ from commands.context import CommandContext
 from commands.gyms import RegisterGym, UpdateGymProfile, load_gym, register_gym, update_gym_profile
 from commands.results import CommandResult
 from domain import gym
+from projections.engine import projection_position
 from projections.read_model import READ_MODEL
 from tests.conftest import unique_email
 
@@ -43,10 +44,7 @@ def wait_projected(database_url: str, position: int, timeout: float = 20.0) -> N
     deadline = time.monotonic() + timeout
     with psycopg.connect(database_url, autocommit=True) as conn:
         while time.monotonic() < deadline:
-            row = conn.execute(
-                "SELECT position FROM projector_positions WHERE name = %s", (READ_MODEL,)
-            ).fetchone()
-            if row and row[0] >= position:
+            if projection_position(conn, READ_MODEL) >= position:
                 return
             time.sleep(0.02)
     raise AssertionError(f"projector did not reach position {position} in {timeout}s")

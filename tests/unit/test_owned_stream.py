@@ -10,7 +10,7 @@ from domain.customer import NewCustomer
 from domain.events import DomainEvent, EventMetadata, Stamp
 from domain.gym import GymProfileUpdated
 from infra.event_codec import CODEC
-from projections.event_log import CUSTOMER_STREAM, GYM_STREAM, StoredRow, owned_stream
+from projections.event_log import CUSTOMER_STREAM, GYM_STREAM, owned_stream
 
 STAMP = Stamp(
     at=datetime(2026, 6, 15, tzinfo=UTC), metadata=EventMetadata(actor="t", correlation_id="c")
@@ -18,13 +18,12 @@ STAMP = Stamp(
 GYM_A, GYM_B = uuid4(), uuid4()
 
 
-def stored(*events: DomainEvent) -> list[StoredRow]:
+def stored(*events: DomainEvent) -> list[tuple[int, UUID, int, str, bytes]]:
+    """The events as rows of the log: position, stream, version, topic, state."""
     rows = []
     for position, event in enumerate(events, start=1):
         topic, state = CODEC.encode(event)
-        rows.append(
-            StoredRow(position, event.originator_id, event.originator_version, topic, state)
-        )
+        rows.append((position, event.originator_id, event.originator_version, topic, state))
     return rows
 
 
