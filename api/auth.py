@@ -235,7 +235,11 @@ async def _authenticate(request: ASGIConnection[Any, Any, Any, Any]) -> CallerGy
 
 
 async def owner_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard: the owner of an open gym; 401 without a valid token, 403 for auditors."""
+    """Guard: the owner of an open gym; 401 without a valid token, 403 for auditors.
+    Litestar's own OPTIONS answer (the methods allowed) inherits a controller's
+    guards; it reveals nothing, and CORS preflights carry no token, so it is open."""
+    if connection.scope.get("method") == "OPTIONS":
+        return
     if (await current_reader(connection)).scope != "owner":
         raise PermissionDeniedException(detail="Auditor tokens are read-only")
 

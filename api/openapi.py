@@ -235,8 +235,16 @@ def finish(openapi: OpenAPI) -> OpenAPI:
     """Complete the document Litestar built (see the module's docstring)."""
     components = openapi.components
     schemas = components.schemas = dict(components.schemas or {})
-    for name, raw in _struct_components(set(schemas)).items():
-        schemas[name] = RawSchema(raw=raw)
+    # A request body published under another name than its class's (Body(
+    # schema_component_key=...)) still carries the class's name as its title.
+    classes = {
+        name: schema.title if isinstance(schema, Schema) and schema.title else name
+        for name, schema in schemas.items()
+    }
+    by_class = _struct_components(set(classes.values()))
+    for name, cls_name in classes.items():
+        if cls_name in by_class:
+            schemas[name] = RawSchema(raw=by_class[cls_name])
     _event_records(schemas)
     components.security_schemes = {**(components.security_schemes or {}), **SECURITY_SCHEMES}
     for operation in _operations(openapi):

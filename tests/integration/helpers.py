@@ -5,11 +5,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
 
+import msgspec
 import psycopg
 
 from commands.application import GymLedger
 from commands.context import CommandContext
-from commands.gyms import RegisterGym, UpdateGymProfile, load_gym, register_gym, update_gym_profile
+from commands.gyms import RegisterGym, UpdateGymProfile, load_gym
 from commands.results import CommandResult
 from domain import gym
 from projections.engine import projection_position
@@ -26,7 +27,9 @@ def register(ledger: GymLedger, email: str | None = None, **overrides: Any) -> C
         "currency": "EUR",
     }
     fields.update(overrides)
-    return register_gym(ledger, RegisterGym(**fields), CommandContext.system())
+    key = fields.pop("idempotency_key", None)
+    command = RegisterGym(signup=msgspec.convert(fields, gym.NewGym), idempotency_key=key)
+    return ledger.handle(command, CommandContext.system())
 
 
 def rename_many(ledger: GymLedger, gym_ids: list[UUID], count: int, workers: int) -> None:
@@ -34,7 +37,7 @@ def rename_many(ledger: GymLedger, gym_ids: list[UUID], count: int, workers: int
         changes = gym.ProfileChanges(name=f"Gym {i}", monthly_fee_cents=i)
         command = UpdateGymProfile(gym_id=gym_ids[i % len(gym_ids)], changes=changes)
         # Writers race on each gym; a loser is decided again on the newer version.
-        update_gym_profile(ledger, command, CommandContext.system())
+        ledger.handle(command, CommandContext.system())
 
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(rename, range(count)))

@@ -5,14 +5,19 @@ rules applied to `POST /auth/auditor-tokens` once a test's second app was collec
 from typing import Any
 
 from litestar import Litestar
+from litestar.di import Provide
 
 from api import strict
+from api.app import services
 from api.routes.audit import AuditController
 from api.routes.gyms import AuthController
 
 
 def handlers() -> dict[str, Any]:
-    app = Litestar(route_handlers=[AuthController, AuditController])
+    app = Litestar(
+        route_handlers=[AuthController, AuditController],
+        dependencies={"services": Provide(services, sync_to_thread=False)},
+    )
     found = {}
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
