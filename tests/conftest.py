@@ -3,7 +3,7 @@
 import threading
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from litestar.testing import TestClient
@@ -11,11 +11,18 @@ from litestar.testing import TestClient
 from tests.smtp import Inbox
 from tests.stack import ServerStack
 
+if TYPE_CHECKING:
+    from infra.bootstrap import Runtime
+    from workers.actors import Actors
+
 _stack = ServerStack()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Before collection, so modules that read settings at import see the test servers.
+    # Before collection, so the environment (DATABASE_URL, REDIS_URL, the SMTP port...)
+    # is set before any fixture calls load_settings(). No module reads settings at
+    # import any more (entry points and fixtures bootstrap); starting here simply
+    # keeps one stack for the whole session.
     unit_only = config.args and all("tests/unit" in str(arg) for arg in config.args)
     if not unit_only:
         _stack.start()
@@ -44,12 +51,32 @@ def settings() -> Any:
 
 
 @pytest.fixture(scope="session")
-def projector(settings: Any) -> Iterator[None]:
+def worker_runtime(settings: Any) -> Iterator["Runtime"]:
+    """The session's Runtime on its Redis broker, shared by the projector's relay and
+    the mail worker (actors are declared once per broker)."""
+    from infra.bootstrap import bootstrap
+
+    runtime = bootstrap(settings)
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture(scope="session")
+def actors(worker_runtime: "Runtime") -> "Actors":
+    from workers.actors import declare_actors
+
+    return declare_actors(worker_runtime)
+
+
+@pytest.fixture(scope="session")
+def projector(settings: Any, actors: "Actors") -> Iterator[None]:
     """The real projector loop, in a thread of the test process."""
     from workers.projector import run_projector
 
     stop = threading.Event()
-    thread = threading.Thread(target=run_projector, args=(settings, stop), daemon=True)
+    thread = threading.Thread(
+        target=run_projector, args=(settings, actors.send_mail, stop), daemon=True
+    )
     thread.start()
     yield
     stop.set()
@@ -57,13 +84,15 @@ def projector(settings: Any) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def mail_worker() -> Iterator[None]:
-    """A real dramatiq worker consuming the session's Redis queue."""
+def mail_worker(worker_runtime: "Runtime", actors: "Actors") -> Iterator[None]:
+    """A real dramatiq worker consuming the session's Redis queue, with the worker
+    process's middleware (the expiry scheduler among them)."""
     import dramatiq
 
-    from workers.tasks import broker
+    from workers.actors import add_worker_middleware
 
-    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
+    add_worker_middleware(worker_runtime, actors)
+    worker = dramatiq.Worker(worker_runtime.broker, worker_threads=2, worker_timeout=100)
     worker.start()
     yield
     worker.stop()

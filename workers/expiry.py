@@ -1,4 +1,5 @@
-"""Expiry of memberships: a dramatiq job, and the scheduler that enqueues it.
+"""Expiry of memberships: the job's body (the `expire_memberships` actor, see
+workers/actors.py), and the scheduler that enqueues it.
 
 The job records `MembershipExpired` for every customer whose membership ended
 before today in their gym's timezone. It is safe to run twice at once: the
@@ -16,20 +17,21 @@ import threading
 import dramatiq
 import psycopg
 import redis
-from dramatiq.middleware import CurrentMessage
 
 from commands.application import GymLedger, StreamConflict
 from commands.context import CommandContext
-from commands.customers import ExpireMembership, expire_membership
+from commands.customers import ExpireMembership
 from domain.errors import NotFound
 from infra import metrics
-from infra.clock import Clock, SystemClock
-from infra.lazy import shared
+from infra.clock import Clock
 from projections.customers import due_for_expiry
-from workers.mail import settings
 
 log = logging.getLogger("gymledger.expiry")
-LOCK_KEY = f"{settings.queue_namespace}:scheduler:expire-memberships"
+
+
+def lock_key(queue_namespace: str) -> str:
+    """The Redis key the schedulers of one deployment (QUEUE_NAMESPACE) compete for."""
+    return f"{queue_namespace}:scheduler:expire-memberships"
 
 
 def expire_due_memberships(
@@ -43,7 +45,7 @@ def expire_due_memberships(
     ctx = CommandContext.system(clock, causation_id)
     for customer_id in due:
         try:
-            result = expire_membership(ledger, ExpireMembership(customer_id=customer_id), ctx)
+            result = ledger.handle(ExpireMembership(customer_id=customer_id), ctx)
         except (StreamConflict, NotFound):
             continue  # changed or removed meanwhile; the next run looks again
         recorded += result.position > 0
@@ -53,22 +55,15 @@ def expire_due_memberships(
     return recorded
 
 
-@shared
-def _ledger() -> GymLedger:
-    return GymLedger(settings.database_url, pool_size=2)
-
-
-@dramatiq.actor(queue_name="scheduled", max_retries=3, time_limit=600_000)
-def expire_memberships() -> None:
-    message = CurrentMessage.get_current_message()  # None without that middleware
-    causation = None if message is None else message.message_id
-    expire_due_memberships(_ledger(), settings.database_url, SystemClock(), causation)
-
-
-def try_schedule(client: redis.Redis, interval_seconds: float) -> bool:
-    """Enqueue the job if no scheduler did in the current interval."""
-    if client.set(LOCK_KEY, "1", nx=True, px=int(interval_seconds * 1000)):
-        expire_memberships.send()
+def try_schedule(
+    client: redis.Redis,
+    key: str,
+    interval_seconds: float,
+    job: dramatiq.Actor[[], None],
+) -> bool:
+    """Enqueue `job` if no scheduler did in the current interval."""
+    if client.set(key, "1", nx=True, px=int(interval_seconds * 1000)):
+        job.send()
         return True
     return False
 
@@ -76,8 +71,13 @@ def try_schedule(client: redis.Redis, interval_seconds: float) -> bool:
 class SchedulerMiddleware(dramatiq.Middleware):
     """Starts the scheduler thread when a worker process boots."""
 
-    def __init__(self, interval_seconds: float) -> None:
+    def __init__(
+        self, redis_url: str, key: str, interval_seconds: float, job: dramatiq.Actor[[], None]
+    ) -> None:
+        self.redis_url = redis_url
+        self.key = key
         self.interval = interval_seconds
+        self.job = job
         self.stop = threading.Event()
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
@@ -86,13 +86,18 @@ class SchedulerMiddleware(dramatiq.Middleware):
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.stop.set()
 
+    def schedule_once(self, client: redis.Redis) -> bool:
+        """One turn of the scheduler: whether it enqueued the job."""
+        try:
+            return try_schedule(client, self.key, self.interval, self.job)
+        except redis.RedisError:
+            log.warning("scheduler cannot reach Redis; expiry is delayed", exc_info=True)
+            return False
+
     def _run(self) -> None:
-        client: redis.Redis = redis.Redis.from_url(settings.redis_url)
+        client: redis.Redis = redis.Redis.from_url(self.redis_url)
         # Check a few times per interval so a crashed scheduler's turn is taken soon.
         tick = max(0.5, min(self.interval / 4, 15.0))
         while not self.stop.is_set():
-            try:
-                try_schedule(client, self.interval)
-            except redis.RedisError:
-                log.warning("scheduler cannot reach Redis; expiry is delayed", exc_info=True)
+            self.schedule_once(client)
             self.stop.wait(tick)

@@ -1,4 +1,5 @@
-"""Mail delivery: a dramatiq actor that sends one outbox row, and the relay that enqueues.
+"""Mail delivery: sending one outbox row (the `send_mail` actor's body, see
+workers/actors.py), and the relay that hands pending rows to the queue.
 
 The outbox row, not the queue message, is the source of truth: a message may be
 lost (Redis down) or duplicated (redelivery) and the row still decides. The row
@@ -9,32 +10,17 @@ import logging
 
 import dramatiq
 import psycopg
-from psycopg_pool import ConnectionPool
 
 from infra import metrics
-from infra.lazy import shared
-from infra.mail import Mail, MailBackend, backend_from_settings
-from infra.queue import configure_broker
-from infra.settings import Settings, load_settings
+from infra.mail import Mail, MailBackend
+from infra.settings import Settings
 from projections import mail_outbox
 
 log = logging.getLogger("gymledger.mail")
-settings = load_settings()
-broker = configure_broker(settings.redis_url, settings.queue_namespace)
 
 
 class MailDeliveryFailed(Exception):
     """Raised so dramatiq retries the message with exponential backoff."""
-
-
-@shared
-def _pool() -> ConnectionPool:
-    return ConnectionPool(settings.database_url, min_size=1, max_size=4, open=True)
-
-
-@shared
-def _backend() -> MailBackend:
-    return backend_from_settings(settings)
 
 
 def deliver(
@@ -66,30 +52,25 @@ def deliver(
         raise MailDeliveryFailed(f"mail {mail_id}") from error
 
 
-@dramatiq.actor(
-    queue_name="mail",
-    max_retries=settings.mail_max_retries,
-    min_backoff=1_000,
-    max_backoff=300_000,
-)
-def send_mail(mail_id: int) -> None:
-    with _pool().connection() as conn:
-        deliver(conn, mail_id, settings, _backend())
-
-
-def relay_outbox(conn: psycopg.Connection[tuple[object, ...]], stale_too: bool = False) -> int:
-    """Hand pending mails to the queue; returns how many were enqueued.
+def relay_outbox(
+    conn: psycopg.Connection[tuple[object, ...]],
+    send_mail: dramatiq.Actor[[int], None],
+    requeue_after_seconds: int,
+    stale_too: bool = False,
+) -> int:
+    """Hand pending mails to the queue through `send_mail`; returns how many were enqueued.
 
     Marking and sending share one transaction: if this process dies in between, the
     marks roll back and the next relay hands the mails over again (a duplicate
     message is harmless, the outbox row decides). With `stale_too`, mails handed
-    over long ago and still pending are handed over again: their message was lost.
+    over more than `requeue_after_seconds` ago and still pending are handed over
+    again: their message was lost.
     """
     sent = 0
     with conn.transaction():
         pending = mail_outbox.take_unenqueued(conn)
         if stale_too:
-            pending += mail_outbox.take_unenqueued(conn, settings.mail_requeue_after_seconds)
+            pending += mail_outbox.take_unenqueued(conn, requeue_after_seconds)
         for mail_id, request_id in pending:
             try:
                 # The request id travels with the message, so the worker logs under it.

@@ -12,14 +12,17 @@ import signal
 import threading
 import time
 
+import dramatiq
 import psycopg
 from psycopg import sql
 
 from infra import metrics
+from infra.bootstrap import bootstrap
 from infra.db import EVENTS_CHANNEL
 from infra.logs import configure_logging
 from infra.settings import Settings, load_settings
 from projections.read_model import READ_MODEL, read_model_projector
+from workers.actors import declare_actors
 from workers.mail import relay_outbox
 
 log = logging.getLogger("gymledger.projector")
@@ -40,8 +43,11 @@ def _wait_for_leadership(
     return False
 
 
-def run_projector(settings: Settings, stop: threading.Event) -> None:
+def run_projector(
+    settings: Settings, send_mail: dramatiq.Actor[[int], None], stop: threading.Event
+) -> None:
     """Run until `stop` is set; reconnects every second while the database is down.
+    New outbox mail is handed to the queue through `send_mail`.
 
     Any other failure (an event a projection cannot apply) is logged and the same
     batch retried with growing pauses: the projector neither dies, nor spins, nor
@@ -50,7 +56,7 @@ def run_projector(settings: Settings, stop: threading.Event) -> None:
     projector = read_model_projector(
         settings.key_ring(), settings.projector_batch_size, settings.audit_witness_dir
     )
-    relay = MailRelay(settings.database_url)
+    relay = MailRelay(settings.database_url, send_mail, settings.mail_requeue_after_seconds)
     relay.start()
     pause = 1.0
     try:
@@ -96,9 +102,13 @@ class MailRelay(threading.Thread):
     after each applied batch, and every STALE_MAIL_CHECK_SECONDS for hand-overs
     whose message was lost."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(
+        self, database_url: str, send_mail: dramatiq.Actor[[int], None], requeue_after: int
+    ) -> None:
         super().__init__(name="mail-relay", daemon=True)
         self.database_url = database_url
+        self.send_mail = send_mail
+        self.requeue_after = requeue_after
         self.stop = threading.Event()
         self.active = threading.Event()  # set while this process holds the projector lock
         self.wake_up = threading.Event()
@@ -127,7 +137,7 @@ class MailRelay(threading.Thread):
             if not self.active.is_set():
                 continue
             stale_check_due = time.monotonic() >= next_stale_check
-            relay_outbox(conn, stale_too=stale_check_due)
+            relay_outbox(conn, self.send_mail, self.requeue_after, stale_too=stale_check_due)
             if stale_check_due:
                 next_stale_check = time.monotonic() + STALE_MAIL_CHECK_SECONDS
 
@@ -142,7 +152,13 @@ def main() -> None:
     # SIGTERM/SIGINT end the loop between batches: the current batch commits first.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    run_projector(settings, stop)
+    # The relay enqueues through the send_mail actor (its name, queue and options),
+    # declared on this process's broker; this process consumes nothing.
+    runtime = bootstrap(settings)
+    try:
+        run_projector(settings, declare_actors(runtime).send_mail, stop)
+    finally:
+        runtime.close()
     log.info("projector stopped")
 
 

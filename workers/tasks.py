@@ -1,15 +1,18 @@
-"""The dramatiq entry module: `dramatiq workers.tasks` loads every actor and the scheduler."""
+"""The dramatiq entry module: `dramatiq workers.tasks` loads every actor and the scheduler.
 
-from dramatiq.middleware import CurrentMessage
+This module IS the worker process's entry point (dramatiq's CLI imports it, then
+consumes from the global broker), so reading the settings and bootstrapping at its
+import is where a process starts, not configuration at import. No other module
+imports it; tests declare the actors on a Runtime of their own (workers/actors.py).
+"""
 
-from workers import expiry, mail
-from workers.mail import broker, settings
-from workers.task_middleware import DiesWithMainProcess, TaskObservability
+from infra.bootstrap import bootstrap
+from infra.settings import load_settings
+from workers.actors import add_worker_middleware, declare_actors
 
-broker.add_middleware(DiesWithMainProcess())
-broker.add_middleware(CurrentMessage())  # the expiry job's causation id
-broker.add_middleware(expiry.SchedulerMiddleware(settings.expiry_interval_seconds))
-# Last, so the Retries middleware has already decided whether a failure is final.
-broker.add_middleware(TaskObservability(settings.log_level))
+runtime = bootstrap(load_settings())  # also makes its broker dramatiq's global one
+actors = declare_actors(runtime)
+add_worker_middleware(runtime, actors)
+broker = runtime.broker
 
-__all__ = ["broker", "expiry", "mail"]
+__all__ = ["actors", "broker", "runtime"]

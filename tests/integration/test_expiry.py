@@ -16,6 +16,7 @@ from commands.application import GymLedger
 from infra.clock import ManualClock
 from tests.conftest import bearer, signup_body
 from tests.integration.helpers import head_position, wait_projected
+from workers.actors import Actors
 
 API = "/api/v1"
 
@@ -152,16 +153,17 @@ def test_invalid_timezone_is_refused(moved_client: TestClient[Any]) -> None:
     assert response.json()["detail"][0]["loc"] == ["body", "timezone"]
 
 
-def test_only_one_scheduler_enqueues_per_interval(settings: Any) -> None:
-    from workers.expiry import LOCK_KEY, try_schedule
+def test_only_one_scheduler_enqueues_per_interval(settings: Any, actors: Actors) -> None:
+    from workers.expiry import lock_key, try_schedule
 
+    key, job = lock_key(settings.queue_namespace), actors.expire_memberships
     client = redis.Redis.from_url(settings.redis_url)
-    client.delete(LOCK_KEY)
+    client.delete(key)
     with ThreadPoolExecutor(10) as pool:
-        won = list(pool.map(lambda _: try_schedule(client, 30.0), range(10)))
+        won = list(pool.map(lambda _: try_schedule(client, key, 30.0, job), range(10)))
     assert won.count(True) == 1
-    assert try_schedule(client, 30.0) is False
-    client.delete(LOCK_KEY)
+    assert try_schedule(client, key, 30.0, job) is False
+    client.delete(key)
 
 
 def test_scheduled_job_records_real_lapsed_memberships(
