@@ -1,0 +1,195 @@
+"""The workers on dramatiq's StubBroker: PostgreSQL, Redis (the scheduler's lock) and
+the test SMTP server are real, only the queue is in memory. Each test declares the
+actors on a Runtime of its own, in a database of this module's own, so neither the
+session's projector nor its worker sees these mails or jobs."""
+
+import dataclasses
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import dramatiq
+import psycopg
+import pytest
+import redis
+from dramatiq.brokers.stub import StubBroker
+
+from infra.bootstrap import Runtime, bootstrap
+from infra.settings import Settings
+from tests.smtp import Inbox, free_port
+from tests.stack import ServerStack
+from workers.actors import Actors, declare_actors
+from workers.expiry import SchedulerMiddleware, lock_key
+from workers.mail import relay_outbox
+
+Stubbed = tuple[Runtime, Actors, StubBroker]
+
+
+@pytest.fixture(scope="module")
+def database(stack: ServerStack) -> Iterator[str]:
+    url = stack.create_database()
+    yield url
+    stack.drop_database(url)
+
+
+@pytest.fixture
+def stubbed(settings: Settings, database: str) -> Iterator[Callable[..., Stubbed]]:
+    """Makes a Runtime on a fresh StubBroker from the session's settings with `changes`
+    (and this module's database, and a queue namespace of the test's own)."""
+    made: list[Runtime] = []
+
+    def make(**changes: Any) -> Stubbed:
+        namespace = f"stub-{uuid.uuid4().hex[:10]}"
+        own = dataclasses.replace(
+            settings, database_url=database, queue_namespace=namespace, **changes
+        )
+        broker = StubBroker()
+        runtime = bootstrap(own, broker=broker)
+        made.append(runtime)
+        return runtime, declare_actors(runtime), broker
+
+    yield make
+    for runtime in made:
+        runtime.close()
+
+
+@pytest.fixture
+def consuming() -> Iterator[Callable[[dramatiq.Broker], dramatiq.Worker]]:
+    """Starts a dramatiq worker on a broker; every one is stopped after the test."""
+    started: list[dramatiq.Worker] = []
+
+    def start(broker: dramatiq.Broker) -> dramatiq.Worker:
+        worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def pending_mail(database_url: str, recipient: str) -> int:
+    """An outbox row as the projector writes it: pending, never handed to the queue."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "INSERT INTO mail_outbox (dedupe_key, gym_id, recipient, subject, body,"
+            " correlation_id) VALUES (%s, gen_random_uuid(), %s, 'Stub', 'Hello', %s)"
+            " RETURNING id",
+            (f"stub-{recipient}", recipient, f"request-of-{recipient}"),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def outbox_row(database_url: str, mail_id: int) -> tuple[Any, ...]:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT status, attempts, last_error FROM mail_outbox WHERE id = %s", (mail_id,)
+        ).fetchone()
+    assert row is not None
+    return row
+
+
+def relay(runtime: Runtime, actors: Actors) -> int:
+    settings = runtime.settings
+    with psycopg.connect(settings.database_url) as conn:
+        return relay_outbox(conn, actors.send_mail, settings.mail_requeue_after_seconds)
+
+
+def test_relayed_mail_is_delivered_once_even_when_its_message_comes_twice(
+    stubbed: Callable[..., Stubbed],
+    consuming: Callable[[dramatiq.Broker], dramatiq.Worker],
+    inbox: Inbox,
+) -> None:
+    runtime, actors, broker = stubbed()
+    recipient = f"stub-{uuid.uuid4().hex[:12]}@example.com"
+    mail_id = pending_mail(runtime.settings.database_url, recipient)
+
+    assert relay(runtime, actors) == 1
+    assert relay(runtime, actors) == 0  # handed over once
+    queued = [dramatiq.Message.decode(data) for data in broker.queues["mail"].queue]
+    assert [(m.actor_name, m.args) for m in queued] == [("send_mail", (mail_id,))]
+    assert queued[0].options["request_id"] == f"request-of-{recipient}"
+
+    worker = consuming(broker)
+    broker.join("mail")
+    worker.join()
+    assert len(inbox.to(recipient)) == 1
+    assert outbox_row(runtime.settings.database_url, mail_id)[:2] == ("sent", 1)
+
+    # A redelivered message: the outbox row says it is sent, nothing more goes out.
+    actors.send_mail.send(mail_id)
+    broker.join("mail")
+    worker.join()
+    assert len(inbox.to(recipient)) == 1
+    assert outbox_row(runtime.settings.database_url, mail_id)[:2] == ("sent", 1)
+
+
+def test_failing_smtp_is_retried_then_the_mail_is_dead_lettered(
+    stubbed: Callable[..., Stubbed],
+    consuming: Callable[[dramatiq.Broker], dramatiq.Worker],
+    inbox: Inbox,
+) -> None:
+    # Nothing listens on this port: every connection is refused, a real failure.
+    runtime, actors, broker = stubbed(smtp_port=free_port(), mail_max_retries=1)
+    recipient = f"stub-down-{uuid.uuid4().hex[:12]}@example.com"
+    mail_id = pending_mail(runtime.settings.database_url, recipient)
+    assert relay(runtime, actors) == 1
+
+    worker = consuming(broker)
+    broker.join("mail")  # waits out the retry's backoff (the delay queue) too
+    worker.join()
+    status, attempts, last_error = outbox_row(runtime.settings.database_url, mail_id)
+    assert status == "failed"
+    assert attempts == runtime.settings.mail_max_retries + 1  # first try plus every retry
+    assert "refused" in last_error.lower()
+    assert inbox.to(recipient) == []
+
+
+class WatchedScheduler(SchedulerMiddleware):
+    """The real scheduler, telling the test when it has taken its first turn."""
+
+    def __init__(self, runtime: Runtime, actors: Actors) -> None:
+        settings = runtime.settings
+        # A long interval: every scheduler's first turn falls in the same interval.
+        super().__init__(
+            settings.redis_url, lock_key(settings.queue_namespace), 30.0, actors.expire_memberships
+        )
+        self.turns: list[bool] = []
+        self.took_turn = threading.Event()
+
+    def schedule_once(self, client: redis.Redis) -> bool:
+        won = super().schedule_once(client)
+        self.turns.append(won)
+        self.took_turn.set()
+        return won
+
+
+class CountsRuns(dramatiq.Middleware):
+    def __init__(self) -> None:
+        self.runs: list[str] = []
+
+    def after_process_message(self, broker: dramatiq.Broker, message: Any, **_: Any) -> None:
+        self.runs.append(message.actor_name)
+
+
+def test_two_schedulers_enqueue_the_expiry_job_once_per_interval(
+    stubbed: Callable[..., Stubbed], consuming: Callable[[dramatiq.Broker], dramatiq.Worker]
+) -> None:
+    runtime, actors, broker = stubbed()
+    schedulers = [WatchedScheduler(runtime, actors), WatchedScheduler(runtime, actors)]
+    counted = CountsRuns()
+    for middleware in (*schedulers, counted):
+        broker.add_middleware(middleware)
+    client = redis.Redis.from_url(runtime.settings.redis_url)
+    try:
+        worker = consuming(broker)  # boots both scheduler threads
+        assert all(s.took_turn.wait(10) for s in schedulers)
+        broker.join("scheduled")
+        worker.join()
+        assert sorted(s.turns[0] for s in schedulers) == [False, True]
+        assert counted.runs == ["expire_memberships"]
+    finally:
+        client.delete(lock_key(runtime.settings.queue_namespace))
