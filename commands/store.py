@@ -16,7 +16,7 @@ from domain.events import DomainEvent
 from infra import metrics
 from infra.db import eventsourcing_env
 from infra.event_codec import CODEC, MsgspecMapper
-from infra.passwords import ARGON2, Passwords
+from infra.passwords import ARGON2, Argon2Passwords
 
 IN_MEMORY = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 
@@ -35,7 +35,7 @@ class EventStore(Application[UUID]):
     name = "GymLedger"
 
     def __init__(
-        self, database_url: str | None, pool_size: int = 5, *, passwords: Passwords = ARGON2
+        self, database_url: str | None, pool_size: int = 5, *, passwords: Argon2Passwords = ARGON2
     ) -> None:
         """On PostgreSQL at `database_url`; in memory when it is None (unit tests)."""
         env = IN_MEMORY if database_url is None else eventsourcing_env(database_url, pool_size)

@@ -19,7 +19,7 @@ from commands.application import GymLedger
 from infra.clock import Clock, SystemClock
 from infra.lazy import shared
 from infra.mail import MailBackend, backend_from_settings
-from infra.passwords import ARGON2, Passwords
+from infra.passwords import ARGON2, Argon2Passwords
 from infra.settings import Settings
 
 
@@ -28,7 +28,7 @@ class Runtime:
     settings: Settings
     clock: Clock
     broker: dramatiq.Broker
-    passwords: Passwords = ARGON2
+    passwords: Argon2Passwords = ARGON2
     in_memory: bool = False  # the write side on eventsourcing's POPO store (unit tests)
     _made: list[object] = field(default_factory=list)
 
@@ -68,7 +68,7 @@ def bootstrap(
     clock: Clock | None = None,
     *,
     broker: dramatiq.Broker | None = None,
-    passwords: Passwords = ARGON2,
+    passwords: Argon2Passwords = ARGON2,
     in_memory: bool = False,
 ) -> Runtime:
     """The parts of one process. `broker`: dramatiq's StubBroker in tests, else the

@@ -9,47 +9,43 @@ Hashes carry their own parameters, so hashes made with the old ones still verify
 and are replaced at the owner's next login (`needs_rehash`, commands/gyms.py).
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 MEMORY_KIB = 19 * 1024
-_hasher = PasswordHasher(time_cost=2, memory_cost=MEMORY_KIB, parallelism=1)
-
-# Verified against when an email is unknown, so both paths cost the same time
-# and login timing does not reveal which emails are registered.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+class Argon2Passwords:
+    """How the write side and the login hash and check passwords. bootstrap() hands
+    every process OWASP's parameters (ARGON2); the in-memory unit tests make one with
+    the cheapest parameters argon2 allows, the same code path at a fraction of the cost."""
+
+    def __init__(self, time_cost: int = 2, memory_kib: int = MEMORY_KIB) -> None:
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=1)
+        # Verified against when an email is unknown, so both paths cost the same time
+        # and login timing does not reveal which emails are registered.
+        self._dummy_hash = self._hasher.hash("not-a-real-password")
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        """Made with other parameters than today's (say, the earlier 64 MiB ones)."""
+        try:
+            return self._hasher.check_needs_rehash(password_hash)
+        except InvalidHashError:
+            return False
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash or self._dummy_hash, password) and bool(
+                password_hash
+            )
+        except (VerificationError, InvalidHashError):
+            return False
 
 
-def needs_rehash(password_hash: str) -> bool:
-    """Made with other parameters than today's (say, the earlier 64 MiB ones)."""
-    try:
-        return _hasher.check_needs_rehash(password_hash)
-    except InvalidHashError:
-        return False
-
-
-def verify_password(password_hash: str | None, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-@dataclass(frozen=True)
-class Passwords:
-    """How the write side hashes and checks passwords, passed in by bootstrap() so the
-    in-memory unit tests can use cheap argon2 parameters."""
-
-    hash: Callable[[str], str]
-    verify: Callable[[str | None, str], bool]
-    needs_rehash: Callable[[str], bool]
-
-
-ARGON2 = Passwords(hash=hash_password, verify=verify_password, needs_rehash=needs_rehash)
+ARGON2 = Argon2Passwords()
+hash_password = ARGON2.hash
+needs_rehash = ARGON2.needs_rehash
+verify_password = ARGON2.verify

@@ -1,8 +1,11 @@
 """Session-wide fixtures: the real servers, the projector, the mail worker, an API client."""
 
+import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -19,6 +22,12 @@ _stack = ServerStack()
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Temporary directories of this session alone: under pytest's shared root
+    # (/tmp/pytest-of-<user>) every session that starts takes group and other access
+    # away from the root, and an embedded PostgreSQL of a session still running (it
+    # runs as another system user when we are root) loses its data directory.
+    if config.option.basetemp is None:
+        config.option.basetemp = tempfile.mkdtemp(prefix="gymledger-pytest-")
     # Before collection, so the environment (DATABASE_URL, REDIS_URL, the SMTP port...)
     # is set before any fixture calls load_settings(). No module reads settings at
     # import any more (entry points and fixtures bootstrap); starting here simply
@@ -31,6 +40,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _stack.server_url:
         _stack.stop()
+    basetemp = Path(config.option.basetemp)
+    if basetemp.name.startswith("gymledger-pytest-"):
+        shutil.rmtree(basetemp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
