@@ -22,11 +22,14 @@ from typing import Any, Literal
 from uuid import UUID, uuid4
 
 import jwt
+from litestar import Controller
 from litestar.connection import ASGIConnection
+from litestar.di import Provide
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
 
 from api.gym_cache import OpenGyms
+from api.openapi import SECURED
 from api.state import AppState
 from infra.clock import local_date
 from projections.gyms import GymAccess, open_gym_access
@@ -252,3 +255,12 @@ async def owner_unless_time_travel(
     query = connection.query_params
     if "as_of" not in query and "version" not in query:
         await owner_only(connection, handler)
+
+
+class OwnerController(Controller):
+    """Routes of a gym's owner: a valid token is required (401), and an auditor's
+    read-only token is refused (403)."""
+
+    dependencies = {"caller": Provide(current_reader)}
+    guards = [owner_only]
+    security = SECURED

@@ -1,5 +1,6 @@
 """Commands on gyms and their handlers (one handler per command)."""
 
+from collections.abc import Callable
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -18,6 +19,7 @@ from domain.errors import (
     NotFound,
     StreamOfAnotherKind,
 )
+from domain.events import DomainEvent, Stamp
 from domain.gym import NewGym as NewGym  # the payloads, for callers
 from domain.gym import PasswordChange as PasswordChange
 from domain.gym import ProfileChanges as ProfileChanges
@@ -117,60 +119,66 @@ def register_gym(app: EventStore, cmd: RegisterGym, ctx: CommandContext) -> Comm
     return CommandResult(id=gym_id, version=1, position=position)
 
 
+# What a gym command decides from the gym's current state and this attempt's stamp:
+# the gym's event (None: nothing to record) and events of other streams that go with it.
+Decided = tuple[DomainEvent | None, list[DomainEvent | None]]
+GymDecision = Callable[[gym.Gym, Stamp], Decided]
+
+
+def _on_latest_gym(
+    app: EventStore, ctx: CommandContext, gym_id: UUID, decide: GymDecision
+) -> CommandResult:
+    """Load the gym, decide, append; a lost race is decided again (commands/latest.py)."""
+
+    def attempt() -> CommandResult:
+        current = load_gym(app, gym_id)
+        event, others = decide(current, ctx.stamp())
+        if event is None:
+            return CommandResult(id=current.id, version=current.version, position=0)
+        position = app.append(event, *others)
+        return CommandResult(id=current.id, version=event.originator_version, position=position)
+
+    return decide_on_latest(app.stream_locks, gym_id, ctx, attempt)
+
+
 def update_gym_profile(
     app: EventStore, cmd: UpdateGymProfile, ctx: CommandContext
 ) -> CommandResult:
-    def attempt() -> CommandResult:
-        current = load_gym(app, cmd.gym_id)
-        stamp = ctx.stamp()
+    def decide(current: gym.Gym, stamp: Stamp) -> Decided:
         updated = gym.update_profile(current, cmd.changes, stamp)
-        if updated is None:
-            return CommandResult(id=current.id, version=current.version, position=0)
-        events: list[email_claim.EmailClaimed | email_claim.EmailReleased | None] = []
-        if updated.email is not msgspec.UNSET:
+        claims: list[DomainEvent | None] = []
+        if updated is not None and updated.email is not msgspec.UNSET:
             # Changing email moves the claim: take the new one, free the old one,
             # atomically. A claim taken meanwhile is refused on the next attempt.
-            events.append(
-                email_claim.claim(_load_claim(app, updated.email), updated.email, current.id, stamp)
-            )
+            taken = _load_claim(app, updated.email)
+            claims.append(email_claim.claim(taken, updated.email, current.id, stamp))
             old_claim = _load_claim(app, current.email)
             if old_claim is not None:
-                events.append(email_claim.release(old_claim, current.id, stamp))
-        position = app.append(updated, *events)
-        return CommandResult(id=current.id, version=updated.originator_version, position=position)
+                claims.append(email_claim.release(old_claim, current.id, stamp))
+        return updated, claims
 
-    return decide_on_latest(app.stream_locks, cmd.gym_id, ctx, attempt)
+    return _on_latest_gym(app, ctx, cmd.gym_id, decide)
 
 
 def close_gym(app: EventStore, cmd: CloseGym, ctx: CommandContext) -> CommandResult:
-    def attempt() -> CommandResult:
-        current = load_gym(app, cmd.gym_id)
-        stamp = ctx.stamp()
-        closed = gym.close(current, stamp)
+    def decide(current: gym.Gym, stamp: Stamp) -> Decided:
         claim = _load_claim(app, current.email)
         released = email_claim.release(claim, current.id, stamp) if claim else None
-        position = app.append(closed, released)
-        return CommandResult(id=current.id, version=closed.originator_version, position=position)
+        return gym.close(current, stamp), [released]
 
-    return decide_on_latest(app.stream_locks, cmd.gym_id, ctx, attempt)
+    return _on_latest_gym(app, ctx, cmd.gym_id, decide)
 
 
 def grant_auditor_access(
     app: EventStore, cmd: GrantAuditorAccess, ctx: CommandContext
 ) -> CommandResult:
-    def attempt() -> CommandResult:
-        current = load_gym(app, cmd.gym_id)
+    def decide(current: gym.Gym, stamp: Stamp) -> Decided:
         granted = gym.grant_auditor_access(
-            current,
-            cmd.token_id,
-            cmd.expires_at,
-            ctx.stamp(),
-            token_generation=cmd.token_generation,
+            current, cmd.token_id, cmd.expires_at, stamp, token_generation=cmd.token_generation
         )
-        position = app.append(granted)
-        return CommandResult(id=current.id, version=granted.originator_version, position=position)
+        return granted, []
 
-    return decide_on_latest(app.stream_locks, cmd.gym_id, ctx, attempt)
+    return _on_latest_gym(app, ctx, cmd.gym_id, decide)
 
 
 def change_password(app: EventStore, cmd: ChangePassword, ctx: CommandContext) -> CommandResult:
@@ -178,48 +186,39 @@ def change_password(app: EventStore, cmd: ChangePassword, ctx: CommandContext) -
     loses a race to another change or a rehash is decided again on the hash that won,
     so it can never slip past it (the old password no longer verifies)."""
 
-    def attempt() -> CommandResult:
-        current = load_gym(app, cmd.gym_id)
+    def decide(current: gym.Gym, stamp: Stamp) -> Decided:
         changed = gym.change_password(
             current,
             current_password=cmd.change.current_password,
             new_password=cmd.change.new_password,
             verify_password=app.passwords.verify,
             hash_password=app.passwords.hash,
-            stamp=ctx.stamp(),
+            stamp=stamp,
             token_generation=cmd.token_generation,
         )
-        position = app.append(changed)
-        return CommandResult(id=current.id, version=changed.originator_version, position=position)
+        return changed, []
 
-    return decide_on_latest(app.stream_locks, cmd.gym_id, ctx, attempt)
+    return _on_latest_gym(app, ctx, cmd.gym_id, decide)
 
 
 def revoke_auditor_access(
     app: EventStore, cmd: RevokeAuditorAccess, ctx: CommandContext
 ) -> CommandResult:
-    def attempt() -> CommandResult:
-        current = load_gym(app, cmd.gym_id)
-        revoked = gym.revoke_auditor_access(current, cmd.token_id, ctx.stamp())
-        if revoked is None:  # already revoked: nothing new to record
-            return CommandResult(id=current.id, version=current.version, position=0)
-        position = app.append(revoked)
-        return CommandResult(id=current.id, version=revoked.originator_version, position=position)
+    def decide(current: gym.Gym, stamp: Stamp) -> Decided:
+        # None when it was revoked already: nothing new to record.
+        return gym.revoke_auditor_access(current, cmd.token_id, stamp), []
 
-    return decide_on_latest(app.stream_locks, cmd.gym_id, ctx, attempt)
+    return _on_latest_gym(app, ctx, cmd.gym_id, decide)
 
 
 def rehash_password(app: EventStore, cmd: RehashPassword, ctx: CommandContext) -> CommandResult:
     """Store the password hashed with today's parameters. Nothing happens unless the
     gym still has the very hash the login verified, and that hash is outdated."""
 
-    def attempt() -> CommandResult:
-        current = load_gym(app, cmd.gym_id)
+    def decide(current: gym.Gym, stamp: Stamp) -> Decided:
         outdated = app.passwords.needs_rehash(current.password_hash)
         if current.password_hash != cmd.verified_hash or not outdated:
-            return CommandResult(id=current.id, version=current.version, position=0)
-        rehashed = gym.rehash_password(current, app.passwords.hash(cmd.password), ctx.stamp())
-        position = app.append(rehashed)
-        return CommandResult(id=current.id, version=rehashed.originator_version, position=position)
+            return None, []
+        return gym.rehash_password(current, app.passwords.hash(cmd.password), stamp), []
 
-    return decide_on_latest(app.stream_locks, cmd.gym_id, ctx, attempt)
+    return _on_latest_gym(app, ctx, cmd.gym_id, decide)

@@ -9,15 +9,16 @@ noticed, at most once per membership end date.
 
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import msgspec
 
 from domain import fields as f
 from domain import validation as v
+from domain.changes import checked, or_current, unless_same
 from domain.errors import InvalidValue, NotFound, StreamOfAnotherKind
-from domain.events import DomainEvent, Stamp, fold
+from domain.events import DomainEvent, Stamp, envelope, fold
 
 UNSET = msgspec.UNSET
 Unset = msgspec.UnsetType
@@ -118,22 +119,6 @@ class CustomerDetails(msgspec.Struct, frozen=True, kw_only=True):
     notes: f.Text | Unset | None = UNSET
 
 
-T = TypeVar("T")
-
-
-def _given(check: Callable[[T], T], value: T | Unset) -> T | Unset:
-    """`check` applied to a value that was sent; UNSET stays UNSET."""
-    return value if isinstance(value, Unset) else check(value)
-
-
-def _unless_same(new: T | Unset, old: T) -> T | Unset:
-    return UNSET if isinstance(new, Unset) or new == old else new
-
-
-def _or(value: T | Unset, current: T) -> T:
-    return current if isinstance(value, Unset) else value
-
-
 def is_active(owner_active: bool, membership_end: date | None, today: date) -> bool:
     """What people see as "active": the owner's switch and a running membership."""
     return owner_active and not membership_lapsed(membership_end, today)
@@ -154,12 +139,12 @@ def _birth_date(today: date) -> Callable[[date | None], date | None]:
 
 def _clean(d: CustomerDetails, today: date) -> CustomerDetails:
     """Every field that is present, validated and normalised; absent ones stay absent."""
-    first_name = _given(lambda x: v.single_line_text("first_name", x), d.first_name)
-    last_name = _given(lambda x: v.single_line_text("last_name", x), d.last_name)
-    email = _given(lambda x: v.email("email", x), d.email)
-    phone = _given(lambda x: v.optional_text("phone", x, v.PHONE_MAX), d.phone)
-    date_of_birth = _given(_birth_date(today), d.date_of_birth)
-    notes = _given(lambda x: v.optional_text("notes", x), d.notes)
+    first_name = checked(lambda x: v.single_line_text("first_name", x), d.first_name)
+    last_name = checked(lambda x: v.single_line_text("last_name", x), d.last_name)
+    email = checked(lambda x: v.email("email", x), d.email)
+    phone = checked(lambda x: v.optional_text("phone", x, v.PHONE_MAX), d.phone)
+    date_of_birth = checked(_birth_date(today), d.date_of_birth)
+    notes = checked(lambda x: v.optional_text("notes", x), d.notes)
     return CustomerDetails(
         first_name=first_name,
         last_name=last_name,
@@ -178,7 +163,9 @@ def check_details(details: CustomerDetails, today: date) -> None:
     before a precondition (If-Match), since a request that fails on its own must say
     so rather than answer 412 (RFC 9110, 13.2.1)."""
     _clean(details, today)
-    _check_membership(_or(details.membership_start, None), _or(details.membership_end, None))
+    _check_membership(
+        or_current(details.membership_start, None), or_current(details.membership_end, None)
+    )
 
 
 def _check_membership(start: date | None, end: date | None) -> None:
@@ -196,10 +183,7 @@ def register(
 ) -> CustomerRegistered:
     _check_membership(new.membership_start, new.membership_end)
     return CustomerRegistered(
-        originator_id=customer_id,
-        originator_version=1,
-        timestamp=stamp.at,
-        metadata=stamp.metadata,
+        **envelope(customer_id, 1, stamp),
         gym_id=gym_id,
         active=new.active,
         first_name=v.single_line_text("first_name", new.first_name),
@@ -222,19 +206,19 @@ def change(
     envelope = _next_event(customer, stamp)
     changed = CustomerDetailsChanged(
         **envelope,
-        first_name=_unless_same(c.first_name, customer.first_name),
-        last_name=_unless_same(c.last_name, customer.last_name),
-        email=_unless_same(c.email, customer.email),
-        phone=_unless_same(c.phone, customer.phone),
-        date_of_birth=_unless_same(c.date_of_birth, customer.date_of_birth),
-        membership_start=_unless_same(c.membership_start, customer.membership_start),
-        membership_end=_unless_same(c.membership_end, customer.membership_end),
-        notes=_unless_same(c.notes, customer.notes),
+        first_name=unless_same(c.first_name, customer.first_name),
+        last_name=unless_same(c.last_name, customer.last_name),
+        email=unless_same(c.email, customer.email),
+        phone=unless_same(c.phone, customer.phone),
+        date_of_birth=unless_same(c.date_of_birth, customer.date_of_birth),
+        membership_start=unless_same(c.membership_start, customer.membership_start),
+        membership_end=unless_same(c.membership_end, customer.membership_end),
+        notes=unless_same(c.notes, customer.notes),
     )
     if changed.membership_start is not UNSET or changed.membership_end is not UNSET:
         _check_membership(
-            _or(changed.membership_start, customer.membership_start),
-            _or(changed.membership_end, customer.membership_end),
+            or_current(changed.membership_start, customer.membership_start),
+            or_current(changed.membership_end, customer.membership_end),
         )
     events: list[DomainEvent] = []
     if changed != CustomerDetailsChanged(**envelope):
@@ -263,13 +247,7 @@ def remove(customer: Customer, stamp: Stamp) -> CustomerRemoved:
 
 def _next_event(customer: Customer, stamp: Stamp, step: int = 1) -> dict[str, Any]:
     """The envelope of the customer's next event (`step` events after its version)."""
-    return {
-        "originator_id": customer.id,
-        "gym_id": customer.gym_id,
-        "originator_version": customer.version + step,
-        "timestamp": stamp.at,
-        "metadata": stamp.metadata,
-    }
+    return {**envelope(customer.id, customer.version + step, stamp), "gym_id": customer.gym_id}
 
 
 def require_present(customer: Customer) -> None:
@@ -323,14 +301,14 @@ def _with_details(customer: Customer, e: CustomerDetailsChanged) -> Customer:
         customer,
         version=e.originator_version,
         updated_at=e.timestamp,
-        first_name=_or(e.first_name, customer.first_name),
-        last_name=_or(e.last_name, customer.last_name),
-        email=_or(e.email, customer.email),
-        phone=_or(e.phone, customer.phone),
-        date_of_birth=_or(e.date_of_birth, customer.date_of_birth),
-        membership_start=_or(e.membership_start, customer.membership_start),
-        membership_end=_or(e.membership_end, customer.membership_end),
-        notes=_or(e.notes, customer.notes),
+        first_name=or_current(e.first_name, customer.first_name),
+        last_name=or_current(e.last_name, customer.last_name),
+        email=or_current(e.email, customer.email),
+        phone=or_current(e.phone, customer.phone),
+        date_of_birth=or_current(e.date_of_birth, customer.date_of_birth),
+        membership_start=or_current(e.membership_start, customer.membership_start),
+        membership_end=or_current(e.membership_end, customer.membership_end),
+        notes=or_current(e.notes, customer.notes),
     )
 
 

@@ -11,7 +11,7 @@ from uuid import UUID, uuid5
 import msgspec
 
 from domain.errors import EmailAlreadyRegistered
-from domain.events import DomainEvent, Stamp, fold
+from domain.events import DomainEvent, Stamp, envelope, fold
 
 _NAMESPACE = UUID("3f0c5a52-0d7e-4a57-9d51-5c7f9b0f2a10")
 
@@ -42,10 +42,7 @@ def claim(current: EmailClaim | None, email: str, gym_id: UUID, stamp: Stamp) ->
     if current is not None and current.holder is not None:
         raise EmailAlreadyRegistered(email)
     return EmailClaimed(
-        originator_id=claim_id(email),
-        originator_version=1 if current is None else current.version + 1,
-        timestamp=stamp.at,
-        metadata=stamp.metadata,
+        **envelope(claim_id(email), 1 if current is None else current.version + 1, stamp),
         email=email,
         gym_id=gym_id,
     )
@@ -56,10 +53,7 @@ def release(current: EmailClaim, gym_id: UUID, stamp: Stamp) -> EmailReleased | 
     if current.holder != gym_id:
         return None
     return EmailReleased(
-        originator_id=current.id,
-        originator_version=current.version + 1,
-        timestamp=stamp.at,
-        metadata=stamp.metadata,
+        **envelope(current.id, current.version + 1, stamp),
         email=current.email,
         gym_id=gym_id,
     )

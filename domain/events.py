@@ -7,7 +7,7 @@ the version and register an upcaster instead of renaming or repurposing a field.
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -37,6 +37,17 @@ class Stamp(msgspec.Struct, frozen=True, kw_only=True):
 
     at: datetime
     metadata: EventMetadata
+
+
+def envelope(stream_id: UUID, version: int, stamp: Stamp) -> dict[str, Any]:
+    """What every event carries besides its own fields: its stream, its version in
+    that stream, when it happened and on whose request (`Event(**envelope(...), ...)`)."""
+    return {
+        "originator_id": stream_id,
+        "originator_version": version,
+        "timestamp": stamp.at,
+        "metadata": stamp.metadata,
+    }
 
 
 State = TypeVar("State")

@@ -9,13 +9,14 @@ command.
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 from uuid import UUID
 
 import msgspec
 
 from domain import fields as f
 from domain import validation as v
+from domain.changes import checked, or_current, unless_same
 from domain.errors import (
     GymIsClosed,
     IncorrectPassword,
@@ -24,7 +25,7 @@ from domain.errors import (
     StaleCredentials,
     StreamOfAnotherKind,
 )
-from domain.events import DomainEvent, Stamp, fold
+from domain.events import DomainEvent, Stamp, envelope, fold
 
 UNSET: msgspec.UnsetType = msgspec.UNSET
 
@@ -155,24 +156,18 @@ class PasswordChange(msgspec.Struct, frozen=True, kw_only=True):
 
 PasswordHasher = Callable[[str], str]
 PasswordVerifier = Callable[[str, str], bool]  # (stored hash, password) -> matches
-T = TypeVar("T")
-
-
-def _given(check: Callable[[T], T], value: T | msgspec.UnsetType) -> T | msgspec.UnsetType:
-    """`check` applied to a value that was sent; UNSET stays UNSET."""
-    return value if isinstance(value, msgspec.UnsetType) else check(value)
 
 
 def _clean_profile(c: ProfileChanges) -> ProfileChanges:
     """Validate every field that is present; absent (UNSET) fields stay absent."""
-    name = _given(lambda x: v.single_line_text("name", x), c.name)
-    email = _given(lambda x: v.email("email", x), c.email)
-    address = _given(lambda x: v.optional_text("address", x), c.address)
-    description = _given(lambda x: v.optional_text("description", x), c.description)
-    gym_type = _given(lambda x: v.optional_text("gym_type", x, v.GYM_TYPE_MAX), c.gym_type)
-    monthly_fee_cents = _given(v.monthly_fee_cents, c.monthly_fee_cents)
-    currency = _given(v.currency, c.currency)
-    timezone = _given(v.timezone, c.timezone)
+    name = checked(lambda x: v.single_line_text("name", x), c.name)
+    email = checked(lambda x: v.email("email", x), c.email)
+    address = checked(lambda x: v.optional_text("address", x), c.address)
+    description = checked(lambda x: v.optional_text("description", x), c.description)
+    gym_type = checked(lambda x: v.optional_text("gym_type", x, v.GYM_TYPE_MAX), c.gym_type)
+    monthly_fee_cents = checked(v.monthly_fee_cents, c.monthly_fee_cents)
+    currency = checked(v.currency, c.currency)
+    timezone = checked(v.timezone, c.timezone)
     return ProfileChanges(
         name=name,
         email=email,
@@ -185,10 +180,6 @@ def _clean_profile(c: ProfileChanges) -> ProfileChanges:
     )
 
 
-def _unless_same(new: T | msgspec.UnsetType, old: T) -> T | msgspec.UnsetType:
-    return msgspec.UNSET if isinstance(new, msgspec.UnsetType) or new == old else new
-
-
 def register(
     gym_id: UUID, new: NewGym, *, hash_password: PasswordHasher, stamp: Stamp
 ) -> GymRegistered:
@@ -197,10 +188,7 @@ def register(
     # Validate before hashing: argon2 is deliberately slow.
     password_hash = hash_password(v.password(new.password, user_inputs=(email, name)))
     return GymRegistered(
-        originator_id=gym_id,
-        originator_version=1,
-        timestamp=stamp.at,
-        metadata=stamp.metadata,
+        **envelope(gym_id, 1, stamp),
         password_hash=password_hash,
         name=name,
         email=email,
@@ -220,14 +208,14 @@ def update_profile(gym: Gym, changes: ProfileChanges, stamp: Stamp) -> GymProfil
     envelope = _next_event(gym, stamp)
     updated = GymProfileUpdated(
         **envelope,
-        name=_unless_same(c.name, gym.name),
-        email=_unless_same(c.email, gym.email),
-        address=_unless_same(c.address, gym.address),
-        description=_unless_same(c.description, gym.description),
-        gym_type=_unless_same(c.gym_type, gym.gym_type),
-        monthly_fee_cents=_unless_same(c.monthly_fee_cents, gym.monthly_fee_cents),
-        currency=_unless_same(c.currency, gym.currency),
-        timezone=_unless_same(c.timezone, gym.timezone),
+        name=unless_same(c.name, gym.name),
+        email=unless_same(c.email, gym.email),
+        address=unless_same(c.address, gym.address),
+        description=unless_same(c.description, gym.description),
+        gym_type=unless_same(c.gym_type, gym.gym_type),
+        monthly_fee_cents=unless_same(c.monthly_fee_cents, gym.monthly_fee_cents),
+        currency=unless_same(c.currency, gym.currency),
+        timezone=unless_same(c.timezone, gym.timezone),
     )
     return None if updated == GymProfileUpdated(**envelope) else updated
 
@@ -304,13 +292,8 @@ def revoke_auditor_access(gym: Gym, token_id: UUID, stamp: Stamp) -> AuditorAcce
 
 
 def _next_event(gym: Gym, stamp: Stamp) -> dict[str, Any]:
-    """The envelope of the gym's next event: its stream, version, time and metadata."""
-    return {
-        "originator_id": gym.id,
-        "originator_version": gym.version + 1,
-        "timestamp": stamp.at,
-        "metadata": stamp.metadata,
-    }
+    """The envelope of the gym's next event."""
+    return envelope(gym.id, gym.version + 1, stamp)
 
 
 def _require_open(gym: Gym) -> None:
@@ -346,14 +329,14 @@ def evolve(gym: Gym | None, event: DomainEvent) -> Gym:
                 gym,
                 version=event.originator_version,
                 updated_at=event.timestamp,
-                name=_or(event.name, gym.name),
-                email=_or(event.email, gym.email),
-                address=_or(event.address, gym.address),
-                description=_or(event.description, gym.description),
-                gym_type=_or(event.gym_type, gym.gym_type),
-                monthly_fee_cents=_or(event.monthly_fee_cents, gym.monthly_fee_cents),
-                currency=_or(event.currency, gym.currency),
-                timezone=_or(event.timezone, gym.timezone),
+                name=or_current(event.name, gym.name),
+                email=or_current(event.email, gym.email),
+                address=or_current(event.address, gym.address),
+                description=or_current(event.description, gym.description),
+                gym_type=or_current(event.gym_type, gym.gym_type),
+                monthly_fee_cents=or_current(event.monthly_fee_cents, gym.monthly_fee_cents),
+                currency=or_current(event.currency, gym.currency),
+                timezone=or_current(event.timezone, gym.timezone),
             )
         case GymPasswordRehashed(), Gym():
             return msgspec.structs.replace(
@@ -388,10 +371,6 @@ def evolve(gym: Gym | None, event: DomainEvent) -> Gym:
     if gym is None:  # the stream is not a gym's (a customer's, a claim's, ...)
         raise StreamOfAnotherKind(f"{type(event).__name__} does not start a gym")
     raise ValueError(f"cannot apply {type(event).__name__} to {gym!r}")
-
-
-def _or(value: T | msgspec.UnsetType, current: T) -> T:
-    return current if isinstance(value, msgspec.UnsetType) else value
 
 
 project = fold(evolve)

@@ -12,7 +12,7 @@ from uuid import UUID, uuid5
 import msgspec
 
 from domain.errors import IdempotencyKeyReused, InvalidValue
-from domain.events import DomainEvent, Stamp
+from domain.events import DomainEvent, Stamp, envelope
 
 _NAMESPACE = UUID("a4c1f0de-6a0e-4d8e-9f39-2f7c1c7b9e55")
 KEY_MAX = 255
@@ -60,10 +60,7 @@ def use(
 ) -> IdempotencyKeyUsed:
     return IdempotencyKeyUsed(
         gym_id=gym_id,
-        originator_id=stream_id(scope, check_key(key)),
-        originator_version=1,
-        timestamp=stamp.at,
-        metadata=stamp.metadata,
+        **envelope(stream_id(scope, check_key(key)), 1, stamp),
         scope=scope,
         key=key,
         fingerprint=fingerprint,

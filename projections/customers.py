@@ -332,19 +332,4 @@ def due_for_expiry(conn: psycopg.Connection[Any], now: datetime, limit: int = 10
 def row_of(customer: Customer) -> CustomerRow:
     """The row this projection holds for `customer`: what a route answers from the
     write side while the projector has not caught up, or for a past version."""
-    return CustomerRow(
-        id=customer.id,
-        gym_id=customer.gym_id,
-        version=customer.version,
-        first_name=customer.first_name,
-        last_name=customer.last_name,
-        email=customer.email,
-        phone=customer.phone,
-        date_of_birth=customer.date_of_birth,
-        membership_start=customer.membership_start,
-        membership_end=customer.membership_end,
-        notes=customer.notes,
-        owner_active=customer.owner_active,
-        created_at=customer.created_at,
-        updated_at=customer.updated_at,
-    )
+    return msgspec.convert(customer, CustomerRow, from_attributes=True)

@@ -312,17 +312,4 @@ async def auditor_tokens(
 def view_of(gym: Gym) -> GymView:
     """The row this projection holds for `gym`: what a route answers from the write
     side while the projector has not caught up."""
-    return GymView(
-        id=gym.id,
-        version=gym.version,
-        name=gym.name,
-        email=gym.email,
-        address=gym.address,
-        description=gym.description,
-        gym_type=gym.gym_type,
-        monthly_fee_cents=gym.monthly_fee_cents,
-        currency=gym.currency,
-        timezone=gym.timezone,
-        created_at=gym.created_at,
-        updated_at=gym.updated_at,
-    )
+    return msgspec.convert(gym, GymView, from_attributes=True)

@@ -12,15 +12,15 @@ from typing import Annotated, Any, Literal, cast
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post
-from litestar.di import NamedDependency, Provide
+from litestar import Request, Response, delete, get, post
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromPath, QueryParameter
 
 from api import rate_limit
-from api.auth import CallerGym, current_reader, owner_only
+from api.auth import CallerGym, OwnerController
 from api.errors import responses
-from api.openapi import FROM_ZERO, SECURED
+from api.openapi import FROM_ZERO
 from api.schemas import Instant
 from api.state import AppState, Services
 from commands.gyms import ChangePassword, PasswordChange, RevokeAuditorAccess
@@ -83,12 +83,9 @@ class AuditorTokenItem(msgspec.Struct):
         )
 
 
-class CredentialsController(Controller):
+class CredentialsController(OwnerController):
     path = "/auth"
     tags = ["auth"]
-    dependencies = {"caller": Provide(current_reader)}
-    guards = [owner_only]
-    security = SECURED
 
     @post(
         "/password",

@@ -8,14 +8,13 @@ from uuid import UUID
 import anyio.to_thread
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import Body, URLEncodedBody
 
 from api import rate_limit
-from api.auth import CallerGym, current_reader, owner_only, owner_token
+from api.auth import CallerGym, OwnerController, owner_token
 from api.errors import responses
 from api.headers import IdempotencyKey
-from api.openapi import SECURED
 from api.rate_limit import client_address, limit_per_address
 from api.schemas import GymResponse, LoginForm, TokenResponse
 from api.state import AppState, Services
@@ -127,12 +126,9 @@ async def _rehash(services: AppState, gym_id: UUID, password: str, verified_hash
         log.warning("password rehash failed; the next login retries", exc_info=True)
 
 
-class MyGymController(Controller):
+class MyGymController(OwnerController):
     path = "/gyms/me"
     tags = ["gyms"]
-    dependencies = {"caller": Provide(current_reader)}
-    guards = [owner_only]
-    security = SECURED
 
     @get("", responses=responses(401, 403, 503))
     async def show(self, services: Services, caller: NamedDependency[CallerGym]) -> GymResponse:

@@ -2,23 +2,20 @@
 
 from typing import Annotated, Literal
 
-from litestar import Controller, get
-from litestar.di import NamedDependency, Provide
+from litestar import get
+from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from api.auth import CallerGym, current_reader, owner_only
+from api.auth import CallerGym, OwnerController
 from api.errors import responses
-from api.openapi import FROM_ZERO, SECURED
+from api.openapi import FROM_ZERO
 from api.state import Services
 from projections.mail_outbox import MailLogEntry, mail_log
 
 
-class MailsController(Controller):
+class MailsController(OwnerController):
     path = "/mails"
     tags = ["mails"]
-    dependencies = {"caller": Provide(current_reader)}
-    guards = [owner_only]
-    security = SECURED
 
     @get("", responses=responses(401, 403, 422, 503))
     async def list(
