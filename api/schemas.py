@@ -7,7 +7,7 @@ read model's rows.
 """
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -56,19 +56,7 @@ class GymResponse(msgspec.Struct):
 
     @classmethod
     def of(cls, gym: GymView) -> "GymResponse":
-        return cls(
-            id=gym.id,
-            name=gym.name,
-            email=gym.email,
-            address=gym.address,
-            description=gym.description,
-            gym_type=gym.gym_type,
-            monthly_fee_cents=gym.monthly_fee_cents,
-            currency=gym.currency,
-            timezone=gym.timezone,
-            created_at=gym.created_at.astimezone(UTC),
-            updated_at=gym.updated_at.astimezone(UTC),
-        )
+        return _in_utc(msgspec.convert(gym, cls, from_attributes=True))
 
 
 class CustomerResponse(msgspec.Struct):
@@ -87,23 +75,22 @@ class CustomerResponse(msgspec.Struct):
     updated_at: Instant
 
     @classmethod
-    def of(cls, c: CustomerRow, today: date) -> "CustomerResponse":
+    def of(cls, row: CustomerRow, today: date) -> "CustomerResponse":
         """`active` as of the gym's today."""
-        return cls(
-            id=c.id,
-            gym_id=c.gym_id,
-            first_name=c.first_name,
-            last_name=c.last_name,
-            email=c.email,
-            phone=c.phone,
-            active=c.active_on(today),
-            date_of_birth=c.date_of_birth,
-            membership_start=c.membership_start,
-            membership_end=c.membership_end,
-            notes=c.notes,
-            created_at=c.created_at.astimezone(UTC),
-            updated_at=c.updated_at.astimezone(UTC),
-        )
+        fields = msgspec.structs.asdict(row) | {"active": row.active_on(today)}
+        return _in_utc(msgspec.convert(fields, cls))
+
+
+Answer = TypeVar("Answer", GymResponse, CustomerResponse)
+
+
+def _in_utc(answer: Answer) -> Answer:
+    """Times as the API gives every time: in UTC, whatever the session's time zone."""
+    return msgspec.structs.replace(
+        answer,
+        created_at=answer.created_at.astimezone(UTC),
+        updated_at=answer.updated_at.astimezone(UTC),
+    )
 
 
 class ParkedAt(msgspec.Struct):

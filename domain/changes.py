@@ -2,7 +2,7 @@
 
 The aggregates validate a change field by field (`checked`), record only what
 differs from the state (`unless_same`) and fold a recorded change back into the
-state (`or_current`), each field spelled out so mypy checks every one of them.
+state (`or_current`); the decisions spell out every field, so mypy checks each one.
 """
 
 from collections.abc import Callable

@@ -18,7 +18,7 @@ from domain import fields as f
 from domain import validation as v
 from domain.changes import checked, or_current, unless_same
 from domain.errors import InvalidValue, NotFound, StreamOfAnotherKind
-from domain.events import DomainEvent, Stamp, envelope, fold
+from domain.events import DomainEvent, Stamp, carried_fields, envelope, fold
 
 UNSET = msgspec.UNSET
 Unset = msgspec.UnsetType
@@ -297,18 +297,10 @@ def evolve(customer: Customer | None, event: DomainEvent) -> Customer:
 
 
 def _with_details(customer: Customer, e: CustomerDetailsChanged) -> Customer:
+    # The event names only the fields that changed, by the names the state has.
+    changed = carried_fields(e, "gym_id")
     return msgspec.structs.replace(
-        customer,
-        version=e.originator_version,
-        updated_at=e.timestamp,
-        first_name=or_current(e.first_name, customer.first_name),
-        last_name=or_current(e.last_name, customer.last_name),
-        email=or_current(e.email, customer.email),
-        phone=or_current(e.phone, customer.phone),
-        date_of_birth=or_current(e.date_of_birth, customer.date_of_birth),
-        membership_start=or_current(e.membership_start, customer.membership_start),
-        membership_end=or_current(e.membership_end, customer.membership_end),
-        notes=or_current(e.notes, customer.notes),
+        customer, version=e.originator_version, updated_at=e.timestamp, **changed
     )
 
 

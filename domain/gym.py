@@ -16,7 +16,7 @@ import msgspec
 
 from domain import fields as f
 from domain import validation as v
-from domain.changes import checked, or_current, unless_same
+from domain.changes import checked, unless_same
 from domain.errors import (
     GymIsClosed,
     IncorrectPassword,
@@ -25,7 +25,7 @@ from domain.errors import (
     StaleCredentials,
     StreamOfAnotherKind,
 )
-from domain.events import DomainEvent, Stamp, envelope, fold
+from domain.events import DomainEvent, Stamp, carried_fields, envelope, fold
 
 UNSET: msgspec.UnsetType = msgspec.UNSET
 
@@ -325,18 +325,12 @@ def evolve(gym: Gym | None, event: DomainEvent) -> Gym:
                 timezone=event.timezone,
             )
         case GymProfileUpdated(), Gym():
+            # The event names only the fields that changed, by the names the state has.
             return msgspec.structs.replace(
                 gym,
                 version=event.originator_version,
                 updated_at=event.timestamp,
-                name=or_current(event.name, gym.name),
-                email=or_current(event.email, gym.email),
-                address=or_current(event.address, gym.address),
-                description=or_current(event.description, gym.description),
-                gym_type=or_current(event.gym_type, gym.gym_type),
-                monthly_fee_cents=or_current(event.monthly_fee_cents, gym.monthly_fee_cents),
-                currency=or_current(event.currency, gym.currency),
-                timezone=or_current(event.timezone, gym.timezone),
+                **carried_fields(event),
             )
         case GymPasswordRehashed(), Gym():
             return msgspec.structs.replace(
