@@ -10,8 +10,8 @@ from typing import Annotated
 
 from litestar.params import HeaderParameter
 
+from commands.idempotency import KEY_MAX
 from domain.errors import InvalidValue
-from domain.idempotency import KEY_MAX
 
 # `*`, or one version as an entity tag: "3" as the ETag header gives it, W/"3" (a weak
 # tag names the same version here), or the bare number. One tag, not a list.
