@@ -7,7 +7,7 @@ read model's rows.
 """
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
@@ -75,16 +75,27 @@ class CustomerResponse(msgspec.Struct):
     updated_at: Instant
 
     @classmethod
-    def of(cls, row: CustomerRow, today: date) -> "CustomerResponse":
-        """`active` as of the gym's today."""
-        fields = msgspec.structs.asdict(row) | {"active": row.active_on(today)}
-        return _in_utc(msgspec.convert(fields, cls))
+    def of(cls, c: CustomerRow, today: date) -> "CustomerResponse":
+        """`active` as of the gym's today. Field by field: lists answer up to 200 of
+        these, and this is four times as fast as converting through msgspec."""
+        return cls(
+            id=c.id,
+            gym_id=c.gym_id,
+            first_name=c.first_name,
+            last_name=c.last_name,
+            email=c.email,
+            phone=c.phone,
+            active=c.active_on(today),
+            date_of_birth=c.date_of_birth,
+            membership_start=c.membership_start,
+            membership_end=c.membership_end,
+            notes=c.notes,
+            created_at=c.created_at.astimezone(UTC),
+            updated_at=c.updated_at.astimezone(UTC),
+        )
 
 
-Answer = TypeVar("Answer", GymResponse, CustomerResponse)
-
-
-def _in_utc(answer: Answer) -> Answer:
+def _in_utc(answer: GymResponse) -> GymResponse:
     """Times as the API gives every time: in UTC, whatever the session's time zone."""
     return msgspec.structs.replace(
         answer,

@@ -34,5 +34,6 @@ def key_used(
         return None
     return idempotency.use(scope, key, fingerprint, result_id, gym_id, stamp)
 
+
 # The longest key a client may send (its header's documented pattern, api/headers.py).
 KEY_MAX = idempotency.KEY_MAX

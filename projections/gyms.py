@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow, class_row
 
-from domain.events import carried_fields
+from domain.events import DomainEvent, carried_fields
 from domain.gym import (
     AuditorAccessGranted,
     AuditorAccessRevoked,
@@ -181,25 +181,16 @@ class GymsProjection(Projection):
                     "UPDATE gym_logins SET password_hash = %s WHERE gym_id = %s",
                     (event.password_hash, event.originator_id),
                 )
-                cur.execute(
-                    "UPDATE gyms SET version = %s WHERE id = %s",
-                    (event.originator_version, event.originator_id),
-                )
+                _set_version(cur, event)
             case AuditorAccessGranted():
-                cur.execute(
-                    "UPDATE gyms SET version = %s WHERE id = %s",
-                    (event.originator_version, event.originator_id),
-                )
+                _set_version(cur, event)
                 cur.execute(
                     "INSERT INTO auditor_tokens (token_id, gym_id, granted_at, expires_at)"
                     " VALUES (%s, %s, %s, %s) ON CONFLICT (token_id) DO NOTHING",
                     (event.token_id, event.originator_id, event.timestamp, event.expires_at),
                 )
             case AuditorAccessRevoked():
-                cur.execute(
-                    "UPDATE gyms SET version = %s WHERE id = %s",
-                    (event.originator_version, event.originator_id),
-                )
+                _set_version(cur, event)
                 cur.execute(
                     "UPDATE auditor_tokens SET revoked_at = %s"
                     " WHERE token_id = %s AND gym_id = %s AND revoked_at IS NULL",
@@ -225,6 +216,14 @@ class GymsProjection(Projection):
             case GymClosed():
                 cur.execute("DELETE FROM gyms WHERE id = %s", (event.originator_id,))
                 _announce_change(cur, event.originator_id)
+
+
+def _set_version(cur: psycopg.Cursor[TupleRow], event: DomainEvent) -> None:
+    """The gym row's version, for an event that changes nothing else it shows."""
+    cur.execute(
+        "UPDATE gyms SET version = %s WHERE id = %s",
+        (event.originator_version, event.originator_id),
+    )
 
 
 def _announce_change(cur: psycopg.Cursor[TupleRow], gym_id: UUID) -> None:
