@@ -19,6 +19,8 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import ParameterKwarg
 from litestar.typing import FieldDefinition
 
+from api.auth import current_reader
+
 _INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")  # as JSON writes one
 _BOOLEAN = ("true", "false")
 # Names Litestar fills from the connection, never from the query string.
@@ -115,9 +117,8 @@ async def strict_request(request: Request[Any, Any, Any]) -> None:
     handler = request.route_handler
     if not isinstance(handler, HTTPRouteHandler):
         return
-    caller = handler.resolve_dependencies().get("caller")
-    if caller is not None and "caller" in handler.parsed_fn_signature.parameters:
-        await caller.dependency(request)
+    if "caller" in handler.parsed_fn_signature.parameters:
+        await current_reader(request)
     _check_query(request, _rules(handler))
     struct = _json_body(handler)
     if struct is not None:

@@ -8,14 +8,14 @@ from uuid import UUID, uuid4
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from api import rate_limit
-from api.auth import CallerGym, current_reader, issue_token, owner_only
+from api.auth import CALLER, CallerGym, issue_token, owner_only
 from api.errors import responses
 from api.openapi import FROM_ZERO, SECURED
 from api.rate_limit import limit_per_address
@@ -111,7 +111,7 @@ async def _verification_allowed(services: AppState, caller: CallerGym) -> None:
 
 class AuditController(Controller):
     tags = ["audit"]
-    dependencies = {"caller": Provide(current_reader)}
+    dependencies = {"caller": CALLER}
     security = SECURED
 
     @post(

@@ -10,10 +10,10 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import Body, FromPath, FromQuery, QueryParameter
 
-from api.auth import CallerGym, current_reader, owner_only, owner_unless_time_travel
+from api.auth import CALLER, CallerGym, owner_only, owner_unless_time_travel
 from api.errors import responses
 from api.headers import IdempotencyKey, IfMatch, expected_version
 from api.openapi import FROM_ZERO, SECURED
@@ -182,7 +182,7 @@ async def _count(
 class CustomersController(Controller):
     path = "/customers"
     tags = ["customers"]
-    dependencies = {"caller": Provide(current_reader)}
+    dependencies = {"caller": CALLER}
     security = SECURED
 
     @post(
