@@ -59,12 +59,15 @@ def load_customer(
 ) -> customer.Customer:
     """The customer as stored (optionally at a past version), scoped to `gym_id`."""
     try:
-        found: customer.Customer = app.repository.get(
-            customer_id, version=version, projector_func=customer.project
-        )
+        if version is None:
+            found = app.latest.get(customer_id, customer.project)
+        else:
+            found = app.repository.get(
+                customer_id, version=version, projector_func=customer.project
+            )
     except (AggregateNotFoundError, StreamOfAnotherKind):
-        raise NotFound("customer") from None
-    if gym_id is not None and found.gym_id != gym_id:
+        found = None
+    if found is None or (gym_id is not None and found.gym_id != gym_id):
         raise NotFound("customer")
     return found
 

@@ -70,10 +70,16 @@ class RehashPassword(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def load_gym(app: EventStore, gym_id: UUID, version: int | None = None) -> gym.Gym:
+    """The gym as stored: its latest state, or as it was at `version`."""
     try:
-        found: gym.Gym = app.repository.get(gym_id, version=version, projector_func=gym.project)
+        if version is None:
+            found = app.latest.get(gym_id, gym.project)
+        else:
+            found = app.repository.get(gym_id, version=version, projector_func=gym.project)
     except (AggregateNotFoundError, StreamOfAnotherKind):
-        raise NotFound("gym") from None
+        found = None
+    if found is None:
+        raise NotFound("gym")
     return found
 
 

@@ -2,8 +2,10 @@
 PostgreSQL in every process, or on eventsourcing's in-memory (POPO) recorder for the
 handlers' unit tests."""
 
-from collections.abc import Sequence
-from typing import Any
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -18,6 +20,10 @@ from infra.db import eventsourcing_env
 from infra.event_codec import CODEC, MsgspecMapper
 from infra.passwords import ARGON2, Argon2Passwords
 
+T = TypeVar("T")
+# Folds events onto a state (domain/events.fold): how each aggregate is rebuilt.
+Projector = Callable[[T | None, Iterable[DomainEvent]], T | None]
+
 IN_MEMORY = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 
 
@@ -28,6 +34,39 @@ class StreamConflict(VersionConflict):
     def __init__(self, stream_id: UUID, version: int) -> None:
         super().__init__(expected=version - 1)
         self.stream_id = stream_id
+
+
+class LatestStates:
+    """The latest state of the streams this process has read, each brought up to date
+    with the events after its version: one indexed read that usually returns nothing,
+    so loading a gym costs the same after 10,000 events as after one (issue 14). Exact,
+    because the log is read every time; only the replay is saved."""
+
+    def __init__(self, events: "EventStore", size: int = 4096) -> None:
+        self._events = events
+        self._size = size
+        self._lock = threading.Lock()
+        self._states: OrderedDict[tuple[object, UUID], tuple[int, object]] = OrderedDict()
+
+    def get(self, stream_id: UUID, project: Projector[T]) -> T | None:
+        """The stream's state as `project` folds it; None for a stream with no events.
+        Whatever `project` raises (a stream of another kind) is raised, not kept."""
+        key = (project, stream_id)
+        with self._lock:
+            version, state = self._states.get(key, (0, None))
+        stored = self._events.events.get(stream_id, gt=version or None)
+        newer = cast("list[DomainEvent]", list(stored))  # our mapper makes DomainEvents
+        if not newer:
+            return cast("T | None", state)
+        latest = project(cast("T | None", state), newer)
+        with self._lock:
+            kept = self._states.get(key)
+            if kept is None or kept[0] < newer[-1].originator_version:
+                self._states[key] = (newer[-1].originator_version, latest)
+            self._states.move_to_end(key)
+            if len(self._states) > self._size:
+                self._states.popitem(last=False)
+        return latest
 
 
 class EventStore(Application[UUID]):
@@ -43,6 +82,7 @@ class EventStore(Application[UUID]):
         self.passwords = passwords
         # This process's writers of one stream take turns (commands/latest.py).
         self.stream_locks = StreamLocks()
+        self.latest = LatestStates(self)
 
     def construct_mapper(self) -> Mapper[UUID]:
         return MsgspecMapper(CODEC)
