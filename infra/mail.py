@@ -8,6 +8,7 @@ the stable Message-ID lets receiving servers and clients drop the duplicate.
 import smtplib
 import ssl
 import sys
+from collections.abc import Sequence
 from email.header import Header
 from email.message import Message
 from email.mime.text import MIMEText
@@ -30,6 +31,23 @@ class Mail(msgspec.Struct, frozen=True):
 
 class MailBackend(Protocol):
     def send(self, mail: Mail) -> None: ...
+
+    def send_many(self, mails: Sequence[Mail]) -> list[Exception | None]:
+        """Send each; per mail, the error it failed with (None: sent)."""
+        ...
+
+
+def send_each(backend: MailBackend, mails: Sequence[Mail]) -> list[Exception | None]:
+    """send_many for backends without a session to share."""
+    results: list[Exception | None] = []
+    for mail in mails:
+        try:
+            backend.send(mail)
+        except Exception as error:  # any failure is this mail's, retried later
+            results.append(error)
+        else:
+            results.append(None)
+    return results
 
 
 def build_message(mail: Mail, sender: str) -> Message:
@@ -63,6 +81,9 @@ class ConsoleBackend:
         sys.stdout.write(build_message(mail, self.sender).as_string() + "\n")
         sys.stdout.flush()
 
+    def send_many(self, mails: Sequence[Mail]) -> list[Exception | None]:
+        return send_each(self, mails)
+
 
 class DirectoryBackend:
     """One .eml file per mail, named by its key: a second send overwrites, never adds."""
@@ -77,6 +98,9 @@ class DirectoryBackend:
         tmp = self.directory / (name + ".tmp")
         tmp.write_bytes(build_message(mail, self.sender).as_bytes())
         tmp.replace(self.directory / name)  # atomic: readers never see half a mail
+
+    def send_many(self, mails: Sequence[Mail]) -> list[Exception | None]:
+        return send_each(self, mails)
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext:
@@ -101,14 +125,42 @@ class SmtpBackend:
             )
         return smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
 
-    def send(self, mail: Mail) -> None:
+    def _session(self) -> smtplib.SMTP:
         s = self.settings
-        with self._connect() as smtp:
+        smtp = self._connect()
+        try:
             if s.smtp_starttls:
                 smtp.starttls(context=self.context)
             if s.smtp_username:
                 smtp.login(s.smtp_username, s.smtp_password)
-            smtp.send_message(build_message(mail, s.mail_from))
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def send(self, mail: Mail) -> None:
+        with self._session() as smtp:
+            smtp.send_message(build_message(mail, self.settings.mail_from))
+
+    def send_many(self, mails: Sequence[Mail]) -> list[Exception | None]:
+        """One SMTP session (connection, TLS, login) for every mail of a batch."""
+        try:
+            smtp = self._session()
+        except Exception as error:  # no session: each mail failed with its error
+            return [error for _ in mails]
+        results: list[Exception | None] = []
+        with smtp:
+            for mail in mails:
+                try:
+                    smtp.send_message(build_message(mail, self.settings.mail_from))
+                except smtplib.SMTPServerDisconnected as error:
+                    # The session is gone: this mail and the rest are retried later.
+                    return results + [error] * (len(mails) - len(results))
+                except Exception as error:  # a refused recipient fails only its mail
+                    results.append(error)
+                else:
+                    results.append(None)
+        return results
 
 
 def backend_from_settings(settings: Settings) -> MailBackend:

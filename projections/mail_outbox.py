@@ -240,6 +240,42 @@ def claim_for_sending(conn: psycopg.Connection[Any], mail_id: int) -> OutboxMail
         return cur.fetchone()
 
 
+def claim_batch(conn: psycopg.Connection[Any], mail_ids: list[int]) -> list[OutboxMail]:
+    """claim_for_sending for many mails in one statement, locked in id order (so two
+    workers holding overlapping batches cannot deadlock); sent and dead-lettered
+    mails are left out."""
+    conn.execute(f"SET LOCAL lock_timeout = '{CLAIM_LOCK_TIMEOUT_SECONDS}s'")
+    with conn.cursor(row_factory=class_row(OutboxMail)) as cur:
+        cur.execute(
+            f"SELECT {_COLUMNS} FROM mail_outbox WHERE id = ANY(%s) AND status = 'pending'"  # noqa: S608
+            " ORDER BY id FOR UPDATE",
+            (mail_ids,),
+        )
+        return cur.fetchall()
+
+
+def mark_all_sent(conn: psycopg.Connection[Any], mail_ids: list[int]) -> None:
+    conn.execute(
+        "UPDATE mail_outbox SET status = 'sent', sent_at = now(), attempts = attempts + 1,"
+        " last_error = NULL WHERE id = ANY(%s)",
+        (mail_ids,),
+    )
+
+
+def record_failures(conn: psycopg.Connection[Any], failures: list[tuple[int, str, bool]]) -> None:
+    """(mail id, error, final) for each mail that failed: one statement for all."""
+    if not failures:
+        return
+    ids, errors, finals = zip(*failures, strict=True)
+    conn.execute(
+        "UPDATE mail_outbox m SET attempts = m.attempts + 1, last_error = f.error,"
+        " status = CASE WHEN f.final THEN 'failed' ELSE m.status END"
+        " FROM unnest(%s::bigint[], %s::text[], %s::boolean[]) AS f(id, error, final)"
+        " WHERE m.id = f.id",
+        (list(ids), [e[:500] for e in errors], list(finals)),
+    )
+
+
 def mark_sent(conn: psycopg.Connection[Any], mail_id: int) -> None:
     conn.execute(
         "UPDATE mail_outbox SET status = 'sent', sent_at = now(), attempts = attempts + 1,"

@@ -13,12 +13,13 @@ from dramatiq.middleware import CurrentMessage
 
 from infra.bootstrap import Runtime
 from workers import expiry, mail
+from workers.mail import SendMail
 from workers.task_middleware import DiesWithMainProcess, TaskObservability
 
 
 @dataclass(frozen=True)
 class Actors:
-    send_mail: dramatiq.Actor[[int], None]
+    send_mail: SendMail
     expire_memberships: dramatiq.Actor[[], None]
 
 
@@ -33,9 +34,12 @@ def declare_actors(runtime: Runtime) -> Actors:
         min_backoff=1_000,
         max_backoff=300_000,
     )
-    def send_mail(mail_id: int) -> None:
+    def send_mail(mail_ids: int | list[int]) -> None:
+        """A batch of outbox ids (the relay's); one id from a message queued before
+        batches, still delivered during an upgrade."""
+        batch = [mail_ids] if isinstance(mail_ids, int) else mail_ids
         with runtime.db_pool().connection() as conn:
-            mail.deliver(conn, mail_id, settings, runtime.mail_backend())
+            mail.deliver_batch(conn, batch, settings, runtime.mail_backend())
 
     @dramatiq.actor(
         actor_name="expire_memberships",

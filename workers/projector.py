@@ -12,7 +12,6 @@ import signal
 import threading
 import time
 
-import dramatiq
 import psycopg
 from psycopg import sql
 
@@ -23,7 +22,7 @@ from infra.logs import configure_logging
 from infra.settings import Settings, load_settings
 from projections.read_model import READ_MODEL, read_model_projector
 from workers.actors import declare_actors
-from workers.mail import relay_outbox
+from workers.mail import SendMail, relay_outbox
 
 log = logging.getLogger("gymledger.projector")
 _ACTIVE_LOCK = 0x70726A31  # advisory lock key of the active read-model projector
@@ -43,9 +42,7 @@ def _wait_for_leadership(
     return False
 
 
-def run_projector(
-    settings: Settings, send_mail: dramatiq.Actor[[int], None], stop: threading.Event
-) -> None:
+def run_projector(settings: Settings, send_mail: SendMail, stop: threading.Event) -> None:
     """Run until `stop` is set; reconnects every second while the database is down.
     New outbox mail is handed to the queue through `send_mail`.
 
@@ -103,7 +100,10 @@ class MailRelay(threading.Thread):
     whose message was lost."""
 
     def __init__(
-        self, database_url: str, send_mail: dramatiq.Actor[[int], None], requeue_after: int
+        self,
+        database_url: str,
+        send_mail: SendMail,
+        requeue_after: int,
     ) -> None:
         super().__init__(name="mail-relay", daemon=True)
         self.database_url = database_url

@@ -16,12 +16,13 @@ import redis
 from dramatiq.brokers.stub import StubBroker
 
 from infra.bootstrap import Runtime, bootstrap
+from infra.mail import SmtpBackend
 from infra.settings import Settings
 from tests.smtp import Inbox, free_port
 from tests.stack import ServerStack
 from workers.actors import Actors, declare_actors
 from workers.expiry import SchedulerMiddleware, lock_key
-from workers.mail import relay_outbox
+from workers.mail import MailDeliveryFailed, deliver_batch, relay_outbox
 
 Stubbed = tuple[Runtime, Actors, StubBroker]
 
@@ -110,7 +111,7 @@ def test_relayed_mail_is_delivered_once_even_when_its_message_comes_twice(
     assert relay(runtime, actors) == 1
     assert relay(runtime, actors) == 0  # handed over once
     queued = [dramatiq.Message.decode(data) for data in broker.queues["mail"].queue]
-    assert [(m.actor_name, m.args) for m in queued] == [("send_mail", (mail_id,))]
+    assert [(m.actor_name, m.args) for m in queued] == [("send_mail", ([mail_id],))]
     assert queued[0].options["request_id"] == f"request-of-{recipient}"
 
     worker = consuming(broker)
@@ -119,7 +120,8 @@ def test_relayed_mail_is_delivered_once_even_when_its_message_comes_twice(
     assert len(inbox.to(recipient)) == 1
     assert outbox_row(runtime.settings.database_url, mail_id)[:2] == ("sent", 1)
 
-    # A redelivered message: the outbox row says it is sent, nothing more goes out.
+    # A redelivered message, here in the one-id form queued before batches: the outbox
+    # row says it is sent, nothing more goes out.
     actors.send_mail.send(mail_id)
     broker.join("mail")
     worker.join()
@@ -193,3 +195,41 @@ def test_two_schedulers_enqueue_the_expiry_job_once_per_interval(
         assert counted.runs == ["expire_memberships"]
     finally:
         client.delete(lock_key(runtime.settings.queue_namespace))
+
+
+class CountingSmtp(SmtpBackend):
+    """The real SMTP backend, counting the sessions it opens."""
+
+    sessions = 0
+
+    def _session(self) -> Any:
+        self.sessions += 1
+        return super()._session()
+
+
+def test_a_batch_is_one_message_one_smtp_session_and_a_refusal_fails_only_its_mail(
+    stubbed: Callable[..., Stubbed], inbox: Inbox
+) -> None:
+    runtime, actors, broker = stubbed()
+    url, tag = runtime.settings.database_url, uuid.uuid4().hex[:10]
+    recipients = [f"batch-{tag}-{i}@example.com" for i in range(3)]
+    recipients.append(f"refuse-{tag}@example.com")  # the test server refuses it
+    ids = [pending_mail(url, r) for r in recipients]
+
+    relay(runtime, actors)
+    queued = [dramatiq.Message.decode(data) for data in broker.queues["mail"].queue]
+    assert ("send_mail", (ids,)) in [(m.actor_name, m.args) for m in queued]
+
+    backend = CountingSmtp(runtime.settings)
+    with psycopg.connect(url) as conn, pytest.raises(MailDeliveryFailed, match="1 of 4"):
+        deliver_batch(conn, ids, runtime.settings, backend)
+    assert backend.sessions == 1
+    assert [len(inbox.to(r)) for r in recipients] == [1, 1, 1, 0]
+    rows = [outbox_row(url, mail_id)[:2] for mail_id in ids]
+    assert rows == [("sent", 1), ("sent", 1), ("sent", 1), ("pending", 1)]
+
+    # The retry sends only what is still pending, again in one session.
+    with psycopg.connect(url) as conn, pytest.raises(MailDeliveryFailed, match="1 of 1"):
+        deliver_batch(conn, ids, runtime.settings, backend)
+    assert backend.sessions == 2
+    assert [len(inbox.to(r)) for r in recipients[:3]] == [1, 1, 1]
