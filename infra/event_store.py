@@ -44,6 +44,8 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL
 from psycopg_pool import PoolTimeout
 
+from infra.group_commit import GroupCommit
+
 # Seconds a pool keeps reconnecting in the background after losing connections.
 RECONNECT_SECONDS = 2.0
 
@@ -70,7 +72,12 @@ _APPEND = SQL("SELECT gymledger_append(%s) AS notification_id")
 
 
 class SingleTripRecorder(PostgresApplicationRecorder):
-    """Appends with one statement; everything else is eventsourcing's recorder."""
+    """Appends with one statement, concurrent appends of this process together
+    (infra/group_commit.py); everything else is eventsourcing's recorder."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.group_commit = GroupCommit()
 
     # Same retry policy as the recorder it replaces: a dropped pooled connection is
     # retried on a fresh one; a duplicate (stream, version) is not (IntegrityError).
@@ -84,9 +91,12 @@ class SingleTripRecorder(PostgresApplicationRecorder):
             self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
             for e in stored_events
         ]
+        return self.group_commit.append(rows, self._append)
+
+    def _append(self, rows: Sequence[Any]) -> list[int]:
         with self.datastore.get_connection() as conn, conn.cursor() as cursor:
             # autocommit: the statement is its own transaction, committed server-side.
-            cursor.execute(_APPEND, (rows,), prepare=True)
+            cursor.execute(_APPEND, (list(rows),), prepare=True)
             return [row["notification_id"] for row in cursor.fetchall()]
 
 

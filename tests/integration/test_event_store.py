@@ -1,6 +1,8 @@
 """The single-round-trip append (infra/event_store.py) against real PostgreSQL."""
 
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from uuid import UUID, uuid4
@@ -12,6 +14,7 @@ from commands.application import GymLedger, StreamConflict
 from commands.context import CommandContext
 from domain import customer
 from domain.events import DomainEvent
+from infra.event_store import SingleTripRecorder
 
 DETAILS = customer.NewCustomer(first_name="Ada", last_name="Lovelace", email="ada@example.com")
 
@@ -117,3 +120,98 @@ def test_a_tailing_reader_sees_every_append_once_in_order(fresh_database: str) -
         1 + (w + i) % 3 for w in range(writers) for i in range(appends_each)
     )
     assert seen == committed
+
+
+def _recorder_statements(ledger: GymLedger) -> int:
+    recorder = ledger.recorder
+    assert isinstance(recorder, SingleTripRecorder)
+    return recorder.group_commit.statements
+
+
+def test_concurrent_appends_share_a_statement_and_a_duplicate_fails_alone(
+    fresh_database: str,
+) -> None:
+    """While one append waits for the table lock, the others queue and are then written
+    by one statement; a duplicate among them fails only its own append."""
+    writers = 8
+    ledger = GymLedger(fresh_database, pool_size=2)
+    taken = _new_customer(uuid4())
+    ledger.append(taken)
+    before = _recorder_statements(ledger)
+    results: dict[int, object] = {}
+
+    def write(i: int) -> None:
+        event = taken if i == 3 else _new_customer(uuid4())  # writer 3 repeats a version
+        try:
+            results[i] = ledger.append(event)
+        except StreamConflict as conflict:
+            results[i] = conflict
+
+    try:
+        with psycopg.connect(fresh_database) as blocker:
+            blocker.execute("LOCK TABLE gymledger_events IN EXCLUSIVE MODE")
+            first = threading.Thread(target=write, args=(0,))
+            first.start()  # takes the lead and waits for the lock
+            _wait_until(lambda: _waiting_for_lock(fresh_database))
+            others = [threading.Thread(target=write, args=(i,)) for i in range(1, writers)]
+            for thread in others:
+                thread.start()
+            _wait_until(lambda: len(ledger_queue(ledger)) == writers - 1)
+        # The lock is released: the first append lands, then the seven queued ones
+        # in one statement, which the duplicate fails, so they are written one by one.
+        for thread in [first, *others]:
+            thread.join(timeout=10)
+    finally:
+        ledger.close()
+    assert isinstance(results.pop(3), StreamConflict)
+    assert all(isinstance(position, int) for position in results.values())
+    assert len(_committed(fresh_database)) == 1 + writers - 1
+    # 1 for the first, 1 for the group of seven, 7 for it written one by one.
+    assert _recorder_statements(ledger) - before == 1 + 1 + (writers - 1)
+
+
+def test_concurrent_appends_without_conflict_take_two_statements(fresh_database: str) -> None:
+    writers = 8
+    ledger = GymLedger(fresh_database, pool_size=2)
+    ledger.append(_new_customer(uuid4()))
+    before = _recorder_statements(ledger)
+    try:
+        with psycopg.connect(fresh_database) as blocker:
+            blocker.execute("LOCK TABLE gymledger_events IN EXCLUSIVE MODE")
+            threads = [
+                threading.Thread(target=ledger.append, args=(_new_customer(uuid4()),))
+                for _ in range(writers)
+            ]
+            threads[0].start()
+            _wait_until(lambda: _waiting_for_lock(fresh_database))
+            for thread in threads[1:]:
+                thread.start()
+            _wait_until(lambda: len(ledger_queue(ledger)) == writers - 1)
+        for thread in threads:
+            thread.join(timeout=10)
+    finally:
+        ledger.close()
+    assert len(_committed(fresh_database)) == 1 + writers
+    assert _recorder_statements(ledger) - before == 2  # the first, then the seven together
+
+
+def ledger_queue(ledger: GymLedger) -> list[object]:
+    recorder = ledger.recorder
+    assert isinstance(recorder, SingleTripRecorder)
+    return list(recorder.group_commit._queue)
+
+
+def _waiting_for_lock(database_url: str) -> bool:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks"
+            " WHERE NOT granted AND relation = 'gymledger_events'::regclass"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
