@@ -34,6 +34,8 @@ sys.path.insert(0, str(ROOT))
 from commands.application import GymLedger
 from commands.context import CommandContext
 from commands.customers import RegisterCustomer, register_customer
+from commands.gyms import ProfileChanges, load_gym
+from domain import gym
 from domain.customer import NewCustomer
 from infra.db import PROJECTED_CHANNEL
 from infra.embedded import services
@@ -46,8 +48,9 @@ from workers.setup import migrate
 SECONDS = int(os.environ.get("BENCH_SECONDS", "20"))
 SCALES = [int(s) for s in os.environ.get("BENCH_SCALES", "10000,100000,1000000").split(",")]
 QUERY_GYM_SIZE = int(os.environ.get("BENCH_QUERY_CUSTOMERS", "100000"))
+LONG_HISTORY = int(os.environ.get("BENCH_LONG_HISTORY", "10000"))
 CONNECTIONS = 16
-STEADY_RATE = 100  # commands/s well inside what this 2-core machine sustains
+STEADY_RATE = 200  # commands/s sustained: issue 14 asks for lag p99 ≤ 20 ms at this rate
 AUDIT_KEY = generate_private_pem()  # a throwaway signing key for the run
 
 
@@ -201,6 +204,25 @@ class System:
         self.proc.send_signal(2)
         self.proc.wait(60)
         shutil.rmtree(self.mail_dir, ignore_errors=True)
+
+
+def lengthen_history(url: str, gym_id: uuid.UUID, events: int) -> None:
+    """`events` profile updates of one gym, appended 500 to a statement: the history a
+    customer command must not pay for (issue 14: cost flat in the gym's history)."""
+    ledger = GymLedger(url, pool_size=1)
+    try:
+        state = load_gym(ledger, gym_id)
+        for start in range(0, events, 500):
+            batch = []
+            for i in range(start, min(start + 500, events)):
+                change = ProfileChanges(description=f"history {i}")
+                updated = gym.update_profile(state, change, CommandContext.system().stamp())
+                assert updated is not None
+                state = gym.evolve(state, updated)
+                batch.append(updated)
+            ledger.append(*batch)
+    finally:
+        ledger.close()
 
 
 def owner_token(base: str) -> tuple[str, str]:
@@ -390,6 +412,15 @@ def main() -> None:
         )
         log(f"  {results['commands']}")
 
+        log(f"commands on a gym with {LONG_HISTORY} events of its own")
+        long_gym, long_token = owner_token(system.base)
+        lengthen_history(url, uuid.UUID(long_gym), LONG_HISTORY)
+        wait_projected(url)
+        results["commands_long_history"] = system.measure(
+            "post_customers.lua", {"BENCH_TOKEN": long_token, "BENCH_PATH": "/api/v1/customers"}
+        )
+        log(f"  {results['commands_long_history']}")
+
         log("queries over HTTP on the large gym")
         wait_projected(url)  # the command run above left a backlog of welcome mails and rows
         with psycopg.connect(url, autocommit=True) as conn:
@@ -462,6 +493,10 @@ def write(results: dict[str, Any]) -> None:
     out = ROOT / "bench" / "results"
     (out / f"{stamp}.json").write_text(json.dumps(results, indent=2))
     c, q, lag = results["commands"], results["queries"], results["lag"]
+    long = results["commands_long_history"]
+
+    def total(r: dict[str, Any]) -> str:
+        return f"{sum(r['cpu_ms_per_request'].values()):.2f} ms"
 
     def http(r: dict[str, Any]) -> str:
         return (
@@ -474,18 +509,22 @@ def write(results: dict[str, Any]) -> None:
         "",
         "| figure | measured | target |",
         "|---|---|---|",
-        f"| commands, {CONNECTIONS} connections | {http(c)} | ≥ 3000/s, p99 ≤ 25 ms |",
-        f"| queries at {QUERY_GYM_SIZE} customers | {http(q)} | ≥ 4000/s, p99 ≤ 15 ms |",
-        f"| CPU ms per command, by process | {c['cpu_ms_per_request']} | |",
-        f"| CPU ms per query, by process | {q['cpu_ms_per_request']} | |",
+        f"| commands, {CONNECTIONS} connections | {http(c)} | ≥ 1000/s, p99 ≤ 50 ms |",
+        f"| queries at {QUERY_GYM_SIZE} customers | {http(q)} | ≥ 2000/s, p99 ≤ 25 ms |",
+        f"| CPU ms per command, by process | {c['cpu_ms_per_request']} (all: {total(c)}) |"
+        " ≤ 2.0 ms |",
+        f"| CPU ms per query, by process | {q['cpu_ms_per_request']} (all: {total(q)}) |"
+        " ≤ 1.5 ms |",
+        f"| commands on a gym with {LONG_HISTORY} events | {http(long)};"
+        f" CPU {long['cpu_ms_per_request']} (all: {total(long)}) | as on a new gym |",
         *[
             f"| catch-up, {s['events']} events | first {s['first_events_per_s']}/s,"
-            f" rebuild {s['rebuild_events_per_s']}/s ({s['rebuild_s']} s) | ≥ 30000/s |"
+            f" rebuild {s['rebuild_events_per_s']}/s ({s['rebuild_s']} s) | rebuild ≥ 30000/s |"
             for s in results["projector_catch_up"]
         ],
         *[
             f"| lag at {r['achieved_rate']} cmd/s (offered {r['target_rate']})"
-            f" | p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms | p99 ≤ 20 ms at 1000/s |"
+            f" | p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms | p99 ≤ 20 ms at 200/s |"
             for r in (lag, results["lag_steady"])
         ],
         f"| peak RSS (MB) | {results['peak_rss_mb']} | API ≤ 100 |",
