@@ -4,7 +4,7 @@ handlers' unit tests."""
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
@@ -54,15 +54,23 @@ class LatestStates:
         key = (project, stream_id)
         with self._lock:
             version, state = self._states.get(key, (0, None))
-        stored = self._events.events.get(stream_id, gt=version or None)
-        newer = cast("list[DomainEvent]", list(stored))  # our mapper makes DomainEvents
-        if not newer:
+        newest = version
+
+        def newer() -> Iterator[DomainEvent]:
+            # Decoded one at a time as they are folded: a long stream's first read
+            # never holds all of its events at once.
+            nonlocal newest
+            for event in self._events.events.get(stream_id, gt=version or None):
+                newest = event.originator_version
+                yield cast("DomainEvent", event)  # our mapper makes DomainEvents
+
+        latest = project(cast("T | None", state), newer())
+        if newest == version:
             return cast("T | None", state)
-        latest = project(cast("T | None", state), newer)
         with self._lock:
             kept = self._states.get(key)
-            if kept is None or kept[0] < newer[-1].originator_version:
-                self._states[key] = (newer[-1].originator_version, latest)
+            if kept is None or kept[0] < newest:
+                self._states[key] = (newest, latest)
             self._states.move_to_end(key)
             if len(self._states) > self._size:
                 self._states.popitem(last=False)
