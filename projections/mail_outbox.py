@@ -221,10 +221,12 @@ _COLUMNS = (
 )
 
 
-def claim_for_sending(conn: psycopg.Connection[Any], mail_id: int) -> OutboxMail | None:
-    """Lock a pending mail for the current transaction; None if sent or dead-lettered.
+def claim_batch(conn: psycopg.Connection[Any], mail_ids: list[int]) -> list[OutboxMail]:
+    """Lock the batch's pending mails for the current transaction, in id order (so two
+    workers holding overlapping batches cannot deadlock); sent and dead-lettered mails
+    are left out.
 
-    Waits for a transaction holding the row: the relay that handed it over commits
+    Waits for a transaction holding a row: the relay that handed it over commits
     after sending the message, which a worker may already be holding (skipping the
     row then left about 1% of bench mail pending until requeued minutes later), and
     a worker sending a duplicate message's mail commits its `sent` first. A wait
@@ -233,25 +235,17 @@ def claim_for_sending(conn: psycopg.Connection[Any], mail_id: int) -> OutboxMail
     conn.execute(f"SET LOCAL lock_timeout = '{CLAIM_LOCK_TIMEOUT_SECONDS}s'")
     with conn.cursor(row_factory=class_row(OutboxMail)) as cur:
         cur.execute(
-            f"SELECT {_COLUMNS} FROM mail_outbox WHERE id = %s AND status = 'pending'"  # noqa: S608
-            " FOR UPDATE",
-            (mail_id,),
-        )
-        return cur.fetchone()
-
-
-def claim_batch(conn: psycopg.Connection[Any], mail_ids: list[int]) -> list[OutboxMail]:
-    """claim_for_sending for many mails in one statement, locked in id order (so two
-    workers holding overlapping batches cannot deadlock); sent and dead-lettered
-    mails are left out."""
-    conn.execute(f"SET LOCAL lock_timeout = '{CLAIM_LOCK_TIMEOUT_SECONDS}s'")
-    with conn.cursor(row_factory=class_row(OutboxMail)) as cur:
-        cur.execute(
             f"SELECT {_COLUMNS} FROM mail_outbox WHERE id = ANY(%s) AND status = 'pending'"  # noqa: S608
             " ORDER BY id FOR UPDATE",
             (mail_ids,),
         )
         return cur.fetchall()
+
+
+def claim_for_sending(conn: psycopg.Connection[Any], mail_id: int) -> OutboxMail | None:
+    """One mail's claim_batch; None if it is sent or dead-lettered."""
+    claimed = claim_batch(conn, [mail_id])
+    return claimed[0] if claimed else None
 
 
 def mark_all_sent(conn: psycopg.Connection[Any], mail_ids: list[int]) -> None:
