@@ -39,6 +39,7 @@ from litestar.openapi.spec import (
     SecurityScheme,
 )
 
+from api.cursors import CURSOR_PATTERN
 from api.headers import REQUEST_ID_PATTERN
 from infra.event_codec import CODEC
 from projections.event_log import HIDDEN_FIELDS
@@ -93,6 +94,7 @@ AUTHENTICATE_HEADER = _header(
 RESPONSE_HEADER_SCHEMAS = {
     "ETag": Schema(type=OpenAPIType.STRING, pattern=r'^"[0-9]+"$(?!\n)'),
     "X-Total-Count": Schema(type=OpenAPIType.INTEGER, minimum=0),
+    "X-Next-Cursor": Schema(type=OpenAPIType.STRING, pattern=CURSOR_PATTERN),
 }
 REQUEST_ID_PARAMETER = Parameter(
     name="X-Request-ID",

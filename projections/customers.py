@@ -104,6 +104,9 @@ class CustomerFilter(msgspec.Struct, frozen=True, kw_only=True):
     max_age: int | None = None
     limit: int = 50
     offset: int = 0
+    # Keyset pagination: only customers listed after this one (its created_at and id,
+    # the list's order), so a page stays exact while customers are added.
+    after: tuple[datetime, UUID] | None = None
 
 
 _COLUMN_TYPES = {
@@ -265,6 +268,9 @@ def _where(gym_id: UUID, f: CustomerFilter, today: date) -> tuple[str, dict[str,
 def list_query(gym_id: UUID, f: CustomerFilter, today: date) -> tuple[str, dict[str, Any]]:
     where, params = _where(gym_id, f, today)
     params |= {"limit": f.limit, "offset": f.offset}
+    if f.after is not None:  # the order's own index (gym_id, created_at DESC, id DESC)
+        where += " AND (c.created_at, c.id) < (%(after_at)s, %(after_id)s)"
+        params |= {"after_at": f.after[0], "after_id": f.after[1]}
     return (
         f"SELECT {_COLUMNS} FROM customers c WHERE {where}"  # noqa: S608 - fixed fragments
         " ORDER BY c.created_at DESC, c.id DESC LIMIT %(limit)s OFFSET %(offset)s",

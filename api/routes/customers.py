@@ -13,6 +13,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.params import Body, FromPath, FromQuery, QueryParameter
 
+from api import cursors
 from api.auth import CALLER, CallerGym, owner_only, owner_unless_time_travel
 from api.errors import responses
 from api.headers import IdempotencyKey, IfMatch, expected_version
@@ -54,6 +55,17 @@ ETAG_HEADER = ResponseHeader(
     description='The version shown, as an entity tag ("3"), for If-Match.',
     documentation_only=True,
     required=True,
+)
+NEXT_CURSOR_HEADER = ResponseHeader(
+    name="X-Next-Cursor",
+    description="Where the next page starts: pass it as `after`. Absent on the last page.",
+    documentation_only=True,
+    required=False,
+)
+AFTER = QueryParameter(
+    description="X-Next-Cursor of the page before: list the customers after it (stays"
+    " exact while customers are added, unlike offset).",
+    schema_extra={"pattern": cursors.CURSOR_PATTERN},
 )
 TOTAL_COUNT_HEADER = ResponseHeader(
     name="X-Total-Count",
@@ -165,7 +177,7 @@ async def _count(
     Others' changes show within the watcher's notification delay (milliseconds)."""
     key = (
         gym_id,
-        msgspec.structs.replace(query, limit=0, offset=0),
+        msgspec.structs.replace(query, limit=0, offset=0, after=None),
         today,
         services.watcher.position,
     )
@@ -214,7 +226,7 @@ class CustomersController(Controller):
         "",
         guards=[owner_only],
         responses=responses(400, 401, 403, 422, 503),
-        response_headers=[TOTAL_COUNT_HEADER],
+        response_headers=[TOTAL_COUNT_HEADER, NEXT_CURSOR_HEADER],
     )
     async def list(
         self,
@@ -233,9 +245,12 @@ class CustomersController(Controller):
         max_age: Annotated[int | None, QueryParameter(ge=0, schema_extra=FROM_ZERO, le=200)] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
         offset: Annotated[int, QueryParameter(ge=0, schema_extra=FROM_ZERO, le=MAX_OFFSET)] = 0,
+        after: Annotated[str | None, AFTER] = None,
     ) -> Response[builtins.list[CustomerResponse]]:  # `list` is this method here
         """Newest first. `search` matches names and email; ages count in the gym's
-        time zone. 400: min_age greater than max_age."""
+        time zone. Page with `offset`, or with `after` set to the X-Next-Cursor of the
+        page before (exact while customers are added). 400: min_age greater than
+        max_age."""
         for name, value in (
             ("search", search),
             ("first_name", first_name),
@@ -257,14 +272,15 @@ class CustomersController(Controller):
             max_age=max_age,
             limit=limit,
             offset=offset,
+            after=None if after is None else cursors.position(after),
         )
         async with services.read_pool.connection() as conn:
             rows = await list_customers(conn, caller.id, query, today)
             total = await _count(services, conn, caller.id, query, today)
-        return Response(
-            [CustomerResponse.of(row, today) for row in rows],
-            headers={"X-Total-Count": str(total)},
-        )
+        headers = {"X-Total-Count": str(total)}
+        if len(rows) == limit:  # there may be more: where the next page starts
+            headers["X-Next-Cursor"] = cursors.cursor(rows[-1].created_at, rows[-1].id)
+        return Response([CustomerResponse.of(row, today) for row in rows], headers=headers)
 
     @get(
         "/{customer_id:uuid}",

@@ -353,3 +353,45 @@ def test_customer_gets_one_welcome_mail_naming_the_gym(client: TestClient[Any], 
     assert len(mails) == 1
     assert "Muscle Beach" in mails[0]["Subject"]
     assert "Muscle Beach" in mails[0].get_content()
+
+
+def test_keyset_pages_follow_the_cursor_without_gaps_or_repeats(
+    client: TestClient[Any], owner: dict[str, str]
+) -> None:
+    """`after=<X-Next-Cursor>` pages through the list as `offset` does, and stays
+    exact when customers are added between pages (offset would repeat one)."""
+    made = [create(client, owner, last_name=f"Page{i}")["id"] for i in range(5)]
+    everyone = client.get(f"{API}/customers", headers=owner, params={"limit": 200}).json()
+    expected = [c["id"] for c in everyone]
+    assert expected[:5] == made[::-1]  # newest first
+    seen: list[str] = []
+    params: dict[str, Any] = {"limit": 2}
+    added = False
+    while True:
+        page = client.get(f"{API}/customers", headers=owner, params=params)
+        assert page.status_code == 200
+        assert page.headers["x-total-count"] == str(len(expected) + added)
+        seen += [c["id"] for c in page.json()]
+        cursor = page.headers.get("x-next-cursor")
+        if cursor is None:
+            break
+        if not added:  # a newer customer lands between two pages
+            create(client, owner, last_name="Late")
+            added = True
+        params = {"limit": 2, "after": cursor}
+    assert seen == expected
+    last = client.get(f"{API}/customers", headers=owner, params={"limit": 200})
+    assert "x-next-cursor" not in last.headers  # fewer than `limit`: the end
+
+
+def test_a_cursor_of_another_format_is_422_and_every_well_formed_one_is_taken(
+    client: TestClient[Any], owner: dict[str, str]
+) -> None:
+    for bad in ("AAAA", "12.ABCDEF", "1." + "A" * 32, "x" * 40, "1234567890123456789." + "0" * 32):
+        response = client.get(f"{API}/customers", headers=owner, params={"after": bad})
+        assert response.status_code == 422, bad
+        assert response.json()["detail"][0]["loc"] == ["query", "after"]
+    # Well formed, even past the years datetime holds: taken, as "after the newest".
+    for good in ("0." + "0" * 32, "999999999999999999." + "f" * 32):
+        response = client.get(f"{API}/customers", headers=owner, params={"after": good})
+        assert response.status_code == 200, good
