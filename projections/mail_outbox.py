@@ -242,12 +242,6 @@ def claim_batch(conn: psycopg.Connection[Any], mail_ids: list[int]) -> list[Outb
         return cur.fetchall()
 
 
-def claim_for_sending(conn: psycopg.Connection[Any], mail_id: int) -> OutboxMail | None:
-    """One mail's claim_batch; None if it is sent or dead-lettered."""
-    claimed = claim_batch(conn, [mail_id])
-    return claimed[0] if claimed else None
-
-
 def mark_all_sent(conn: psycopg.Connection[Any], mail_ids: list[int]) -> None:
     conn.execute(
         "UPDATE mail_outbox SET status = 'sent', sent_at = now(), attempts = attempts + 1,"
@@ -267,22 +261,6 @@ def record_failures(conn: psycopg.Connection[Any], failures: list[tuple[int, str
         " FROM unnest(%s::bigint[], %s::text[], %s::boolean[]) AS f(id, error, final)"
         " WHERE m.id = f.id",
         (list(ids), [e[:500] for e in errors], list(finals)),
-    )
-
-
-def mark_sent(conn: psycopg.Connection[Any], mail_id: int) -> None:
-    conn.execute(
-        "UPDATE mail_outbox SET status = 'sent', sent_at = now(), attempts = attempts + 1,"
-        " last_error = NULL WHERE id = %s",
-        (mail_id,),
-    )
-
-
-def record_failure(conn: psycopg.Connection[Any], mail_id: int, error: str, final: bool) -> None:
-    conn.execute(
-        "UPDATE mail_outbox SET attempts = attempts + 1, last_error = %s,"
-        " status = CASE WHEN %s THEN 'failed' ELSE status END WHERE id = %s",
-        (error[:500], final, mail_id),
     )
 
 

@@ -134,12 +134,13 @@ def test_mail_counts_follow_every_writer(fresh_database: str) -> None:
             taken = [mail_id for mail_id, _ in mail_outbox.take_unenqueued(conn)]
             mail_outbox.unmark_enqueued(conn, taken[:5])
         with conn.transaction():
-            mail_outbox.mark_sent(conn, taken[0])
-            mail_outbox.record_failure(conn, taken[1], "will retry", final=False)
-            mail_outbox.record_failure(conn, taken[2], "gave up", final=True)
+            mail_outbox.mark_all_sent(conn, [taken[0]])
+            mail_outbox.record_failures(
+                conn, [(taken[1], "will retry", False), (taken[2], "gave up", True)]
+            )
         assert agree() == {"pending": 28, "sent": 1, "failed": 1}
         with conn.transaction():  # rolled back: the counts roll back with the rows
-            mail_outbox.mark_sent(conn, taken[3])
+            mail_outbox.mark_all_sent(conn, [taken[3]])
             conn.execute("DELETE FROM mail_outbox WHERE id = %s", (taken[4],))
             raise psycopg.Rollback()
         assert agree() == {"pending": 28, "sent": 1, "failed": 1}
@@ -173,11 +174,11 @@ def test_mail_counts_stay_right_under_concurrent_workers(fresh_database: str) ->
         with psycopg.connect(fresh_database, autocommit=True) as own:
             for mail_id in share:
                 with own.transaction():  # what workers/mail.py deliver() does around SMTP
-                    if mail_outbox.claim_for_sending(own, mail_id) is not None:
+                    if mail_outbox.claim_batch(own, [mail_id]):
                         if mail_id % 7 == 0:
-                            mail_outbox.record_failure(own, mail_id, "refused", final=True)
+                            mail_outbox.record_failures(own, [(mail_id, "refused", True)])
                         else:
-                            mail_outbox.mark_sent(own, mail_id)
+                            mail_outbox.mark_all_sent(own, [mail_id])
 
     def projector() -> None:
         with psycopg.connect(fresh_database, autocommit=True) as own:
