@@ -2,7 +2,7 @@
 
 from uuid import UUID
 
-from domain import customer, email_claim, gym, idempotency
+from domain import check_in, customer, email_claim, gym, idempotency, membership, plan
 from domain.events import DomainEvent
 
 # Every event type the log may contain, by stable name (see infra/event_codec.py).
@@ -11,6 +11,9 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     *email_claim.EVENTS,
     *customer.EVENTS,
     *idempotency.EVENTS,
+    *plan.EVENTS,
+    *membership.EVENTS,
+    *check_in.EVENTS,
 )
 
 

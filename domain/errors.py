@@ -72,3 +72,16 @@ class InvalidQuery(DomainError):
 
 class IdempotencyKeyReused(DomainError):
     """The Idempotency-Key was used before with another request body."""
+
+
+class PlanNotOnSale(DomainError):
+    """A retired plan cannot be sold; the memberships sold before go on."""
+
+
+class MembershipRuleBroken(DomainError):
+    """A membership command the membership's state refuses: a freeze over the plan's
+    limit or overlapping another, cancelling twice, unfreezing what is not frozen."""
+
+
+class CardCodeTaken(DomainError):
+    """Another customer of the gym already carries this card code."""
