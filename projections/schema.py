@@ -45,6 +45,7 @@ MIGRATIONS = (
         mail_outbox.COUNTS_SQL,
         backfill=mail_outbox.COUNTS_BACKFILL_SQL,
     ),
+    Migration("0020_gym_reminder_days", GYMS, gyms.REMINDER_DAYS_MIGRATION_SQL),
 )
 
 
