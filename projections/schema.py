@@ -46,6 +46,7 @@ MIGRATIONS = (
         backfill=mail_outbox.COUNTS_BACKFILL_SQL,
     ),
     Migration("0020_gym_reminder_days", GYMS, gyms.REMINDER_DAYS_MIGRATION_SQL),
+    Migration("0021_event_index_time", EVENT_INDEX, event_log.RECORDED_AT_INDEX_SQL),
 )
 
 
