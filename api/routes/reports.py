@@ -10,9 +10,10 @@ from litestar.params import QueryParameter
 
 from api.auth import CALLER, CallerGym
 from api.errors import responses
-from api.moments import AS_OF, as_of_in_utc, query_error
+from api.moments import AS_OF, as_of_in_utc
 from api.openapi import SECURED
 from api.state import Services
+from domain.errors import InvalidQuery
 from projections.reports import (
     MembershipReport,
     MovementsReport,
@@ -50,7 +51,7 @@ class ReportsController(Controller):
         async with services.read_pool.connection() as conn:
             return await membership_report(conn, caller.id, day, moment)
 
-    @get("/movements", responses=responses(401, 422, 503))
+    @get("/movements", responses=responses(400, 401, 422, 503))
     async def movements(
         self,
         services: Services,
@@ -61,9 +62,10 @@ class ReportsController(Controller):
         """Memberships sold, renewed, frozen, cancelled and expired, and check-ins allowed
         and denied, recorded from the start of `from` to the end of `to` in the gym's
         time zone."""
+        # Each is a valid date; together they may contradict: 400, as min_age > max_age.
         if last < first:
-            raise query_error("to", "must not be before from")
+            raise InvalidQuery("to must not be before from")
         if last - first >= timedelta(days=MOVEMENTS_MAX_DAYS):
-            raise query_error("to", f"must be within {MOVEMENTS_MAX_DAYS} days of from")
+            raise InvalidQuery(f"to must be within {MOVEMENTS_MAX_DAYS} days of from")
         async with services.read_pool.connection() as conn:
             return await movements_report(conn, caller.id, first, last, caller.timezone)
