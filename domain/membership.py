@@ -179,6 +179,11 @@ def check_freeze(request: FreezeRequest) -> None:
     v.optional_text("reason", request.reason)
 
 
+def check_cancel(request: CancelRequest) -> None:
+    """The rule a cancellation keeps on its own (422), checked before any precondition."""
+    v.optional_text("reason", request.reason)
+
+
 def sell(
     membership_id: UUID, customer_id: UUID, plan: Plan, starts_on: date, stamp: Stamp
 ) -> MembershipSold:
@@ -202,9 +207,11 @@ def freeze(m: Membership, request: FreezeRequest, stamp: Stamp) -> MembershipFro
     check_freeze(request)
     _require_not_cancelled(m)
     new = Freeze(starts_on=request.starts_on, ends_on=request.ends_on)
-    if not m.starts_on <= new.starts_on <= m.ends_on:
+    # Within the current term: frozen days are counted per term from its first day,
+    # so a freeze in a term already renewed over would escape that term's limit.
+    if not m.term_starts_on <= new.starts_on <= m.ends_on:
         raise MembershipRuleBroken(
-            f"A freeze must start within the membership ({m.starts_on} to {m.ends_on})"
+            f"A freeze must start within the current term ({m.term_starts_on} to {m.ends_on})"
         )
     if any(new.starts_on <= old.ends_on and old.starts_on <= new.ends_on for old in m.freezes):
         raise MembershipRuleBroken("The freeze overlaps another freeze of this membership")
