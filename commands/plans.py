@@ -52,10 +52,16 @@ def open_gym(app: EventStore, gym_id: UUID) -> Gym:
     return gym
 
 
-def load_plan(app: EventStore, gym_id: UUID, plan_id: UUID) -> plan.Plan:
-    """The plan's latest state, scoped to `gym_id` (another gym's: NotFound)."""
+def load_plan(
+    app: EventStore, gym_id: UUID, plan_id: UUID, version: int | None = None
+) -> plan.Plan:
+    """The plan's latest state (or as it was at `version`), scoped to `gym_id`
+    (another gym's: NotFound)."""
     try:
-        found = app.latest.get(plan_id, plan.project)
+        if version is None:
+            found = app.latest.get(plan_id, plan.project)
+        else:
+            found = app.repository.get(plan_id, version=version, projector_func=plan.project)
     except (AggregateNotFoundError, StreamOfAnotherKind):
         found = None
     return plan.require_present(found, gym_id)

@@ -11,6 +11,7 @@ current term's first day. A freeze moves `ends_on` later by its days; ending it 
 (`unfreeze`) gives back the days not used.
 """
 
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -166,6 +167,35 @@ def status_on(m: Membership, today: date) -> Status:
     if any(freeze.covers(today) for freeze in m.freezes):
         return Status.FROZEN
     return Status.ACTIVE
+
+
+def shown_on_customer(memberships: Iterable[Membership], today: date) -> Membership | None:
+    """The membership a customer's `active`, `membership_start` and `membership_end`
+    follow on the gym-local `today` (None: the customer holds none, and reads exactly
+    as the earlier contract has it, from the dates stored on them):
+
+    1. the memberships that give access today (status `active`): the one that ends
+       last (latest `ends_on`; then the newest sale);
+    2. else the latest one: the greatest `starts_on`, then the newest sale.
+
+    The customer is then `active` when the owner has not switched them off AND that
+    membership is `active` today; `membership_start` is its `starts_on` and
+    `membership_end` its last day of access (`last_day_of_access`)."""
+    held = list(memberships)
+    if not held:
+        return None
+    giving_access = [m for m in held if status_on(m, today) is Status.ACTIVE]
+    if giving_access:
+        return max(giving_access, key=lambda m: (m.ends_on, m.created_at, m.id.int))
+    return max(held, key=lambda m: (m.starts_on, m.created_at, m.id.int))
+
+
+def last_day_of_access(m: Membership) -> date:
+    """`ends_on`, or the day before `cancelled_on` when access was cancelled from a day
+    not after it (before `starts_on` when it was cancelled before it began)."""
+    if m.cancelled_on is not None and m.cancelled_on <= m.ends_on:
+        return m.cancelled_on - timedelta(days=1)
+    return m.ends_on
 
 
 def frozen_days_this_term(m: Membership) -> int:

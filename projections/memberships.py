@@ -204,6 +204,12 @@ _STATUS = """(CASE
         THEN 'frozen'
     ELSE 'active' END)"""
 
+# SQL twin of `status_on(m, today) is Status.ACTIVE`: the membership gives access today.
+ACCESS_TODAY = """(m.starts_on <= %(today)s::date AND %(today)s::date <= m.ends_on
+    AND (m.cancelled_on IS NULL OR %(today)s::date < m.cancelled_on)
+    AND NOT EXISTS (SELECT 1 FROM membership_freezes f WHERE f.membership_id = m.id
+                    AND f.starts_on <= %(today)s::date AND %(today)s::date <= f.ends_on))"""
+
 _FREEZES = (
     "COALESCE((SELECT json_agg(json_build_array(f.starts_on, f.ends_on, f.reason)"
     " ORDER BY f.starts_on) FROM membership_freezes f WHERE f.membership_id = m.id), '[]')"
