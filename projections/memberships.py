@@ -223,7 +223,7 @@ _COLUMNS = (
 _NEWEST_FIRST = " ORDER BY m.created_at DESC, m.id DESC"
 
 
-def _membership(values: Any) -> Membership:
+def membership_of_row(values: Any) -> Membership:
     """A domain Membership from a row in _COLUMNS order."""
     (id_, gym_id, customer_id, plan_id, plan_name, version, price, currency, months, days) = values[
         :10
@@ -271,7 +271,7 @@ _OF_CUSTOMERS_SQL = (
 def memberships_of(cur: psycopg.Cursor[Any], gym_id: UUID, customer_id: UUID) -> list[Membership]:
     """The customer's memberships as the domain sees them, newest sale first."""
     cur.execute(_OF_CUSTOMER_SQL, (gym_id, customer_id))
-    return [_membership(row) for row in cur.fetchall()]
+    return [membership_of_row(row) for row in cur.fetchall()]
 
 
 async def customer_memberships(
@@ -279,7 +279,7 @@ async def customer_memberships(
 ) -> list[Membership]:
     """memberships_of on the API's connections."""
     cur = await conn.execute(_OF_CUSTOMER_SQL, (gym_id, customer_id))
-    return [_membership(row) for row in await cur.fetchall()]
+    return [membership_of_row(row) for row in await cur.fetchall()]
 
 
 async def memberships_of_customers(
@@ -291,7 +291,7 @@ async def memberships_of_customers(
         return found
     cur = await conn.execute(_OF_CUSTOMERS_SQL, (gym_id, customer_ids))
     for row in await cur.fetchall():
-        membership = _membership(row)
+        membership = membership_of_row(row)
         found.setdefault(membership.customer_id, []).append(membership)
     return found
 
@@ -304,7 +304,7 @@ async def get_membership(
         (gym_id, membership_id),
     )
     row = await cur.fetchone()
-    return None if row is None else _membership(row)
+    return None if row is None else membership_of_row(row)
 
 
 class MembershipFilter(msgspec.Struct, frozen=True, kw_only=True):
@@ -326,17 +326,27 @@ def _where(gym_id: UUID, f: MembershipFilter, today: date) -> tuple[str, dict[st
     return " AND ".join(clauses), params
 
 
-async def list_memberships(
-    conn: psycopg.AsyncConnection[Any], gym_id: UUID, f: MembershipFilter, today: date
-) -> tuple[list[Membership], int]:
-    """One page of the gym's memberships by last day (soonest first), and how many match."""
+def list_query(gym_id: UUID, f: MembershipFilter, today: date) -> tuple[str, dict[str, Any]]:
+    """One page of the gym's memberships by last day (soonest first), in _COLUMNS order."""
     where, params = _where(gym_id, f, today)
-    cur = await conn.execute(
+    return (
         f"SELECT {_COLUMNS} FROM memberships m WHERE {where}"  # noqa: S608 - fixed fragments
         " ORDER BY m.ends_on, m.id LIMIT %(limit)s OFFSET %(offset)s",
         {**params, "limit": f.limit, "offset": f.offset},
     )
-    page = [_membership(row) for row in await cur.fetchall()]
-    counted = await conn.execute(f"SELECT count(*) FROM memberships m WHERE {where}", params)  # noqa: S608
+
+
+def count_query(gym_id: UUID, f: MembershipFilter, today: date) -> tuple[str, dict[str, Any]]:
+    where, params = _where(gym_id, f, today)
+    return f"SELECT count(*) FROM memberships m WHERE {where}", params  # noqa: S608
+
+
+async def list_memberships(
+    conn: psycopg.AsyncConnection[Any], gym_id: UUID, f: MembershipFilter, today: date
+) -> tuple[list[Membership], int]:
+    """One page of the gym's memberships by last day (soonest first), and how many match."""
+    cur = await conn.execute(*list_query(gym_id, f, today))
+    page = [membership_of_row(row) for row in await cur.fetchall()]
+    counted = await conn.execute(*count_query(gym_id, f, today))
     total = await counted.fetchone()
     return page, int(total[0]) if total else 0
