@@ -4,11 +4,15 @@ customer response shows for a customer who holds memberships."""
 
 from datetime import date, timedelta
 from typing import Any
+from uuid import UUID
 
+import psycopg
 import pytest
 from litestar.testing import TestClient
 
+from projections.rebuild import blue_green_rebuild, replay_and_compare
 from tests.conftest import bearer, signup_and_login
+from tests.integration.helpers import head_position, wait_projected
 from tests.integration.test_api_customers import create as create_customer
 from tests.integration.test_api_plans import create_plan
 from tests.integration.test_audit_api import auditor_for
@@ -416,3 +420,38 @@ def test_the_customer_follows_the_membership_that_gives_access(
     # The owner's switch still counts.
     client.patch(url, headers=owner, json={"active": False})
     assert shown()[0] is False
+
+
+def _tables(database_url: str) -> dict[str, set[tuple[Any, ...]]]:
+    with psycopg.connect(database_url) as conn:
+        return {
+            table: set(conn.execute(f"SELECT * FROM {table}").fetchall())  # noqa: S608 - constant
+            for table in ("plans", "memberships", "membership_freezes")
+        }
+
+
+def test_replay_verify_and_a_blue_green_rebuild_cover_plans_and_memberships(
+    client: TestClient[Any], owner: dict[str, str], settings: Any
+) -> None:
+    customer = create_customer(client, owner)["id"]
+    leaving = create_customer(client, owner)["id"]
+    plan = create_plan(client, owner, max_freeze_days=9)["id"]
+    sold = sell(client, owner, customer, plan, "2026-03-01")["id"]
+    sell(client, owner, leaving, plan, "2026-03-01")
+    command(client, owner, sold, "freeze", {"starts_on": "2026-03-02", "ends_on": "2026-03-05"})
+    command(client, owner, sold, "freeze", {"starts_on": "2026-03-10", "ends_on": "2026-03-12"})
+    command(client, owner, sold, "unfreeze", {"on": "2026-03-11"})
+    command(client, owner, sold, "renew")
+    command(client, owner, sold, "cancel", {"effective_on": "2026-04-20", "reason": "moved"})
+    client.patch(f"{API}/plans/{plan}", headers=owner, json={"term": {"days": 20}})
+    client.delete(f"{API}/customers/{leaving}", headers=owner)
+    events, found = replay_and_compare(settings.database_url)
+    assert events > 0
+    assert found == {}
+    before = _tables(settings.database_url)
+    assert any(row[0] == UUID(sold) for row in before["memberships"])
+    blue_green_rebuild(settings.database_url)
+    wait_projected(settings.database_url, head_position(settings.database_url))
+    after = _tables(settings.database_url)
+    assert {t: rows >= before[t] for t, rows in after.items()} == dict.fromkeys(before, True)
+    assert client.get(f"{API}/memberships/{sold}", headers=owner).status_code == 200
