@@ -455,3 +455,22 @@ def test_replay_verify_and_a_blue_green_rebuild_cover_plans_and_memberships(
     after = _tables(settings.database_url)
     assert {t: rows >= before[t] for t, rows in after.items()} == dict.fromkeys(before, True)
     assert client.get(f"{API}/memberships/{sold}", headers=owner).status_code == 200
+
+
+def test_a_customer_s_past_shows_the_memberships_of_then(
+    client: TestClient[Any], owner: dict[str, str]
+) -> None:
+    today = date.today()
+    legacy_end = str(today + timedelta(days=100))
+    customer = create_customer(client, owner, membership_end=legacy_end)["id"]
+    plan = create_plan(client, owner)["id"]
+    url = f"{API}/customers/{customer}"
+    before = client.get(url, headers=owner, params={"version": 1}).json()
+    sold = sell(client, owner, customer, plan, str(today - timedelta(days=40)))
+    history = client.get(f"{API}/memberships/{sold['id']}/history", headers=owner).json()
+    # At version 1 (recorded before the sale) the customer held no membership yet.
+    assert client.get(url, headers=owner, params={"version": 1}).json() == before
+    assert before["membership_end"] == legacy_end
+    then = client.get(url, headers=owner, params={"as_of": history[0]["recorded_at"]}).json()
+    assert (then["membership_end"], then["active"]) == (sold["ends_on"], False)  # expired
+    assert client.get(url, headers=owner).json()["membership_end"] == sold["ends_on"]
