@@ -4,12 +4,13 @@ customer response shows for a customer who holds memberships."""
 
 from datetime import date, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
 from litestar.testing import TestClient
 
+from domain import idempotency
 from projections.rebuild import blue_green_rebuild, replay_and_compare
 from tests.conftest import bearer, signup_and_login
 from tests.integration.helpers import head_position, wait_projected
@@ -474,3 +475,56 @@ def test_a_customer_s_past_shows_the_memberships_of_then(
     then = client.get(url, headers=owner, params={"as_of": history[0]["recorded_at"]}).json()
     assert (then["membership_end"], then["active"]) == (sold["ends_on"], False)  # expired
     assert client.get(url, headers=owner).json()["membership_end"] == sold["ends_on"]
+
+
+def test_every_id_that_is_not_one_of_the_gym_s_own_is_404_and_stores_nothing(
+    client: TestClient[Any], owner: dict[str, str], settings: Any
+) -> None:
+    """Reads and writes of plans and memberships by every kind of foreign stream: the
+    gym itself, a customer, its own key's stream, the other kind, another gym's."""
+    me = client.get(f"{API}/gyms/me", headers=owner).json()["id"]
+    customer = create_customer(client, owner)["id"]
+    plan = client.post(
+        f"{API}/plans",
+        headers={**owner, "Idempotency-Key": "iso"},
+        json={"name": "P", "price_cents": 1, "currency": "EUR", "term": {"days": 5}},
+    ).json()["id"]
+    sold = sell(client, owner, customer, plan, "2026-03-01")["id"]
+    _, token = signup_and_login(client)
+    other = bearer(token)
+    their_plan = create_plan(client, other)["id"]
+    their_sale = sell(client, other, create_customer(client, other)["id"], their_plan, "2026-03-01")
+    foreign = [
+        me,
+        customer,
+        str(idempotency.stream_id(me, "iso")),
+        their_plan,
+        their_sale["id"],
+        str(uuid4()),
+    ]
+    before = head_position(settings.database_url)
+    failures = []
+    for stream in foreign:
+        plan_ids, membership_ids = [stream, sold], [stream, plan]
+        for url in [f"{API}/plans/{i}" for i in plan_ids if i != plan]:
+            for response in (
+                client.get(url, headers=owner),
+                client.get(url, headers=owner, params={"version": 1}),
+                client.get(f"{url}/history", headers=owner),
+                client.patch(url, headers=owner, json={"name": "Mine"}),
+                client.delete(url, headers={**owner, "If-Match": "*"}),
+            ):
+                if response.status_code != 404:
+                    failures.append((url, response.status_code, response.text[:120]))
+        for url in [f"{API}/memberships/{i}" for i in membership_ids if i != sold]:
+            for response in (
+                client.get(url, headers=owner),
+                client.get(url, headers=owner, params={"as_of": "2100-01-01T00:00:00Z"}),
+                client.get(f"{url}/history", headers=owner),
+                client.post(f"{url}/renew", headers=owner),
+                client.post(f"{url}/cancel", headers=owner, json={"effective_on": "2026-03-02"}),
+            ):
+                if response.status_code != 404:
+                    failures.append((url, response.status_code, response.text[:120]))
+    assert not failures, "\n".join(map(str, failures))
+    assert head_position(settings.database_url) == before, "a refused write stored an event"
