@@ -5,6 +5,7 @@ Status is derived on the gym's today, in its time zone."""
 
 import builtins
 import hashlib
+import re
 from datetime import date
 from typing import Annotated, Literal, get_args
 from uuid import UUID
@@ -36,7 +37,7 @@ from commands.memberships import (
     load_membership,
 )
 from commands.time_travel import membership_as_of
-from domain.errors import NotFound
+from domain.errors import InvalidValue, NotFound
 from domain.membership import Status
 from projections.customers import get_customer
 from projections.memberships import (
@@ -59,6 +60,24 @@ TOTAL_COUNT_HEADER = ResponseHeader(
     documentation_only=True,
     required=True,
 )
+# A calendar date exactly as JSON Schema's "date" writes one; Litestar's own reading of
+# a date parameter also takes `null` for absent, which the document does not allow.
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+ENDS_BEFORE = QueryParameter(
+    description="YYYY-MM-DD: only memberships whose `ends_on` is before this day.",
+    schema_extra={"format": "date", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$(?!\n)"},
+)
+
+
+def _calendar_day(name: str, text: str) -> date:
+    try:
+        if _DAY.fullmatch(text):
+            return date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise InvalidValue(name, "must be a date (YYYY-MM-DD)", "query")
+
+
 # A command's statuses: 409 when the membership's state refuses it (a freeze over the
 # plan's limit or overlapping another, cancelling twice, unfreezing what is not frozen).
 COMMAND_STATUSES = responses(401, 403, 404, 409, 412, 413, 422, 503)
@@ -143,7 +162,7 @@ class MembershipsController(Controller):
         services: Services,
         caller: Caller,
         status: FromQuery[StatusName | None] = None,
-        ends_before: FromQuery[date | None] = None,
+        ends_before: Annotated[str | None, ENDS_BEFORE] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
         offset: Annotated[int, QueryParameter(ge=0, schema_extra=FROM_ZERO, le=MAX_OFFSET)] = 0,
     ) -> Response[builtins.list[MembershipResponse]]:  # `list` is this method here
@@ -153,7 +172,7 @@ class MembershipsController(Controller):
         today = caller.today(services.clock.now())
         query = MembershipFilter(
             status=None if status is None else Status(status),
-            ends_before=ends_before,
+            ends_before=None if ends_before is None else _calendar_day("ends_before", ends_before),
             limit=limit,
             offset=offset,
         )

@@ -160,6 +160,8 @@ def test_the_gym_list_filters_pages_and_counts(
         {"limit": 201},
         {"offset": -1},
         {"ends_before": "soon"},
+        {"ends_before": "null"},
+        {"ends_before": "2026-02-30"},
     ):
         response = client.get(f"{API}/memberships", headers=owner, params=bad)
         assert response.status_code == 422, (bad, response.text)

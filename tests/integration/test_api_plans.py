@@ -96,6 +96,7 @@ def test_max_freeze_days_defaults_to_zero(client: TestClient[Any], owner: dict[s
         ({"term": {}}, "term"),
         ({"term": {"weeks": 2}}, "term"),
         ({"term": {"months": 0}}, "term"),
+        ({"term": {"months": None}}, "term"),
         ({"max_freeze_days": -1}, "max_freeze_days"),
     ],
 )

@@ -99,10 +99,9 @@ class Gym:
                 self.events.append(sold)
                 self.held.append(membership.evolve(None, sold))
             elif kind == "switch_off":
-                for event in customer.change(
-                    person, customer.CustomerDetails(active=False), today=FIRST_DAY, stamp=stamp
-                ):
-                    self.record(event)
+                off = customer.CustomerDetails(active=False)
+                for switched in customer.change(person, off, today=FIRST_DAY, stamp=stamp):
+                    self.record(switched)
             else:
                 self.record(customer.remove(person, stamp))
             return

@@ -59,11 +59,11 @@ def _check(m: membership.Membership, term_starts: list[date]) -> None:
     """`term_starts`: the first day of every term so far, in order."""
     assert m.starts_on <= m.term_starts_on <= m.ends_on
     assert membership.frozen_days_this_term(m) <= m.max_freeze_days
-    for first, following in zip(term_starts, [*term_starts[1:], date.max], strict=True):
-        in_term = [f for f in m.freezes if first <= f.starts_on < following]
-        assert sum(f.days for f in in_term) <= m.max_freeze_days, (first, in_term)
-    for first, second in zip(m.freezes, m.freezes[1:], strict=False):
-        assert first.ends_on < second.starts_on  # sorted, and never overlapping
+    for term_start, next_start in zip(term_starts, [*term_starts[1:], date.max], strict=True):
+        in_term = [f for f in m.freezes if term_start <= f.starts_on < next_start]
+        assert sum(f.days for f in in_term) <= m.max_freeze_days, (term_start, in_term)
+    for earlier, later in zip(m.freezes, m.freezes[1:], strict=False):
+        assert earlier.ends_on < later.starts_on  # sorted, and never overlapping
     assert all(f.starts_on <= f.ends_on for f in m.freezes)
 
 
