@@ -25,6 +25,8 @@ from api.routes.credentials import CredentialsController
 from api.routes.customers import CustomersController
 from api.routes.gyms import AuthController, MyGymController
 from api.routes.mails import MailsController
+from api.routes.memberships import MembershipsController
+from api.routes.plans import PlansController
 from api.routes.reports import ReportsController
 from api.state import AppState
 from api.strict import strict_request
@@ -103,6 +105,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             AuditController,
             MailsController,
             ReportsController,
+            PlansController,
+            MembershipsController,
         ],
     )
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None

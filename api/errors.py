@@ -31,7 +31,9 @@ from domain.errors import (
     InvalidLogin,
     InvalidQuery,
     InvalidValue,
+    MembershipRuleBroken,
     NotFound,
+    PlanNotOnSale,
     StaleCredentials,
     VersionConflict,
 )
@@ -92,6 +94,8 @@ DOMAIN_STATUS: tuple[tuple[type[DomainError], int, str | None], ...] = (
     (InvalidQuery, 400, None),
     (NotFound, 404, None),
     (VersionConflict, 412, "The resource was changed by someone else; reload and retry"),
+    (PlanNotOnSale, 409, None),
+    (MembershipRuleBroken, 409, None),
 )
 
 

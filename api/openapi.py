@@ -114,11 +114,25 @@ def _all_structs(cls: type[msgspec.Struct]) -> Iterator[type[msgspec.Struct]]:
         yield from _all_structs(sub)
 
 
+def _ref_in_all_of(node: Any) -> Any:
+    """msgspec writes a field's own keywords beside its `$ref` (a term's `oneOf`); tools
+    reading OpenAPI as 3.0 ignore a `$ref`'s siblings, so the reference goes into
+    `allOf` beside them, which means the same in every version."""
+    if isinstance(node, list):
+        return [_ref_in_all_of(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    found = {key: _ref_in_all_of(value) for key, value in node.items()}
+    if "$ref" in found and len(found) > 1:
+        return {"allOf": [{"$ref": found.pop("$ref")}], **found}
+    return found
+
+
 def _struct_components(names: set[str]) -> dict[str, dict[str, Any]]:
     """msgspec's schemas for the structs Litestar made components of (by class name)."""
     by_name = {cls.__name__: cls for cls in _all_structs(msgspec.Struct) if cls.__name__ in names}
     _, components = msgspec.json.schema_components(by_name.values(), ref_template=_REF_TEMPLATE)
-    return components
+    return {name: _ref_in_all_of(schema) for name, schema in components.items()}
 
 
 def _event_records(schemas: dict[str, Schema]) -> None:

@@ -6,12 +6,22 @@ with their documented field types in domain/fields.py); responses are built from
 read model's rows.
 """
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 
+from domain.membership import (
+    Membership,
+    Status,
+    last_day_of_access,
+    shown_on_customer,
+    status_on,
+)
+from domain.plan import Plan
+from domain.terms import Term
 from projections.customers import CustomerRow
 from projections.gyms import GymView
 
@@ -76,9 +86,20 @@ class CustomerResponse(msgspec.Struct):
     updated_at: Instant
 
     @classmethod
-    def of(cls, c: CustomerRow, today: date) -> "CustomerResponse":
-        """`active` as of the gym's today. Field by field: lists answer up to 200 of
-        these, and this is four times as fast as converting through msgspec."""
+    def of(
+        cls, c: CustomerRow, today: date, memberships: Sequence[Membership] = ()
+    ) -> "CustomerResponse":
+        """`active` as of the gym's today; with memberships, it and the membership
+        dates follow the one domain.membership.shown_on_customer picks. Field by
+        field: lists answer up to 200 of these, four times as fast as msgspec.convert."""
+        shown = shown_on_customer(memberships, today)
+        if shown is not None:
+            return msgspec.structs.replace(
+                cls.of(c, today),
+                active=c.owner_active and status_on(shown, today) is Status.ACTIVE,
+                membership_start=shown.starts_on,
+                membership_end=last_day_of_access(shown),
+            )
         return cls(
             id=c.id,
             gym_id=c.gym_id,
@@ -103,6 +124,69 @@ def _in_utc(answer: GymResponse) -> GymResponse:
         created_at=answer.created_at.astimezone(UTC),
         updated_at=answer.updated_at.astimezone(UTC),
     )
+
+
+class PlanResponse(msgspec.Struct):
+    id: UUID
+    name: str
+    price_cents: int
+    currency: str
+    term: Term
+    max_freeze_days: int
+    retired: bool
+
+    @classmethod
+    def of(cls, plan: Plan) -> "PlanResponse":
+        return cls(
+            id=plan.id,
+            name=plan.name,
+            price_cents=plan.price_cents,
+            currency=plan.currency,
+            term=plan.term,
+            max_freeze_days=plan.max_freeze_days,
+            retired=plan.retired,
+        )
+
+
+class FreezeResponse(msgspec.Struct):
+    """Both days frozen."""
+
+    starts_on: date
+    ends_on: date
+    reason: str | None
+
+
+class MembershipResponse(msgspec.Struct):
+    """`ends_on` is the last day of the current term, moved later by its freezes;
+    `status` is derived on the gym's today (in its time zone)."""
+
+    id: UUID
+    customer_id: UUID
+    plan_id: UUID
+    plan_name: str
+    starts_on: date
+    ends_on: date
+    price_cents: int
+    currency: str
+    status: Status
+    freezes: list[FreezeResponse]
+    cancelled_on: date | None
+
+    @classmethod
+    def of(cls, m: Membership, today: date) -> "MembershipResponse":
+        return cls(
+            id=m.id,
+            customer_id=m.customer_id,
+            plan_id=m.plan_id,
+            plan_name=m.plan_name,
+            starts_on=m.starts_on,
+            ends_on=m.ends_on,
+            price_cents=m.price_cents,
+            currency=m.currency,
+            status=status_on(m, today),
+            freezes=[FreezeResponse(f.starts_on, f.ends_on, f.reason) for f in m.freezes],
+            cancelled_on=m.cancelled_on,
+        )
 
 
 class ParkedAt(msgspec.Struct):

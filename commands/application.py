@@ -9,7 +9,7 @@ whichever process issues it: the API, the expiry job or a test.
 import time
 from typing import assert_never
 
-from commands import customers, gyms, membership_notes
+from commands import customers, gyms, membership_notes, memberships, plans
 from commands.context import CommandContext
 from commands.customers import ChangeCustomer, ExpireMembership, RegisterCustomer, RemoveCustomer
 from commands.gyms import (
@@ -23,9 +23,23 @@ from commands.gyms import (
 )
 from commands.latest import WriteContention
 from commands.membership_notes import ExpireMembershipTerm, QueueMembershipReminder
+from commands.memberships import (
+    CancelMembership,
+    FreezeMembership,
+    RenewMembership,
+    SellMembership,
+    UnfreezeMembership,
+)
+from commands.plans import ChangePlan, CreatePlan, RetirePlan
 from commands.results import CommandResult
 from commands.store import EventStore, StreamConflict
-from domain.errors import EmailAlreadyRegistered, IdempotencyKeyReused, VersionConflict
+from domain.errors import (
+    EmailAlreadyRegistered,
+    IdempotencyKeyReused,
+    MembershipRuleBroken,
+    PlanNotOnSale,
+    VersionConflict,
+)
 from infra import metrics
 
 __all__ = ["Command", "GymLedger", "StreamConflict"]
@@ -44,6 +58,14 @@ Command = (
     | ExpireMembership
     | ExpireMembershipTerm
     | QueueMembershipReminder
+    | CreatePlan
+    | ChangePlan
+    | RetirePlan
+    | SellMembership
+    | FreezeMembership
+    | UnfreezeMembership
+    | RenewMembership
+    | CancelMembership
 )
 
 # Why a command was refused, for the conflicts metric (by the error's class).
@@ -52,6 +74,8 @@ REFUSALS: tuple[tuple[type[Exception], str], ...] = (
     (IdempotencyKeyReused, "idempotency_key"),
     (WriteContention, "contention"),  # other writers kept winning for the whole budget
     (VersionConflict, "version"),  # the version the client named is no longer the latest
+    (PlanNotOnSale, "plan_retired"),
+    (MembershipRuleBroken, "membership_rule"),
 )
 
 
@@ -96,5 +120,21 @@ class GymLedger(EventStore):
                 return membership_notes.expire_membership_term(self, command, ctx)
             case QueueMembershipReminder():
                 return membership_notes.queue_membership_reminder(self, command, ctx)
+            case CreatePlan():
+                return plans.create_plan(self, command, ctx)
+            case ChangePlan():
+                return plans.change_plan(self, command, ctx)
+            case RetirePlan():
+                return plans.retire_plan(self, command, ctx)
+            case SellMembership():
+                return memberships.sell_membership(self, command, ctx)
+            case FreezeMembership():
+                return memberships.freeze_membership(self, command, ctx)
+            case UnfreezeMembership():
+                return memberships.unfreeze_membership(self, command, ctx)
+            case RenewMembership():
+                return memberships.renew_membership(self, command, ctx)
+            case CancelMembership():
+                return memberships.cancel_membership(self, command, ctx)
             case _:
                 assert_never(command)

@@ -2,8 +2,9 @@
 
 The write side owns how a stream folds into an aggregate (domain/*.project), so the
 past state is rebuilt here and not in a route. The events come from the read pool,
-straight from the log with tenant scoping (projections/event_log.customer_stream):
-another gym's customer, or a stream that is no customer, has no past at all.
+straight from the log with tenant scoping (projections/event_log.customer_stream and
+its siblings): another gym's customer, plan or membership, or a stream of another
+kind, has no past at all.
 """
 
 from datetime import datetime
@@ -12,8 +13,11 @@ from uuid import UUID
 
 import psycopg
 
-from domain import customer
-from projections.event_log import customer_stream
+from domain import customer, membership, plan
+from domain.events import DomainEvent
+from projections.engine import Recorded
+from projections.event_log import customer_stream, membership_stream, plan_stream
+from projections.memberships import customer_memberships
 
 
 class CustomerThen(NamedTuple):
@@ -45,3 +49,61 @@ async def customer_as_of(
     if then is None or then.removed:
         return None
     return CustomerThen(then, events[-1].timestamp)
+
+
+def _until(
+    stream: list[Recorded], moment: datetime | None, version: int | None
+) -> list[DomainEvent]:
+    """The stream's events up to `version` and recorded at or before `moment`."""
+    return [
+        item.event
+        for item in stream
+        if (version is None or item.event.originator_version <= version)
+        and (moment is None or item.event.timestamp <= moment)
+    ]
+
+
+class MembershipThen(NamedTuple):
+    membership: membership.Membership
+    recorded_at: datetime  # of the last event folded in (see CustomerThen)
+
+
+async def plan_as_of(
+    conn: psycopg.AsyncConnection[Any],
+    gym_id: UUID,
+    plan_id: UUID,
+    *,
+    moment: datetime | None,
+    version: int | None,
+) -> plan.Plan | None:
+    """The plan of `gym_id` as it was (see customer_as_of); None before it existed."""
+    events = _until(await plan_stream(conn, gym_id, plan_id), moment, version)
+    return plan.project(None, events)
+
+
+async def membership_as_of(
+    conn: psycopg.AsyncConnection[Any],
+    gym_id: UUID,
+    membership_id: UUID,
+    *,
+    moment: datetime | None,
+    version: int | None,
+) -> MembershipThen | None:
+    """The membership of `gym_id` as it was (see customer_as_of); None before its sale."""
+    events = _until(await membership_stream(conn, gym_id, membership_id), moment, version)
+    then = membership.project(None, events)
+    return None if then is None else MembershipThen(then, events[-1].timestamp)
+
+
+async def customer_memberships_as_of(
+    conn: psycopg.AsyncConnection[Any], gym_id: UUID, customer_id: UUID, moment: datetime
+) -> list[membership.Membership]:
+    """The customer's memberships as they were at `moment`: those the read model holds
+    now (a membership never changes hands), each folded from its events up to then."""
+    then = []
+    for held in await customer_memberships(conn, gym_id, customer_id):
+        if held.created_at <= moment:
+            found = await membership_as_of(conn, gym_id, held.id, moment=moment, version=None)
+            if found is not None:
+                then.append(found.membership)
+    return then

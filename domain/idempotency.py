@@ -23,7 +23,10 @@ class IdempotencyKeyUsed(DomainEvent, frozen=True, kw_only=True):
     scope: str  # the gym id, or "signup"
     key: str
     fingerprint: str  # digest of the request body that used the key first
-    result_id: UUID  # what that request created
+    result_id: UUID  # what that request created (or changed)
+    # The version of `result_id` that request left: 1 for a creation, which is what
+    # every key recorded before commands on existing streams took keys.
+    result_version: int = 1
 
 
 class IdempotencyRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,6 +34,7 @@ class IdempotencyRecord(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     fingerprint: str
     result_id: UUID
+    result_version: int = 1
 
 
 def stream_id(scope: str, key: str) -> UUID:
@@ -56,7 +60,13 @@ def replay(record: IdempotencyRecord, fingerprint: str) -> UUID:
 
 
 def use(
-    scope: str, key: str, fingerprint: str, result_id: UUID, gym_id: UUID, stamp: Stamp
+    scope: str,
+    key: str,
+    fingerprint: str,
+    result_id: UUID,
+    gym_id: UUID,
+    stamp: Stamp,
+    result_version: int = 1,
 ) -> IdempotencyKeyUsed:
     return IdempotencyKeyUsed(
         gym_id=gym_id,
@@ -65,6 +75,7 @@ def use(
         key=key,
         fingerprint=fingerprint,
         result_id=result_id,
+        result_version=result_version,
     )
 
 
@@ -78,6 +89,7 @@ def project(
                 version=event.originator_version,
                 fingerprint=event.fingerprint,
                 result_id=event.result_id,
+                result_version=event.result_version,
             )
     return record
 

@@ -11,6 +11,7 @@ current term's first day. A freeze moves `ends_on` later by its days; ending it 
 (`unfreeze`) gives back the days not used.
 """
 
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -168,6 +169,35 @@ def status_on(m: Membership, today: date) -> Status:
     return Status.ACTIVE
 
 
+def shown_on_customer(memberships: Iterable[Membership], today: date) -> Membership | None:
+    """The membership a customer's `active`, `membership_start` and `membership_end`
+    follow on the gym-local `today` (None: the customer holds none, and reads exactly
+    as the earlier contract has it, from the dates stored on them):
+
+    1. the memberships that give access today (status `active`): the one that ends
+       last (latest `ends_on`; then the newest sale);
+    2. else the latest one: the greatest `starts_on`, then the newest sale.
+
+    The customer is then `active` when the owner has not switched them off AND that
+    membership is `active` today; `membership_start` is its `starts_on` and
+    `membership_end` its last day of access (`last_day_of_access`)."""
+    held = list(memberships)
+    if not held:
+        return None
+    giving_access = [m for m in held if status_on(m, today) is Status.ACTIVE]
+    if giving_access:
+        return max(giving_access, key=lambda m: (m.ends_on, m.created_at, m.id.int))
+    return max(held, key=lambda m: (m.starts_on, m.created_at, m.id.int))
+
+
+def last_day_of_access(m: Membership) -> date:
+    """`ends_on`, or the day before `cancelled_on` when access was cancelled from a day
+    not after it (before `starts_on` when it was cancelled before it began)."""
+    if m.cancelled_on is not None and m.cancelled_on <= m.ends_on:
+        return m.cancelled_on - timedelta(days=1)
+    return m.ends_on
+
+
 def frozen_days_this_term(m: Membership) -> int:
     return sum(fr.days for fr in m.freezes if fr.starts_on >= m.term_starts_on)
 
@@ -176,6 +206,11 @@ def check_freeze(request: FreezeRequest) -> None:
     """The rule a freeze keeps on its own (422), checked before any precondition."""
     if request.ends_on < request.starts_on:
         raise InvalidValue("ends_on", "must not be before starts_on")
+    v.optional_text("reason", request.reason)
+
+
+def check_cancel(request: CancelRequest) -> None:
+    """The rule a cancellation keeps on its own (422), checked before any precondition."""
     v.optional_text("reason", request.reason)
 
 
@@ -202,9 +237,11 @@ def freeze(m: Membership, request: FreezeRequest, stamp: Stamp) -> MembershipFro
     check_freeze(request)
     _require_not_cancelled(m)
     new = Freeze(starts_on=request.starts_on, ends_on=request.ends_on)
-    if not m.starts_on <= new.starts_on <= m.ends_on:
+    # Within the current term: frozen days are counted per term from its first day,
+    # so a freeze in a term already renewed over would escape that term's limit.
+    if not m.term_starts_on <= new.starts_on <= m.ends_on:
         raise MembershipRuleBroken(
-            f"A freeze must start within the membership ({m.starts_on} to {m.ends_on})"
+            f"A freeze must start within the current term ({m.term_starts_on} to {m.ends_on})"
         )
     if any(new.starts_on <= old.ends_on and old.starts_on <= new.ends_on for old in m.freezes):
         raise MembershipRuleBroken("The freeze overlaps another freeze of this membership")

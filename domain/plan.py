@@ -16,7 +16,7 @@ from domain import validation as v
 from domain.changes import checked, unless_same
 from domain.errors import NotFound, PlanNotOnSale, StreamOfAnotherKind
 from domain.events import DomainEvent, Stamp, carried_fields, envelope, fold
-from domain.terms import Term, checked_term
+from domain.terms import RequestedTerm, Term, checked_term
 
 UNSET = msgspec.UNSET
 Unset = msgspec.UnsetType
@@ -78,7 +78,7 @@ class NewPlan(msgspec.Struct, frozen=True, kw_only=True):
     name: f.Name
     price_cents: PriceCents
     currency: f.Currency
-    term: Term
+    term: RequestedTerm
     max_freeze_days: FreezeDays = 0
 
 
@@ -88,7 +88,7 @@ class PlanChanges(msgspec.Struct, frozen=True, kw_only=True):
     name: f.Name | Unset = UNSET
     price_cents: PriceCents | Unset = UNSET
     currency: f.Currency | Unset = UNSET
-    term: Term | Unset = UNSET
+    term: RequestedTerm | Unset = UNSET
     max_freeze_days: FreezeDays | Unset = UNSET
 
 

@@ -30,6 +30,21 @@ class Term(
     days: Days | None = None
 
 
+# A term as requests carry it, documented as exactly what checked_term accepts (the
+# struct alone would publish {} and {"months": null} as valid): one of the two set.
+RequestedTerm = Annotated[
+    Term,
+    msgspec.Meta(
+        extra_json_schema={
+            "oneOf": [
+                {"required": [name], "properties": {name: {"type": "integer"}}}
+                for name in ("months", "days")
+            ]
+        }
+    ),
+]
+
+
 def checked_term(term: Term) -> Term:
     if (term.months is None) == (term.days is None):
         raise InvalidValue("term", 'must be either {"months": n} or {"days": n}')

@@ -31,6 +31,7 @@ from domain.customer import (
 from domain.events import carried_fields
 from domain.gym import GymClosed
 from projections.engine import BulkInsert, Projection, Recorded
+from projections.memberships import ACCESS_TODAY
 
 MIGRATION_SQL = """
 CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA {shared};
@@ -69,8 +70,19 @@ CREATE INDEX IF NOT EXISTS customers_expiry_due ON {schema}.customers (membershi
     WHERE membership_end IS NOT NULL AND expired_end IS DISTINCT FROM membership_end;
 """
 
-# SQL twin of domain.customer.is_active; %(today)s is the gym's local date.
-_ACTIVE = "(c.owner_active AND (c.membership_end IS NULL OR c.membership_end >= %(today)s))"
+# SQL twin of what CustomerResponse shows as `active` (api/schemas.py); %(today)s is
+# the gym's local date. A customer holding memberships is active when the owner's
+# switch is on and one of them gives access today (domain.membership.shown_on_customer
+# picks such a one whenever there is one); any other customer by
+# domain.customer.is_active, from the dates stored on them.
+_HOLDS_MEMBERSHIPS = (
+    "EXISTS (SELECT 1 FROM memberships m WHERE m.gym_id = c.gym_id AND m.customer_id = c.id)"
+)
+_ACTIVE = f"""(CASE WHEN {_HOLDS_MEMBERSHIPS}
+    THEN c.owner_active AND EXISTS (SELECT 1 FROM memberships m
+        WHERE m.gym_id = c.gym_id AND m.customer_id = c.id AND {ACCESS_TODAY})
+    ELSE c.owner_active AND (c.membership_end IS NULL OR c.membership_end >= %(today)s)
+    END)"""  # noqa: S608 - fixed fragments
 
 
 class CustomerRow(msgspec.Struct, frozen=True):

@@ -14,7 +14,7 @@ import msgspec
 import psycopg
 from psycopg.rows import TupleRow
 
-from domain import customer, gym, gym_of
+from domain import customer, gym, gym_of, membership, plan
 from infra.db import EVENTS_TABLE
 from infra.event_codec import CODEC, split_topic
 from projections.engine import BulkInsert, Projection, Recorded
@@ -153,6 +153,8 @@ def all_gym_events(
 # streams (email claims, idempotency keys) are of no kind an endpoint serves.
 CUSTOMER_STREAM = frozenset(cls.__name__ for cls in customer.EVENTS)
 GYM_STREAM = frozenset(cls.__name__ for cls in gym.EVENTS)
+PLAN_STREAM = frozenset(cls.__name__ for cls in plan.EVENTS)
+MEMBERSHIP_STREAM = frozenset(cls.__name__ for cls in membership.EVENTS)
 
 
 def owned_stream(rows: Iterable[TupleRow], gym_id: UUID, kind: frozenset[str]) -> list[Recorded]:
@@ -197,3 +199,15 @@ async def customer_stream(
 
 async def gym_stream(conn: psycopg.AsyncConnection[Any], gym_id: UUID) -> list[Recorded]:
     return await tenant_stream(conn, gym_id, gym_id, GYM_STREAM)
+
+
+async def plan_stream(
+    conn: psycopg.AsyncConnection[Any], gym_id: UUID, plan_id: UUID
+) -> list[Recorded]:
+    return await tenant_stream(conn, gym_id, plan_id, PLAN_STREAM)
+
+
+async def membership_stream(
+    conn: psycopg.AsyncConnection[Any], gym_id: UUID, membership_id: UUID
+) -> list[Recorded]:
+    return await tenant_stream(conn, gym_id, membership_id, MEMBERSHIP_STREAM)

@@ -8,6 +8,8 @@ from projections.engine import Projector
 from projections.event_log import EventIndexProjection
 from projections.gyms import GymsProjection
 from projections.mail_outbox import MailOutboxProjection
+from projections.memberships import MembershipsProjection
+from projections.plans import PlansProjection
 from projections.witness import Witness
 
 READ_MODEL = "read_model"
@@ -20,6 +22,8 @@ def read_model_projector(ring: KeyRing, batch_size: int = 500, witness_dir: str 
             # Order matters within an event: the outbox reads the gym's name from `gyms`.
             GymsProjection(),
             CustomersProjection(),
+            PlansProjection(),
+            MembershipsProjection(),
             MailOutboxProjection(),
             EventIndexProjection(),
             AuditChainProjection(ring, Witness(witness_dir) if witness_dir else None),

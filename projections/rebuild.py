@@ -34,6 +34,8 @@ from projections.customers import CustomersProjection
 from projections.engine import Projection, Projector
 from projections.event_log import EventIndexProjection
 from projections.gyms import GymsProjection
+from projections.memberships import MembershipsProjection
+from projections.plans import PlansProjection
 from projections.read_model import READ_MODEL
 from projections.schema import MIGRATIONS, migrations_of
 
@@ -53,7 +55,13 @@ Progress = Callable[[int, float], None]
 
 def rebuilt_projections() -> list[Projection]:
     """The read models a rebuild recreates (every rebuildable one the API reads)."""
-    return [GymsProjection(), CustomersProjection(), EventIndexProjection()]
+    return [
+        GymsProjection(),
+        CustomersProjection(),
+        EventIndexProjection(),
+        PlansProjection(),
+        MembershipsProjection(),
+    ]
 
 
 # Their tables, in an order that respects foreign keys when dropping.

@@ -8,18 +8,31 @@ Names are the ledger's keys (infra/migrate.py): never rename or reorder a releas
 from collections.abc import Collection
 
 from infra.migrate import Migration
-from projections import audit_chain, customers, engine, event_log, gyms, mail_outbox
+from projections import (
+    audit_chain,
+    customers,
+    engine,
+    event_log,
+    gyms,
+    mail_outbox,
+    memberships,
+    plans,
+)
 from projections.audit_chain import AuditChainProjection
 from projections.customers import CustomersProjection
 from projections.event_log import EventIndexProjection
 from projections.gyms import GymsProjection
 from projections.mail_outbox import MailOutboxProjection
+from projections.memberships import MembershipsProjection
+from projections.plans import PlansProjection
 
 GYMS = GymsProjection.name
 CUSTOMERS = CustomersProjection.name
 EVENT_INDEX = EventIndexProjection.name
 OUTBOX = MailOutboxProjection.name
 AUDIT_CHAIN = AuditChainProjection.name
+PLANS = PlansProjection.name
+MEMBERSHIPS = MembershipsProjection.name
 
 MIGRATIONS = (
     Migration("0001_projector_positions", engine.OWNER, engine.MIGRATION_SQL),
@@ -45,8 +58,10 @@ MIGRATIONS = (
         mail_outbox.COUNTS_SQL,
         backfill=mail_outbox.COUNTS_BACKFILL_SQL,
     ),
-    Migration("0020_gym_reminder_days", GYMS, gyms.REMINDER_DAYS_MIGRATION_SQL),
-    Migration("0021_event_index_time", EVENT_INDEX, event_log.RECORDED_AT_INDEX_SQL),
+    Migration("0014_plans", PLANS, plans.MIGRATION_SQL),
+    Migration("0015_memberships", MEMBERSHIPS, memberships.MIGRATION_SQL),
+    Migration("0016_gym_reminder_days", GYMS, gyms.REMINDER_DAYS_MIGRATION_SQL),
+    Migration("0017_event_index_time", EVENT_INDEX, event_log.RECORDED_AT_INDEX_SQL),
 )
 
 

@@ -33,6 +33,8 @@ from projections.event_log import (
     describe,
     gym_events,
     gym_stream,
+    membership_stream,
+    plan_stream,
 )
 
 AnyRequest = Request[Any, Any, Any]
@@ -163,6 +165,28 @@ class AuditController(Controller):
             stream = await customer_stream(conn, caller.id, customer_id)
         if not stream:
             raise NotFound("customer")
+        return [describe(row) for row in stream]
+
+    @get("/plans/{plan_id:uuid}/history", responses=responses(401, 404, 503))
+    async def plan_history(
+        self, services: Services, caller: Reader, plan_id: FromPath[UUID]
+    ) -> list[EventRecord]:
+        """Retired plans' history stays readable; other gyms' plans do not exist."""
+        async with services.read_pool.connection() as conn:
+            stream = await plan_stream(conn, caller.id, plan_id)
+        if not stream:
+            raise NotFound("plan")
+        return [describe(row) for row in stream]
+
+    @get("/memberships/{membership_id:uuid}/history", responses=responses(401, 404, 503))
+    async def membership_history(
+        self, services: Services, caller: Reader, membership_id: FromPath[UUID]
+    ) -> list[EventRecord]:
+        """Also of a removed customer's memberships; other gyms' do not exist."""
+        async with services.read_pool.connection() as conn:
+            stream = await membership_stream(conn, caller.id, membership_id)
+        if not stream:
+            raise NotFound("membership")
         return [describe(row) for row in stream]
 
     @get(

@@ -29,7 +29,7 @@ from commands.customers import (
     RemoveCustomer,
     load_customer,
 )
-from commands.time_travel import customer_as_of
+from commands.time_travel import customer_as_of, customer_memberships_as_of
 from domain.errors import InvalidQuery, NotFound
 from projections.customers import (
     CustomerFilter,
@@ -38,6 +38,7 @@ from projections.customers import (
     list_customers,
     row_of,
 )
+from projections.memberships import customer_memberships, memberships_of_customers
 
 AnyRequest = Request[Any, Any, Any]
 Caller = NamedDependency[CallerGym]
@@ -88,16 +89,17 @@ async def _customer_response(
     version: int | None = None,
 ) -> CustomerResponse:
     today = caller.today(services.clock.now())
-    if visible and version is None:
-        async with services.read_pool.connection() as conn:
+    async with services.read_pool.connection() as conn:
+        held = await customer_memberships(conn, caller.id, customer_id)
+        if visible and version is None:
             row = await get_customer(conn, caller.id, customer_id)
-        if row is not None:
-            return CustomerResponse.of(row, today)
+            if row is not None:
+                return CustomerResponse.of(row, today, held)
     # Projector lagging, or a past version asked for: rebuild from the event log.
     stored = await services.on_ledger(
         lambda ledger: load_customer(ledger, caller.id, customer_id, version)
     )
-    return CustomerResponse.of(row_of(stored), today)
+    return CustomerResponse.of(row_of(stored), today, held)
 
 
 async def _time_travel(
@@ -110,10 +112,11 @@ async def _time_travel(
     moment = None if as_of is None else as_of_in_utc(as_of)
     async with services.read_pool.connection() as conn:
         found = await customer_as_of(conn, caller.id, customer_id, moment=moment, version=version)
-    if found is None:
-        raise NotFound("customer")
-    then, recorded_at = found
-    body = CustomerResponse.of(row_of(then), caller.today(moment or recorded_at))
+        if found is None:
+            raise NotFound("customer")
+        then, recorded_at = found
+        held = await customer_memberships_as_of(conn, caller.id, customer_id, moment or recorded_at)
+    body = CustomerResponse.of(row_of(then), caller.today(moment or recorded_at), held)
     return Response(body, headers=etag(then.version))
 
 
@@ -229,10 +232,12 @@ class CustomersController(Controller):
         async with services.read_pool.connection() as conn:
             rows = await list_customers(conn, caller.id, query, today)
             total = await _count(services, conn, caller.id, query, today)
+            held = await memberships_of_customers(conn, caller.id, [row.id for row in rows])
         headers = {"X-Total-Count": str(total)}
         if len(rows) == limit:  # there may be more: where the next page starts
             headers["X-Next-Cursor"] = cursors.cursor(rows[-1].created_at, rows[-1].id)
-        return Response([CustomerResponse.of(row, today) for row in rows], headers=headers)
+        body = [CustomerResponse.of(row, today, held.get(row.id, ())) for row in rows]
+        return Response(body, headers=headers)
 
     @get(
         "/{customer_id:uuid}",
@@ -254,11 +259,11 @@ class CustomersController(Controller):
             return await _time_travel(services, caller, customer_id, as_of, version)
         async with services.read_pool.connection() as conn:
             row = await get_customer(conn, caller.id, customer_id)
-        if row is None:
-            raise NotFound("customer")
-        return Response(
-            CustomerResponse.of(row, caller.today(services.clock.now())), headers=etag(row.version)
-        )
+            if row is None:
+                raise NotFound("customer")
+            held = await customer_memberships(conn, caller.id, customer_id)
+        body = CustomerResponse.of(row, caller.today(services.clock.now()), held)
+        return Response(body, headers=etag(row.version))
 
     @patch(
         "/{customer_id:uuid}",

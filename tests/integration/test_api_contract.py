@@ -195,6 +195,12 @@ PUBLISHED_AS = {
     "CustomerCreateRequest": "NewCustomer",
     "CustomerPatchRequest": "CustomerDetails",
     "PasswordChangeRequest": "PasswordChange",
+    "PlanCreateRequest": "NewPlan",
+    "PlanPatchRequest": "PlanChanges",
+    "MembershipSaleRequest": "NewMembership",
+    "MembershipFreezeRequest": "FreezeRequest",
+    "MembershipUnfreezeRequest": "UnfreezeRequest",
+    "MembershipCancelRequest": "CancelRequest",
 }
 
 

@@ -101,6 +101,13 @@ def _customer_dates(body: dict[str, Any], partial: bool) -> None:
                 body[other] = None
 
 
+def _freeze_dates(body: dict[str, Any]) -> None:
+    """A freeze must not end before it starts (cross-field)."""
+    start, end = _day(body.get("starts_on")), _day(body.get("ends_on"))
+    if start is not None and end is not None and end < start:
+        body["starts_on"], body["ends_on"] = end.isoformat(), start.isoformat()
+
+
 def _distinct_idempotency_key(case: Case) -> None:
     """One key with two different bodies is refused (422) by design: the key names
     one request. Keys stay as generated, tied to the body they came with."""
@@ -149,6 +156,8 @@ def before_call(context: Any, case: Case, kwargs: dict[str, Any]) -> None:
             _customer_dates(body, partial=False)
         elif path.endswith("/customers/{customer_id}") and method == "PATCH":
             _customer_dates(body, partial=True)
+        elif path.endswith("/memberships/{membership_id}/freeze"):
+            _freeze_dates(body)
         elif path.endswith("/audit/verify") and method == "POST" and _valid_gym_id(body):
             # A checkpoint names its gym: only the caller's own can be verified.
             body["gym_id"] = os.environ[FUZZ_GYM_ID]

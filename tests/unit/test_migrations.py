@@ -24,6 +24,8 @@ RELEASED = (
     "0011_credentials",
     "0012_ed25519_checkpoints",
     "0013_mail_outbox_counts",
+    "0014_plans",
+    "0015_memberships",
 )
 
 
