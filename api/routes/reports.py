@@ -56,8 +56,8 @@ class ReportsController(Controller):
         self,
         services: Services,
         caller: Reader,
-        first: Annotated[date, QueryParameter(query="from", description="First day (gym-local).")],
-        last: Annotated[date, QueryParameter(query="to", description="Last day, included.")],
+        first: Annotated[date, QueryParameter(name="from", description="First day (gym-local).")],
+        last: Annotated[date, QueryParameter(name="to", description="Last day, included.")],
     ) -> MovementsReport:
         """Memberships sold, renewed, frozen, cancelled and expired, and check-ins allowed
         and denied, recorded from the start of `from` to the end of `to` in the gym's

@@ -217,6 +217,29 @@ class Hostile:
     def new_owner(self) -> dict[str, str]:
         return bearer(signup_and_login(self.client)[1])
 
+    def new_plan(self) -> str:
+        response = self.client.post(f"{API}/plans", headers=self.owner, json=PLAN_FIELDS)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    @property
+    def plan(self) -> str:
+        if not hasattr(self, "_plan"):
+            self._plan = self.new_plan()
+        return self._plan
+
+    @property
+    def membership(self) -> str:
+        """One membership of the gym's customer, sold once: the commands sent to it
+        may be refused by its state (409), never with a 5xx."""
+        if not hasattr(self, "_membership"):
+            sale = {"plan_id": self.plan, "starts_on": "2026-03-01"}
+            url = f"{API}/customers/{self.customer}/memberships"
+            response = self.client.post(url, headers=self.owner, json=sale)
+            assert response.status_code == 201, response.text
+            self._membership = str(response.json()["id"])
+        return self._membership
+
     def send(
         self,
         what: str,
@@ -349,6 +372,13 @@ def _customer_patch_target(h: Hostile) -> Target:
     return Target(f"{API}/customers/{h.new_customer()}", h.owner, json=body)
 
 
+PLAN_FIELDS = {"name": "Monthly", "price_cents": 100, "currency": "EUR", "term": {"months": 1}}
+
+
+def _membership_target(name: str, body: dict[str, Any] | None = None) -> Any:
+    return lambda h: Target(f"{API}/memberships/{h.membership}/{name}", h.owner, json=body)
+
+
 # Every operation of the schema, with a valid request to start from. Operations that
 # change or close what they act on get a fresh customer or gym for each request.
 OPERATIONS: dict[tuple[str, str], Any] = {
@@ -386,17 +416,65 @@ OPERATIONS: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/auth/password"): _password_change_target,
     ("GET", "/api/v1/auth/auditor-tokens"): lambda h: Target(f"{API}/auth/auditor-tokens", h.owner),
     ("DELETE", "/api/v1/auth/auditor-tokens/{token_id}"): _revoke_target,
+    ("POST", "/api/v1/plans"): lambda h: Target(f"{API}/plans", h.owner, json=PLAN_FIELDS),
+    ("GET", "/api/v1/plans"): lambda h: Target(f"{API}/plans", h.owner),
+    ("GET", "/api/v1/plans/{plan_id}"): lambda h: Target(f"{API}/plans/{h.plan}", h.owner),
+    ("PATCH", "/api/v1/plans/{plan_id}"): lambda h: Target(
+        f"{API}/plans/{h.new_plan()}", h.owner, json={"name": "Yearly", "currency": "USD"}
+    ),
+    ("DELETE", "/api/v1/plans/{plan_id}"): lambda h: Target(f"{API}/plans/{h.new_plan()}", h.owner),
+    ("GET", "/api/v1/plans/{plan_id}/history"): lambda h: Target(
+        f"{API}/plans/{h.plan}/history", h.owner
+    ),
+    ("POST", "/api/v1/customers/{customer_id}/memberships"): lambda h: Target(
+        f"{API}/customers/{h.customer}/memberships",
+        h.owner,
+        json={"plan_id": h.plan, "starts_on": "2026-03-01"},
+    ),
+    ("GET", "/api/v1/customers/{customer_id}/memberships"): lambda h: Target(
+        f"{API}/customers/{h.customer}/memberships", h.owner
+    ),
+    ("GET", "/api/v1/memberships"): lambda h: Target(f"{API}/memberships", h.owner),
+    ("GET", "/api/v1/memberships/{membership_id}"): lambda h: Target(
+        f"{API}/memberships/{h.membership}", h.owner
+    ),
+    ("GET", "/api/v1/memberships/{membership_id}/history"): lambda h: Target(
+        f"{API}/memberships/{h.membership}/history", h.owner
+    ),
+    ("POST", "/api/v1/memberships/{membership_id}/freeze"): _membership_target(
+        "freeze", {"starts_on": "2026-03-02", "ends_on": "2026-03-02", "reason": "trip"}
+    ),
+    ("POST", "/api/v1/memberships/{membership_id}/unfreeze"): _membership_target(
+        "unfreeze", {"on": "2026-03-02"}
+    ),
+    ("POST", "/api/v1/memberships/{membership_id}/renew"): _membership_target("renew"),
+    ("POST", "/api/v1/memberships/{membership_id}/cancel"): _membership_target(
+        "cancel", {"effective_on": "2026-09-01", "reason": "moving"}
+    ),
     ("GET", "/health"): lambda h: Target("/health", {}),
     ("GET", "/health/live"): lambda h: Target("/health/live", {}),
     ("GET", "/health/ready"): lambda h: Target("/health/ready", {}),
 }
 
 
+MEMBERSHIP_COMMANDS = {
+    ("POST", f"/api/v1/memberships/{{membership_id}}/{name}")
+    for name in ("freeze", "unfreeze", "renew", "cancel")
+}
 REFUSED_WITH_BAD_HEADER = {
-    "idempotency-key": {("POST", "/api/v1/auth/signup"), ("POST", "/api/v1/customers")},
+    "idempotency-key": {
+        ("POST", "/api/v1/auth/signup"),
+        ("POST", "/api/v1/customers"),
+        ("POST", "/api/v1/plans"),
+        ("POST", "/api/v1/customers/{customer_id}/memberships"),
+        *MEMBERSHIP_COMMANDS,
+    },
     "if-match": {
         ("PATCH", "/api/v1/customers/{customer_id}"),
         ("DELETE", "/api/v1/customers/{customer_id}"),
+        ("PATCH", "/api/v1/plans/{plan_id}"),
+        ("DELETE", "/api/v1/plans/{plan_id}"),
+        *MEMBERSHIP_COMMANDS,
     },
 }
 
