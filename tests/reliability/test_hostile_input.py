@@ -233,7 +233,7 @@ class Hostile:
         """One membership of the gym's customer, sold once: the commands sent to it
         may be refused by its state (409), never with a 5xx."""
         if not hasattr(self, "_membership"):
-            sale = {"plan_id": self.plan, "starts_on": "2026-03-01"}
+            sale = {"plan_id": self.plan, "starts_on": "2097-03-01"}
             url = f"{API}/customers/{self.customer}/memberships"
             response = self.client.post(url, headers=self.owner, json=sale)
             assert response.status_code == 201, response.text
@@ -405,6 +405,12 @@ OPERATIONS: dict[tuple[str, str], Any] = {
     ),
     ("GET", "/api/v1/events"): lambda h: Target(f"{API}/events", h.owner),
     ("GET", "/api/v1/mails"): lambda h: Target(f"{API}/mails", h.owner),
+    ("GET", "/api/v1/reports/memberships"): lambda h: Target(
+        f"{API}/reports/memberships?on=2097-03-05", h.owner
+    ),
+    ("GET", "/api/v1/reports/movements"): lambda h: Target(
+        f"{API}/reports/movements?from=2097-03-01&to=2097-03-31", h.owner
+    ),
     ("GET", "/api/v1/audit/verify"): lambda h: Target(f"{API}/audit/verify", h.owner),
     ("POST", "/api/v1/audit/verify"): lambda h: Target(
         f"{API}/audit/verify",
@@ -429,7 +435,7 @@ OPERATIONS: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/customers/{customer_id}/memberships"): lambda h: Target(
         f"{API}/customers/{h.customer}/memberships",
         h.owner,
-        json={"plan_id": h.plan, "starts_on": "2026-03-01"},
+        json={"plan_id": h.plan, "starts_on": "2097-03-01"},
     ),
     ("GET", "/api/v1/customers/{customer_id}/memberships"): lambda h: Target(
         f"{API}/customers/{h.customer}/memberships", h.owner
@@ -442,14 +448,14 @@ OPERATIONS: dict[tuple[str, str], Any] = {
         f"{API}/memberships/{h.membership}/history", h.owner
     ),
     ("POST", "/api/v1/memberships/{membership_id}/freeze"): _membership_target(
-        "freeze", {"starts_on": "2026-03-02", "ends_on": "2026-03-02", "reason": "trip"}
+        "freeze", {"starts_on": "2097-03-02", "ends_on": "2097-03-02", "reason": "trip"}
     ),
     ("POST", "/api/v1/memberships/{membership_id}/unfreeze"): _membership_target(
-        "unfreeze", {"on": "2026-03-02"}
+        "unfreeze", {"on": "2097-03-02"}
     ),
     ("POST", "/api/v1/memberships/{membership_id}/renew"): _membership_target("renew"),
     ("POST", "/api/v1/memberships/{membership_id}/cancel"): _membership_target(
-        "cancel", {"effective_on": "2026-09-01", "reason": "moving"}
+        "cancel", {"effective_on": "2097-09-01", "reason": "moving"}
     ),
     ("GET", "/health"): lambda h: Target("/health", {}),
     ("GET", "/health/live"): lambda h: Target("/health/live", {}),
