@@ -23,6 +23,7 @@ from psycopg_pool import PoolTimeout
 
 from commands.latest import WriteContention
 from domain.errors import (
+    CardCodeTaken,
     DomainError,
     EmailAlreadyRegistered,
     GymIsClosed,
@@ -92,6 +93,7 @@ DOMAIN_STATUS: tuple[tuple[type[DomainError], int, str | None], ...] = (
     (InvalidQuery, 400, None),
     (NotFound, 404, None),
     (VersionConflict, 412, "The resource was changed by someone else; reload and retry"),
+    (CardCodeTaken, 409, "Card code already in use by another customer"),
 )
 
 

@@ -9,7 +9,8 @@ whichever process issues it: the API, the expiry job or a test.
 import time
 from typing import assert_never
 
-from commands import customers, gyms
+from commands import check_ins, customers, gyms
+from commands.check_ins import RecordCheckIn
 from commands.context import CommandContext
 from commands.customers import ChangeCustomer, ExpireMembership, RegisterCustomer, RemoveCustomer
 from commands.gyms import (
@@ -24,7 +25,12 @@ from commands.gyms import (
 from commands.latest import WriteContention
 from commands.results import CommandResult
 from commands.store import EventStore, StreamConflict
-from domain.errors import EmailAlreadyRegistered, IdempotencyKeyReused, VersionConflict
+from domain.errors import (
+    CardCodeTaken,
+    EmailAlreadyRegistered,
+    IdempotencyKeyReused,
+    VersionConflict,
+)
 from infra import metrics
 
 __all__ = ["Command", "GymLedger", "StreamConflict"]
@@ -41,11 +47,13 @@ Command = (
     | ChangeCustomer
     | RemoveCustomer
     | ExpireMembership
+    | RecordCheckIn
 )
 
 # Why a command was refused, for the conflicts metric (by the error's class).
 REFUSALS: tuple[tuple[type[Exception], str], ...] = (
     (EmailAlreadyRegistered, "duplicate"),
+    (CardCodeTaken, "duplicate"),
     (IdempotencyKeyReused, "idempotency_key"),
     (WriteContention, "contention"),  # other writers kept winning for the whole budget
     (VersionConflict, "version"),  # the version the client named is no longer the latest
@@ -89,5 +97,7 @@ class GymLedger(EventStore):
                 return customers.remove_customer(self, command, ctx)
             case ExpireMembership():
                 return customers.expire_membership(self, command, ctx)
+            case RecordCheckIn():
+                return check_ins.record_check_in(self, command, ctx)
             case _:
                 assert_never(command)

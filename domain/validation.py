@@ -46,6 +46,7 @@ GYM_TYPE_MAX = 50
 PHONE_MAX = 40
 NAME_MAX = 200
 TEXT_MAX = 2000
+CARD_CODE_MAX = 64
 
 
 # Control characters (NUL above all, which PostgreSQL text refuses) and lone
@@ -104,6 +105,19 @@ def email(field: str, value: str) -> str:
     if len(cleaned) > 254 or not _EMAIL.match(cleaned) or _FORBIDDEN.search(cleaned):
         raise InvalidValue(field, "is not a valid email address")
     return cleaned.lower()
+
+
+def card_code(field: str, value: str) -> str:
+    """What a card's barcode or chip reads, compared exactly: 1 to CARD_CODE_MAX
+    visible ASCII characters. Not trimmed and not case-folded (a scanner sends the
+    same bytes every time, and "a1" and "A1" may be two cards); no blanks, so a code
+    read with a stray space or line break is refused rather than stored as another
+    card; ASCII only, so no two spellings of one accented letter name two cards."""
+    if not 1 <= len(value) <= CARD_CODE_MAX or not all("!" <= c <= "~" for c in value):
+        raise InvalidValue(
+            field, f"must be 1 to {CARD_CODE_MAX} visible ASCII characters, without blanks"
+        )
+    return value
 
 
 def currency(value: str) -> str:
@@ -236,6 +250,7 @@ CURRENCY_PATTERN = (
     + ")"
     + _END
 )
+CARD_CODE_PATTERN = rf"^[!-~]{{1,{CARD_CODE_MAX}}}{_END}"
 # And PASSWORD_MIN to PASSWORD_MAX long; strength is not a pattern.
 PASSWORD_PATTERN = r"^[^\x00]*$(?!\n)"  # noqa: S105 - a pattern, not a password
 
