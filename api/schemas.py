@@ -7,11 +7,12 @@ read model's rows.
 """
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
 
+from projections.check_ins import CheckInRow
 from projections.customers import CustomerRow
 from projections.gyms import GymView
 
@@ -71,6 +72,7 @@ class CustomerResponse(msgspec.Struct):
     membership_start: date | None
     membership_end: date | None
     notes: str | None
+    card_code: str | None
     created_at: Instant
     updated_at: Instant
 
@@ -90,8 +92,34 @@ class CustomerResponse(msgspec.Struct):
             membership_start=c.membership_start,
             membership_end=c.membership_end,
             notes=c.notes,
+            card_code=c.card_code,
             created_at=c.created_at.astimezone(UTC),
             updated_at=c.updated_at.astimezone(UTC),
+        )
+
+
+class CheckInResponse(msgspec.Struct):
+    """One check-in at the front desk: `allowed`, or `reason` why not."""
+
+    id: UUID
+    customer_id: UUID
+    at: Instant
+    allowed: bool
+    reason: (
+        Literal["frozen", "expired", "cancelled", "upcoming", "no_membership", "inactive"] | None
+    )
+
+    @classmethod
+    def of(cls, row: CheckInRow) -> "CheckInResponse":
+        return msgspec.convert(
+            {
+                "id": row.id,
+                "customer_id": row.customer_id,
+                "at": row.at.astimezone(UTC),
+                "allowed": row.allowed,
+                "reason": row.reason,
+            },
+            cls,
         )
 
 

@@ -3,7 +3,7 @@
 import re
 import threading
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -159,6 +159,22 @@ def timezone(value: str) -> str:
 def local_date(at: datetime, zone: str) -> date:
     """The calendar date at instant `at` in time zone `zone`."""
     return at.astimezone(ZoneInfo(zone)).date()
+
+
+def local_day_bounds(day: date, zone: str) -> tuple[datetime, datetime] | None:
+    """The instants [start, end) whose `local_date` in `zone` is `day`, in UTC: from
+    the day's first moment to the next day's, each as long as the zone's clocks made
+    it (23 or 25 hours across a daylight-saving change). A midnight the clocks skip
+    starts the day at the first moment that exists (fold 0 takes the offset from
+    before the change). None for a day too close to year 1 or 9999 to name in UTC."""
+    try:
+        start, end = (
+            datetime.combine(d, time.min, tzinfo=ZoneInfo(zone)).astimezone(UTC)
+            for d in (day, day + timedelta(days=1))
+        )
+    except OverflowError:
+        return None
+    return start, end
 
 
 # zxcvbn keeps the user inputs of the call in a module-level dictionary, so two

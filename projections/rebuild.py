@@ -30,6 +30,7 @@ from infra.db import LIVE_SCHEMA
 from infra.event_codec import CODEC
 from infra.migrate import apply_to, pending
 from projections import engine
+from projections.check_ins import CheckInsProjection
 from projections.customers import CustomersProjection
 from projections.engine import Projection, Projector
 from projections.event_log import EventIndexProjection
@@ -53,7 +54,7 @@ Progress = Callable[[int, float], None]
 
 def rebuilt_projections() -> list[Projection]:
     """The read models a rebuild recreates (every rebuildable one the API reads)."""
-    return [GymsProjection(), CustomersProjection(), EventIndexProjection()]
+    return [GymsProjection(), CustomersProjection(), EventIndexProjection(), CheckInsProjection()]
 
 
 # Their tables, in an order that respects foreign keys when dropping.

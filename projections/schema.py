@@ -8,8 +8,17 @@ Names are the ledger's keys (infra/migrate.py): never rename or reorder a releas
 from collections.abc import Collection
 
 from infra.migrate import Migration
-from projections import audit_chain, customers, engine, event_log, gyms, mail_outbox
+from projections import (
+    audit_chain,
+    check_ins,
+    customers,
+    engine,
+    event_log,
+    gyms,
+    mail_outbox,
+)
 from projections.audit_chain import AuditChainProjection
+from projections.check_ins import CheckInsProjection
 from projections.customers import CustomersProjection
 from projections.event_log import EventIndexProjection
 from projections.gyms import GymsProjection
@@ -20,6 +29,7 @@ CUSTOMERS = CustomersProjection.name
 EVENT_INDEX = EventIndexProjection.name
 OUTBOX = MailOutboxProjection.name
 AUDIT_CHAIN = AuditChainProjection.name
+CHECK_INS = CheckInsProjection.name
 
 MIGRATIONS = (
     Migration("0001_projector_positions", engine.OWNER, engine.MIGRATION_SQL),
@@ -45,6 +55,10 @@ MIGRATIONS = (
         mail_outbox.COUNTS_SQL,
         backfill=mail_outbox.COUNTS_BACKFILL_SQL,
     ),
+    # Numbered apart from the plans' and memberships' migrations, written at the same
+    # time: each name only has to be unique, and these depend on none of theirs.
+    Migration("0020_customer_card_codes", CUSTOMERS, customers.CARD_CODE_MIGRATION_SQL),
+    Migration("0021_check_ins", CHECK_INS, check_ins.MIGRATION_SQL),
 )
 
 
