@@ -26,6 +26,7 @@ from api.routes.credentials import CredentialsController
 from api.routes.customers import CustomersController
 from api.routes.gyms import AuthController, MyGymController
 from api.routes.mails import MailsController
+from api.routes.reports import ReportsController
 from api.state import AppState
 from api.strict import strict_request
 from api.verification import VerificationGate
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             CustomersController,
             AuditController,
             MailsController,
+            ReportsController,
             CheckInsController,
         ],
     )

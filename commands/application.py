@@ -9,7 +9,7 @@ whichever process issues it: the API, the expiry job or a test.
 import time
 from typing import assert_never
 
-from commands import check_ins, customers, gyms
+from commands import check_ins, customers, gyms, membership_notes
 from commands.check_ins import RecordCheckIn
 from commands.context import CommandContext
 from commands.customers import ChangeCustomer, ExpireMembership, RegisterCustomer, RemoveCustomer
@@ -23,6 +23,7 @@ from commands.gyms import (
     UpdateGymProfile,
 )
 from commands.latest import WriteContention
+from commands.membership_notes import ExpireMembershipTerm, QueueMembershipReminder
 from commands.results import CommandResult
 from commands.store import EventStore, StreamConflict
 from domain.errors import (
@@ -47,6 +48,8 @@ Command = (
     | ChangeCustomer
     | RemoveCustomer
     | ExpireMembership
+    | ExpireMembershipTerm
+    | QueueMembershipReminder
     | RecordCheckIn
 )
 
@@ -97,6 +100,10 @@ class GymLedger(EventStore):
                 return customers.remove_customer(self, command, ctx)
             case ExpireMembership():
                 return customers.expire_membership(self, command, ctx)
+            case ExpireMembershipTerm():
+                return membership_notes.expire_membership_term(self, command, ctx)
+            case QueueMembershipReminder():
+                return membership_notes.queue_membership_reminder(self, command, ctx)
             case RecordCheckIn():
                 return check_ins.record_check_in(self, command, ctx)
             case _:

@@ -55,10 +55,12 @@ MIGRATIONS = (
         mail_outbox.COUNTS_SQL,
         backfill=mail_outbox.COUNTS_BACKFILL_SQL,
     ),
-    # Numbered apart from the plans' and memberships' migrations, written at the same
-    # time: each name only has to be unique, and these depend on none of theirs.
-    Migration("0020_customer_card_codes", CUSTOMERS, customers.CARD_CODE_MIGRATION_SQL),
-    Migration("0021_check_ins", CHECK_INS, check_ins.MIGRATION_SQL),
+    Migration("0020_gym_reminder_days", GYMS, gyms.REMINDER_DAYS_MIGRATION_SQL),
+    Migration("0021_event_index_time", EVENT_INDEX, event_log.RECORDED_AT_INDEX_SQL),
+    # Numbered apart from migrations written at the same time on other branches: a
+    # name only has to be unique, and these depend on none of theirs.
+    Migration("0030_customer_card_codes", CUSTOMERS, customers.CARD_CODE_MIGRATION_SQL),
+    Migration("0031_check_ins", CHECK_INS, check_ins.MIGRATION_SQL),
 )
 
 
