@@ -12,7 +12,7 @@ from uuid import UUID
 
 import msgspec
 
-from projections.check_ins import CheckInRow
+from projections.check_ins import NO_VISITS, CheckInRow, Visits
 from projections.customers import CustomerRow
 from projections.gyms import GymView
 
@@ -76,11 +76,14 @@ class CustomerResponse(msgspec.Struct):
     card_code: str | None
     created_at: Instant
     updated_at: Instant
+    last_check_in_at: Instant | None  # the last allowed check-in (denied ones are no visit)
+    check_ins_last_30_days: int  # allowed check-ins in the 30 days before the answer
 
     @classmethod
-    def of(cls, c: CustomerRow, today: date) -> "CustomerResponse":
-        """`active` as of the gym's today. Field by field: lists answer up to 200 of
-        these, and this is four times as fast as converting through msgspec."""
+    def of(cls, c: CustomerRow, today: date, visits: Visits = NO_VISITS) -> "CustomerResponse":
+        """`active` as of the gym's today; `visits` counted when read. Field by field:
+        lists answer up to 200 of these, and this is four times as fast as converting
+        through msgspec."""
         return cls(
             id=c.id,
             gym_id=c.gym_id,
@@ -96,6 +99,8 @@ class CustomerResponse(msgspec.Struct):
             card_code=c.card_code,
             created_at=c.created_at.astimezone(UTC),
             updated_at=c.updated_at.astimezone(UTC),
+            last_check_in_at=None if visits.last_at is None else visits.last_at.astimezone(UTC),
+            check_ins_last_30_days=visits.last_30_days,
         )
 
 

@@ -11,7 +11,7 @@ import msgspec
 from litestar import Controller, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
-from litestar.params import Body, FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from api.auth import CALLER, CallerGym, owner_only
 from api.errors import responses
@@ -32,7 +32,6 @@ from projections.check_ins import (
 from projections.customers import get_customer
 
 Caller = NamedDependency[CallerGym]
-CheckInBody = Annotated[NewCheckIn, Body(schema_component_key="CheckInRequest")]
 Limit = Annotated[int, QueryParameter(ge=1, le=200)]
 Offset = Annotated[int, QueryParameter(ge=0, schema_extra=FROM_ZERO, le=MAX_OFFSET)]
 TOTAL_COUNT_HEADER = ResponseHeader(
@@ -65,7 +64,7 @@ class CheckInsController(Controller):
         self,
         services: Services,
         caller: Caller,
-        data: CheckInBody,
+        data: NewCheckIn,
         idempotency_key: IdempotencyKey = None,
     ) -> CheckInResponse:
         """Exactly one of `customer_id` and `card_code`. Allowed only when the owner has

@@ -2,7 +2,7 @@
 
 import builtins
 import hashlib
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -31,6 +31,7 @@ from commands.customers import (
 )
 from commands.time_travel import customer_as_of
 from domain.errors import InvalidQuery, NotFound
+from projections.check_ins import NO_VISITS, Visits, visits_of
 from projections.customers import (
     CustomerFilter,
     count_customers,
@@ -80,6 +81,15 @@ CreateBody = Annotated[NewCustomer, Body(schema_component_key="CustomerCreateReq
 PatchBody = Annotated[CustomerDetails, Body(schema_component_key="CustomerPatchRequest")]
 
 
+async def _visits_of(
+    services: AppState, gym_id: UUID, customer_id: UUID, until: datetime | None = None
+) -> Visits:
+    """One customer's visits as of `until` (default: now), counted when read."""
+    async with services.read_pool.connection() as conn:
+        found = await visits_of(conn, gym_id, [customer_id], until or services.clock.now())
+    return found.get(customer_id, NO_VISITS)
+
+
 async def _customer_response(
     services: AppState,
     caller: CallerGym,
@@ -92,12 +102,13 @@ async def _customer_response(
         async with services.read_pool.connection() as conn:
             row = await get_customer(conn, caller.id, customer_id)
         if row is not None:
-            return CustomerResponse.of(row, today)
+            return CustomerResponse.of(row, today, await _visits_of(services, caller.id, row.id))
     # Projector lagging, or a past version asked for: rebuild from the event log.
     stored = await services.on_ledger(
         lambda ledger: load_customer(ledger, caller.id, customer_id, version)
     )
-    return CustomerResponse.of(row_of(stored), today)
+    visits = await _visits_of(services, caller.id, stored.id)
+    return CustomerResponse.of(row_of(stored), today, visits)
 
 
 async def _time_travel(
@@ -113,7 +124,8 @@ async def _time_travel(
     if found is None:
         raise NotFound("customer")
     then, recorded_at = found
-    body = CustomerResponse.of(row_of(then), caller.today(moment or recorded_at))
+    visits = await _visits_of(services, caller.id, then.id, moment or recorded_at)
+    body = CustomerResponse.of(row_of(then), caller.today(moment or recorded_at), visits)
     return Response(body, headers=etag(then.version))
 
 
@@ -229,10 +241,13 @@ class CustomersController(Controller):
         async with services.read_pool.connection() as conn:
             rows = await list_customers(conn, caller.id, query, today)
             total = await _count(services, conn, caller.id, query, today)
+            now = services.clock.now()
+            visits = await visits_of(conn, caller.id, [row.id for row in rows], now)
         headers = {"X-Total-Count": str(total)}
         if len(rows) == limit:  # there may be more: where the next page starts
             headers["X-Next-Cursor"] = cursors.cursor(rows[-1].created_at, rows[-1].id)
-        return Response([CustomerResponse.of(row, today) for row in rows], headers=headers)
+        body = [CustomerResponse.of(row, today, visits.get(row.id, NO_VISITS)) for row in rows]
+        return Response(body, headers=headers)
 
     @get(
         "/{customer_id:uuid}",
@@ -254,10 +269,12 @@ class CustomersController(Controller):
             return await _time_travel(services, caller, customer_id, as_of, version)
         async with services.read_pool.connection() as conn:
             row = await get_customer(conn, caller.id, customer_id)
-        if row is None:
-            raise NotFound("customer")
+            if row is None:
+                raise NotFound("customer")
+            now = services.clock.now()
+            visits = (await visits_of(conn, caller.id, [row.id], now)).get(row.id, NO_VISITS)
         return Response(
-            CustomerResponse.of(row, caller.today(services.clock.now())), headers=etag(row.version)
+            CustomerResponse.of(row, caller.today(now), visits), headers=etag(row.version)
         )
 
     @patch(

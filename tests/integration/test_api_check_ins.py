@@ -1,7 +1,7 @@
 """Card codes and the front desk over HTTP: codes unique per gym, check-ins by id and by
 card, denied ones recorded and listed, idempotent scans, a day in the gym's time zone."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -48,7 +48,12 @@ def test_a_card_code_is_set_changed_cleared_and_unique_within_the_gym(
     taken = client.post(
         f"{API}/customers",
         headers=owner,
-        json={"first_name": "B", "last_name": "C", "email": unique_email(), "card_code": "0004211733"},
+        json={
+            "first_name": "B",
+            "last_name": "C",
+            "email": unique_email(),
+            "card_code": "0004211733",
+        },
     )
     assert taken.status_code == 409
     assert taken.json() == {
@@ -245,5 +250,38 @@ def test_the_day_list_follows_the_gyms_time_zone_around_midnight(
     assert day() == [next_day["id"]]  # today, by the gym's clock: Nov 4 00:00 EST
     clock.set(datetime(2030, 11, 4, 4, 30, tzinfo=UTC))  # still Nov 3 in New York
     assert day() == [last["id"], early["id"]]
-    assert day("0001-01-01") == [] and day("9999-12-31") == []
+    assert day("0001-01-01") == []
+    assert day("9999-12-31") == []
     assert datetime.fromisoformat(last["at"]) == datetime(2030, 11, 4, 4, 59, tzinfo=UTC)
+
+
+def test_the_customer_shows_their_last_visit_and_visits_of_the_last_30_days(
+    moved_client: TestClient[Any], clock: ManualClock
+) -> None:
+    client = moved_client
+    _, token = signup_and_login(client)
+    owner = bearer(token)
+    member = customer(client, owner, membership_end="2099-12-31")
+    assert (member["last_check_in_at"], member["check_ins_last_30_days"]) == (None, 0)
+    start = clock.now()
+    for days in (0, 3, 35):
+        clock.set(start + timedelta(days=days))
+        check_in(client, owner, customer_id=member["id"])
+    client.patch(f"{API}/customers/{member['id']}", headers=owner, json={"active": False})
+    denied = check_in(client, owner, customer_id=member["id"])  # not a visit
+    assert denied["reason"] == "inactive"
+
+    shown = client.get(f"{API}/customers/{member['id']}", headers=owner).json()
+    last_visit = start + timedelta(days=35)
+    assert datetime.fromisoformat(shown["last_check_in_at"]) == last_visit
+    assert shown["check_ins_last_30_days"] == 1  # days 0 and 3 are more than 30 days ago
+    listed = client.get(f"{API}/customers", headers=owner).json()
+    assert listed[0]["check_ins_last_30_days"] == shown["check_ins_last_30_days"]
+    # As of day 12, rebuilt from the log: the visits recorded by then.
+    then = client.get(
+        f"{API}/customers/{member['id']}",
+        headers=owner,
+        params={"as_of": (start + timedelta(days=12)).isoformat()},
+    ).json()
+    assert then["check_ins_last_30_days"] == 2
+    assert datetime.fromisoformat(then["last_check_in_at"]) == start + timedelta(days=3)
