@@ -285,3 +285,21 @@ def test_the_customer_shows_their_last_visit_and_visits_of_the_last_30_days(
     ).json()
     assert then["check_ins_last_30_days"] == 2
     assert datetime.fromisoformat(then["last_check_in_at"]) == start + timedelta(days=3)
+
+
+def test_replay_verify_rebuilds_check_ins_and_card_codes_exactly(
+    client: TestClient[Any], owner: dict[str, str], settings: Any
+) -> None:
+    from projections.rebuild import READ_TABLES, replay_and_compare
+
+    member = customer(client, owner, card_code="V-1", membership_end="2099-12-31")
+    check_in(client, owner, card_code="V-1")
+    check_in(client, owner, customer_id=customer(client, owner)["id"])
+    gone = customer(client, owner, card_code="V-2")
+    check_in(client, owner, customer_id=gone["id"])
+    client.delete(f"{API}/customers/{gone['id']}", headers=owner)
+    client.patch(f"{API}/customers/{member['id']}", headers=owner, json={"card_code": "V-3"})
+    assert "check_ins" in READ_TABLES
+    events, found = replay_and_compare(settings.database_url)
+    assert events > 0
+    assert found == {}
