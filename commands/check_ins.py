@@ -26,6 +26,7 @@ from commands.store import EventStore
 from domain import check_in, customer, idempotency, membership
 from domain.check_in import CheckInRecorded as CheckInRecorded  # for callers
 from domain.check_in import NewCheckIn as NewCheckIn
+from domain.check_in import identified_by as identified_by
 from domain.errors import GymIsClosed, NotFound, StreamOfAnotherKind
 from domain.membership import Status
 from domain.validation import local_date

@@ -20,7 +20,7 @@ from api.openapi import FROM_ZERO, SECURED
 from api.routes.customers import MAX_OFFSET
 from api.schemas import CheckInResponse
 from api.state import Services
-from commands.check_ins import CheckInRecorded, NewCheckIn, RecordCheckIn
+from commands.check_ins import CheckInRecorded, NewCheckIn, RecordCheckIn, identified_by
 from domain.errors import NotFound
 from domain.validation import local_day_bounds
 from projections.check_ins import (
@@ -71,8 +71,9 @@ class CheckInsController(Controller):
         not switched the customer off and a membership of theirs is active today (the
         gym's day); otherwise `reason` says why, and the denied attempt is recorded too.
         404: an unknown card, or not a customer of this gym."""
-        by_id = data.customer_id if isinstance(data.customer_id, UUID) else None
-        by_card = data.card_code if isinstance(data.card_code, str) else None
+        named = identified_by(data)  # checked before the read model is asked about it
+        by_id = named if isinstance(named, UUID) else None
+        by_card = named if isinstance(named, str) else None
         async with services.read_pool.connection() as conn:
             memberships = await listed_membership_ids(conn, caller.id, by_id, by_card)
         command = RecordCheckIn(

@@ -165,6 +165,7 @@ def test_an_unknown_card_and_other_gyms_customers_are_404(
         {"customer_id": None},
         {"card_code": None},
         {"card_code": "two words"},
+        {"card_code": "nul\u0000"},
         {"customer_id": "not-a-uuid"},
     ],
 )
