@@ -165,7 +165,7 @@ class CustomersController(Controller):
         "",
         status_code=201,
         guards=[owner_only],
-        responses=responses(400, 401, 403, 413, 422, 503),
+        responses=responses(400, 401, 403, 409, 413, 422, 503),
     )
     async def create(
         self,
@@ -280,7 +280,7 @@ class CustomersController(Controller):
     @patch(
         "/{customer_id:uuid}",
         guards=[owner_only],
-        responses=responses(400, 401, 403, 404, 412, 413, 422, 503),
+        responses=responses(400, 401, 403, 404, 409, 412, 413, 422, 503),
         response_headers=[ETAG_HEADER],
     )
     async def update(

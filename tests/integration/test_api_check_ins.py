@@ -178,7 +178,8 @@ def test_a_check_in_names_exactly_one_customer_or_is_422(
 
 
 @pytest.mark.parametrize(
-    "query", [{"on": "2026-13-01"}, {"on": "yesterday"}, {"allowed": "1"}, {"limit": "0"}]
+    "query",
+    [{"on": "2026-13-01"}, {"on": "yesterday"}, {"on": "null"}, {"allowed": "1"}, {"limit": "0"}],
 )
 def test_bad_list_queries_are_422(
     client: TestClient[Any], owner: dict[str, str], query: dict[str, str]
