@@ -21,6 +21,7 @@ from api.middleware import in_progress_middleware, observed
 from api.openapi import finish
 from api.routes import health
 from api.routes.audit import AuditController
+from api.routes.check_ins import CheckInsController
 from api.routes.credentials import CredentialsController
 from api.routes.customers import CustomersController
 from api.routes.gyms import AuthController, MyGymController
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             ReportsController,
             PlansController,
             MembershipsController,
+            CheckInsController,
         ],
     )
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None

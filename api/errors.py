@@ -23,6 +23,7 @@ from psycopg_pool import PoolTimeout
 
 from commands.latest import WriteContention
 from domain.errors import (
+    CardCodeTaken,
     DomainError,
     EmailAlreadyRegistered,
     GymIsClosed,
@@ -96,6 +97,7 @@ DOMAIN_STATUS: tuple[tuple[type[DomainError], int, str | None], ...] = (
     (VersionConflict, 412, "The resource was changed by someone else; reload and retry"),
     (PlanNotOnSale, 409, None),
     (MembershipRuleBroken, 409, None),
+    (CardCodeTaken, 409, "Card code already in use by another customer"),
 )
 
 

@@ -132,6 +132,9 @@ def _struct_components(names: set[str]) -> dict[str, dict[str, Any]]:
     """msgspec's schemas for the structs Litestar made components of (by class name)."""
     by_name = {cls.__name__: cls for cls in _all_structs(msgspec.Struct) if cls.__name__ in names}
     _, components = msgspec.json.schema_components(by_name.values(), ref_template=_REF_TEMPLATE)
+    for name, cls in by_name.items():
+        # A rule over several fields ("exactly one of"), which msgspec cannot state.
+        components[name].update(getattr(cls, "json_schema_extra", {}))
     return {name: _ref_in_all_of(schema) for name, schema in components.items()}
 
 

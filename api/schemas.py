@@ -8,7 +8,7 @@ read model's rows.
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -22,6 +22,7 @@ from domain.membership import (
 )
 from domain.plan import Plan
 from domain.terms import Term
+from projections.check_ins import NO_VISITS, CheckInRow, Visits
 from projections.customers import CustomerRow
 from projections.gyms import GymView
 
@@ -82,20 +83,28 @@ class CustomerResponse(msgspec.Struct):
     membership_start: date | None
     membership_end: date | None
     notes: str | None
+    card_code: str | None
     created_at: Instant
     updated_at: Instant
+    last_check_in_at: Instant | None  # the last allowed check-in (denied ones are no visit)
+    check_ins_last_30_days: int  # allowed check-ins in the 30 days before the answer
 
     @classmethod
     def of(
-        cls, c: CustomerRow, today: date, memberships: Sequence[Membership] = ()
+        cls,
+        c: CustomerRow,
+        today: date,
+        memberships: Sequence[Membership] = (),
+        visits: Visits = NO_VISITS,
     ) -> "CustomerResponse":
         """`active` as of the gym's today; with memberships, it and the membership
-        dates follow the one domain.membership.shown_on_customer picks. Field by
-        field: lists answer up to 200 of these, four times as fast as msgspec.convert."""
+        dates follow the one domain.membership.shown_on_customer picks; `visits`
+        counted when read. Field by field: lists answer up to 200 of these, four times
+        as fast as msgspec.convert."""
         shown = shown_on_customer(memberships, today)
         if shown is not None:
             return msgspec.structs.replace(
-                cls.of(c, today),
+                cls.of(c, today, visits=visits),
                 active=c.owner_active and status_on(shown, today) is Status.ACTIVE,
                 membership_start=shown.starts_on,
                 membership_end=last_day_of_access(shown),
@@ -112,8 +121,36 @@ class CustomerResponse(msgspec.Struct):
             membership_start=c.membership_start,
             membership_end=c.membership_end,
             notes=c.notes,
+            card_code=c.card_code,
             created_at=c.created_at.astimezone(UTC),
             updated_at=c.updated_at.astimezone(UTC),
+            last_check_in_at=None if visits.last_at is None else visits.last_at.astimezone(UTC),
+            check_ins_last_30_days=visits.last_30_days,
+        )
+
+
+class CheckInResponse(msgspec.Struct):
+    """One check-in at the front desk: `allowed`, or `reason` why not."""
+
+    id: UUID
+    customer_id: UUID
+    at: Instant
+    allowed: bool
+    reason: (
+        Literal["frozen", "expired", "cancelled", "upcoming", "no_membership", "inactive"] | None
+    )
+
+    @classmethod
+    def of(cls, row: CheckInRow) -> "CheckInResponse":
+        return msgspec.convert(
+            {
+                "id": row.id,
+                "customer_id": row.customer_id,
+                "at": row.at.astimezone(UTC),
+                "allowed": row.allowed,
+                "reason": row.reason,
+            },
+            cls,
         )
 
 

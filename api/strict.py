@@ -10,6 +10,7 @@ what the document does not allow, instead of quietly reading it as something els
 """
 
 import re
+from datetime import date
 from typing import Any, Literal, get_args, get_origin
 
 import msgspec
@@ -23,10 +24,11 @@ from api.auth import current_reader
 
 _INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")  # as JSON writes one
 _BOOLEAN = ("true", "false")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # JSON Schema's "date"; Litestar checks the day
 # Names Litestar fills from the connection, never from the query string.
 _RESERVED = {"request", "socket", "state", "scope", "headers", "cookies", "query", "body", "data"}
 
-Rule = tuple[str, frozenset[str] | None]  # ("integer" | "boolean" | "one of", allowed values)
+Rule = tuple[str, frozenset[str] | None]  # ("integer" | "boolean" | "date" | "one of", values)
 # Keyed by id(handler), with the handler kept beside its entry: it then stays alive, so
 # its id can never be reused by another app's handler (tests build several apps).
 _rules_of: dict[int, tuple[HTTPRouteHandler, dict[str, Rule]]] = {}
@@ -41,6 +43,8 @@ def _rule(field: FieldDefinition) -> Rule | None:
         return ("boolean", None)
     if core is int:
         return ("integer", None)
+    if core is date:  # Litestar would read `null` as no date at all
+        return ("date", None)
     if get_origin(core) is Literal:
         return ("one of", frozenset(str(v) for v in get_args(core)))
     return None
@@ -149,6 +153,8 @@ def _check_query(request: Request[Any, Any, Any], rules: dict[str, Rule]) -> Non
         value = values[0]
         if kind == "integer" and not _INTEGER.fullmatch(value):
             raise _refused(name, "must be an integer")
+        if kind == "date" and not _DATE.fullmatch(value):
+            raise _refused(name, "must be a date (YYYY-MM-DD)")
         if kind == "boolean" and value not in _BOOLEAN:
             raise _refused(name, "must be true or false")
         if allowed is not None and value not in allowed:

@@ -9,7 +9,8 @@ whichever process issues it: the API, the expiry job or a test.
 import time
 from typing import assert_never
 
-from commands import customers, gyms, membership_notes, memberships, plans
+from commands import check_ins, customers, gyms, membership_notes, memberships, plans
+from commands.check_ins import RecordCheckIn
 from commands.context import CommandContext
 from commands.customers import ChangeCustomer, ExpireMembership, RegisterCustomer, RemoveCustomer
 from commands.gyms import (
@@ -34,6 +35,7 @@ from commands.plans import ChangePlan, CreatePlan, RetirePlan
 from commands.results import CommandResult
 from commands.store import EventStore, StreamConflict
 from domain.errors import (
+    CardCodeTaken,
     EmailAlreadyRegistered,
     IdempotencyKeyReused,
     MembershipRuleBroken,
@@ -66,11 +68,13 @@ Command = (
     | UnfreezeMembership
     | RenewMembership
     | CancelMembership
+    | RecordCheckIn
 )
 
 # Why a command was refused, for the conflicts metric (by the error's class).
 REFUSALS: tuple[tuple[type[Exception], str], ...] = (
     (EmailAlreadyRegistered, "duplicate"),
+    (CardCodeTaken, "duplicate"),
     (IdempotencyKeyReused, "idempotency_key"),
     (WriteContention, "contention"),  # other writers kept winning for the whole budget
     (VersionConflict, "version"),  # the version the client named is no longer the latest
@@ -136,5 +140,7 @@ class GymLedger(EventStore):
                 return memberships.renew_membership(self, command, ctx)
             case CancelMembership():
                 return memberships.cancel_membership(self, command, ctx)
+            case RecordCheckIn():
+                return check_ins.record_check_in(self, command, ctx)
             case _:
                 assert_never(command)

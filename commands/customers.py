@@ -10,13 +10,14 @@ from uuid import UUID, uuid4
 import msgspec
 from eventsourcing.application import AggregateNotFoundError
 
+from commands import card_codes
 from commands.context import CommandContext
 from commands.gyms import load_gym
 from commands.idempotency import earlier_result, key_used
 from commands.latest import decide_on_latest
 from commands.results import CommandResult
 from commands.store import EventStore, StreamConflict
-from domain import customer
+from domain import card_claim, customer, idempotency
 from domain.customer import Customer as Customer  # the payloads and state, for callers
 from domain.customer import CustomerDetails as CustomerDetails
 from domain.customer import NewCustomer as NewCustomer
@@ -25,8 +26,9 @@ from domain.events import DomainEvent, Stamp
 from domain.gym import Gym
 from domain.validation import local_date
 
-# Decides the events of an update from the current customer, their gym and the
-# stamp of this attempt (taken after loading, so a stream's times never go back).
+# Decides the events of an update (the customer's, and the card claims that go with
+# them) from the current customer, their gym and the stamp of this attempt (taken
+# after loading, so a stream's times never go back).
 Decision = Callable[[customer.Customer, Gym, Stamp], list[DomainEvent]]
 
 
@@ -85,32 +87,50 @@ def _earlier_result(app: EventStore, cmd: RegisterCustomer) -> CommandResult | N
 
 
 def register_customer(app: EventStore, cmd: RegisterCustomer, ctx: CommandContext) -> CommandResult:
-    earlier = _earlier_result(app, cmd)
-    if earlier is not None:
-        return earlier
-    gym = _open_gym(app, cmd.gym_id)
-    stamp = ctx.stamp()
-    registered = customer.register(
-        uuid4(),
-        gym.id,
-        cmd.details,
-        today=local_date(stamp.at, gym.timezone),
-        stamp=stamp,
-    )
-    key = key_used(
-        str(gym.id), cmd.idempotency_key, cmd.fingerprint, registered.originator_id, gym.id, stamp
-    )
-    try:
-        position = app.append(registered, key)
-    except StreamConflict:
-        # Only the key stream can collide (the customer id is new): a concurrent
-        # request with the same key won, so answer as it did.
+    def attempt() -> CommandResult:
         earlier = _earlier_result(app, cmd)
-        if earlier is None:
-            raise
-        return earlier
-    created = customer.project(None, [registered])
-    return CommandResult(id=registered.originator_id, version=1, position=position, state=created)
+        if earlier is not None:
+            return earlier
+        gym = _open_gym(app, cmd.gym_id)
+        stamp = ctx.stamp()
+        registered = customer.register(
+            uuid4(),
+            gym.id,
+            cmd.details,
+            today=local_date(stamp.at, gym.timezone),
+            stamp=stamp,
+        )
+        claimed = card_codes.claim_for_new(app, registered, stamp)
+        key = key_used(
+            str(gym.id),
+            cmd.idempotency_key,
+            cmd.fingerprint,
+            registered.originator_id,
+            gym.id,
+            stamp,
+        )
+        position = app.append(registered, claimed, key)
+        created = customer.project(None, [registered])
+        return CommandResult(
+            id=registered.originator_id, version=1, position=position, state=created
+        )
+
+    # Only the key's stream or the card's claim can collide (the customer id is new):
+    # decided again, the request answers as the one with the same key did, or finds
+    # the card taken (or freed meanwhile). Contended only by requests naming either.
+    contended = _key_stream(cmd) or _card_stream(cmd) or uuid4()
+    return decide_on_latest(app.stream_locks, contended, ctx, attempt)
+
+
+def _key_stream(cmd: RegisterCustomer) -> UUID | None:
+    if cmd.idempotency_key is None:
+        return None
+    return idempotency.stream_id(str(cmd.gym_id), idempotency.check_key(cmd.idempotency_key))
+
+
+def _card_stream(cmd: RegisterCustomer) -> UUID | None:
+    code = cmd.details.card_code
+    return None if code is None else card_claim.claim_id(cmd.gym_id, code)
 
 
 def _decide(
@@ -133,10 +153,13 @@ def _decide(
         events = decide(current, gym, ctx.stamp())
         if not events:
             return CommandResult(id=current.id, version=current.version, position=0)
-        position = app.append(*events)
-        return CommandResult(
-            id=current.id, version=events[-1].originator_version, position=position
-        )
+        try:
+            position = app.append(*events)
+        except StreamConflict:
+            card_codes.refuse_if_taken(app, events)
+            raise
+        own = [e.originator_version for e in events if e.originator_id == current.id]
+        return CommandResult(id=current.id, version=max(own), position=position)
 
     return decide_on_latest(
         app.stream_locks, customer_id, ctx, attempt, conditional=expected_version is not None
@@ -152,14 +175,15 @@ def change_customer(app: EventStore, cmd: ChangeCustomer, ctx: CommandContext) -
 
     def decide(current: customer.Customer, gym: Gym, stamp: Stamp) -> list[DomainEvent]:
         today = local_date(stamp.at, gym.timezone)
-        return customer.change(current, cmd.details, today=today, stamp=stamp)
+        events = customer.change(current, cmd.details, today=today, stamp=stamp)
+        return events + card_codes.moves(app, current, events, stamp)
 
     return _decide(app, ctx, cmd.gym_id, cmd.customer_id, cmd.expected_version, decide)
 
 
 def remove_customer(app: EventStore, cmd: RemoveCustomer, ctx: CommandContext) -> CommandResult:
     def decide(current: customer.Customer, _: Gym, stamp: Stamp) -> list[DomainEvent]:
-        return [customer.remove(current, stamp)]
+        return [customer.remove(current, stamp), *card_codes.released(app, current, stamp)]
 
     return _decide(app, ctx, cmd.gym_id, cmd.customer_id, cmd.expected_version, decide)
 

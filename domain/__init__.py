@@ -2,7 +2,16 @@
 
 from uuid import UUID
 
-from domain import check_in, customer, email_claim, gym, idempotency, membership, plan
+from domain import (
+    card_claim,
+    check_in,
+    customer,
+    email_claim,
+    gym,
+    idempotency,
+    membership,
+    plan,
+)
 from domain.events import DomainEvent
 
 # Every event type the log may contain, by stable name (see infra/event_codec.py).
@@ -14,6 +23,7 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     *plan.EVENTS,
     *membership.EVENTS,
     *check_in.EVENTS,
+    *card_claim.EVENTS,
 )
 
 

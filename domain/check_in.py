@@ -8,9 +8,15 @@ log shows what the desk was told, whatever the memberships look like later.
 from collections.abc import Iterable
 from datetime import date
 from enum import StrEnum
+from typing import Any, ClassVar
 from uuid import UUID
 
-from domain.events import DomainEvent, Stamp, envelope
+import msgspec
+
+from domain import fields as f
+from domain import validation as v
+from domain.errors import InvalidValue, StreamOfAnotherKind
+from domain.events import DomainEvent, Stamp, envelope, fold
 from domain.membership import Status
 
 
@@ -35,6 +41,30 @@ class CheckInRecorded(DomainEvent, frozen=True, kw_only=True):
     allowed: bool
     reason: str | None  # a Reason when denied
     card_code: str | None  # the card scanned, when the desk used one
+
+
+class NewCheckIn(msgspec.Struct, frozen=True, kw_only=True):
+    """The payload of POST /check-ins: the customer at the desk, by id or by the card
+    they scanned; exactly one of the two."""
+
+    customer_id: UUID | msgspec.UnsetType = msgspec.UNSET
+    card_code: f.CardCode | msgspec.UnsetType = msgspec.UNSET
+
+    # "Exactly one", for the published schema (api/openapi.py merges it in); the rule
+    # itself is `identified_by`.
+    json_schema_extra: ClassVar[dict[str, Any]] = {
+        "oneOf": [{"required": ["customer_id"]}, {"required": ["card_code"]}]
+    }
+
+
+def identified_by(request: NewCheckIn) -> UUID | str:
+    """The customer's id, or the card code (checked), the request names."""
+    customer_id, card_code = request.customer_id, request.card_code
+    if isinstance(customer_id, UUID) and isinstance(card_code, msgspec.UnsetType):
+        return customer_id
+    if isinstance(card_code, str) and isinstance(customer_id, msgspec.UnsetType):
+        return v.card_code("card_code", card_code)
+    raise InvalidValue("customer_id", "give exactly one of customer_id and card_code")
 
 
 def decide(owner_active: bool, statuses: Iterable[Status]) -> tuple[bool, Reason | None]:
@@ -80,6 +110,16 @@ def record(
         reason=None if reason is None else reason.value,
         card_code=card_code,
     )
+
+
+def evolve(current: CheckInRecorded | None, event: DomainEvent) -> CheckInRecorded:
+    """A check-in's state is its one event."""
+    if isinstance(event, CheckInRecorded) and current is None:
+        return event
+    raise StreamOfAnotherKind(f"{type(event).__name__} is not a check-in's")
+
+
+project = fold(evolve)
 
 
 EVENTS: tuple[type[DomainEvent], ...] = (CheckInRecorded,)

@@ -40,6 +40,8 @@ class CustomerRegistered(CustomerEvent, frozen=True, kw_only=True):
     membership_end: date | None
     notes: str | None
     active: bool
+    # Absent from events stored before card codes existed: they decode as no card.
+    card_code: str | None = None
 
 
 class CustomerDetailsChanged(CustomerEvent, frozen=True, kw_only=True):
@@ -53,6 +55,7 @@ class CustomerDetailsChanged(CustomerEvent, frozen=True, kw_only=True):
     membership_start: date | Unset | None = UNSET
     membership_end: date | Unset | None = UNSET
     notes: str | Unset | None = UNSET
+    card_code: str | Unset | None = UNSET
 
 
 class CustomerDeactivated(CustomerEvent, frozen=True, kw_only=True):
@@ -88,6 +91,7 @@ class Customer(msgspec.Struct, frozen=True, kw_only=True):
     owner_active: bool  # the owner's switch; see is_active() for what is shown
     expired_end: date | None = None  # membership end already recorded as expired
     removed: bool = False
+    card_code: str | None = None  # held through its claim stream (domain/card_claim.py)
 
 
 class NewCustomer(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,6 +107,7 @@ class NewCustomer(msgspec.Struct, frozen=True, kw_only=True):
     membership_start: date | None = None
     membership_end: f.MembershipEnd | None = None
     notes: f.Text | None = None
+    card_code: f.CardCode | None = None
 
 
 class CustomerDetails(msgspec.Struct, frozen=True, kw_only=True):
@@ -117,6 +122,7 @@ class CustomerDetails(msgspec.Struct, frozen=True, kw_only=True):
     membership_start: date | Unset | None = UNSET
     membership_end: f.MembershipEnd | Unset | None = UNSET
     notes: f.Text | Unset | None = UNSET
+    card_code: f.CardCode | Unset | None = UNSET  # null takes the card away
 
 
 def is_active(owner_active: bool, membership_end: date | None, today: date) -> bool:
@@ -145,6 +151,7 @@ def _clean(d: CustomerDetails, today: date) -> CustomerDetails:
     phone = checked(lambda x: v.optional_text("phone", x, v.PHONE_MAX), d.phone)
     date_of_birth = checked(_birth_date(today), d.date_of_birth)
     notes = checked(lambda x: v.optional_text("notes", x), d.notes)
+    card_code = checked(_card_code, d.card_code)
     return CustomerDetails(
         first_name=first_name,
         last_name=last_name,
@@ -155,7 +162,12 @@ def _clean(d: CustomerDetails, today: date) -> CustomerDetails:
         membership_start=d.membership_start,
         membership_end=d.membership_end,
         notes=notes,
+        card_code=card_code,
     )
+
+
+def _card_code(value: str | None) -> str | None:
+    return None if value is None else v.card_code("card_code", value)
 
 
 def check_details(details: CustomerDetails, today: date) -> None:
@@ -194,6 +206,7 @@ def register(
         membership_start=new.membership_start,
         membership_end=new.membership_end,
         notes=v.optional_text("notes", new.notes),
+        card_code=_card_code(new.card_code),
     )
 
 
@@ -214,6 +227,7 @@ def change(
         membership_start=unless_same(c.membership_start, customer.membership_start),
         membership_end=unless_same(c.membership_end, customer.membership_end),
         notes=unless_same(c.notes, customer.notes),
+        card_code=unless_same(c.card_code, customer.card_code),
     )
     if changed.membership_start is not UNSET or changed.membership_end is not UNSET:
         _check_membership(
@@ -272,6 +286,7 @@ def evolve(customer: Customer | None, event: DomainEvent) -> Customer:
             membership_end=event.membership_end,
             notes=event.notes,
             owner_active=event.active,
+            card_code=event.card_code,
         )
     if customer is None:  # the stream is not a customer's (a gym's, a claim's, ...)
         raise StreamOfAnotherKind(f"{type(event).__name__} does not start a customer")

@@ -65,6 +65,16 @@ TimeZone = Annotated[
     ),
 ]
 
+CardCode = Annotated[
+    str,
+    _documented(
+        f"What the member's card reads: 1 to {v.CARD_CODE_MAX} visible ASCII characters"
+        " (no blanks), compared exactly; one customer's within the gym.",
+        pattern=v.CARD_CODE_PATTERN,
+        examples=["0004211733", "GYM-7F3A"],
+    ),
+]
+
 
 def _optional_text(max_length: int) -> msgspec.Meta:
     return _documented(

@@ -3,7 +3,7 @@
 import re
 import threading
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -46,6 +46,7 @@ GYM_TYPE_MAX = 50
 PHONE_MAX = 40
 NAME_MAX = 200
 TEXT_MAX = 2000
+CARD_CODE_MAX = 64
 
 
 # Control characters (NUL above all, which PostgreSQL text refuses) and lone
@@ -106,6 +107,19 @@ def email(field: str, value: str) -> str:
     return cleaned.lower()
 
 
+def card_code(field: str, value: str) -> str:
+    """What a card's barcode or chip reads, compared exactly: 1 to CARD_CODE_MAX
+    visible ASCII characters. Not trimmed and not case-folded (a scanner sends the
+    same bytes every time, and "a1" and "A1" may be two cards); no blanks, so a code
+    read with a stray space or line break is refused rather than stored as another
+    card; ASCII only, so no two spellings of one accented letter name two cards."""
+    if not 1 <= len(value) <= CARD_CODE_MAX or not all("!" <= c <= "~" for c in value):
+        raise InvalidValue(
+            field, f"must be 1 to {CARD_CODE_MAX} visible ASCII characters, without blanks"
+        )
+    return value
+
+
 def currency(value: str) -> str:
     """A code, in any letter case but exactly three ASCII letters: some other letters
     upper-case to ASCII ones (long s to S, dotless i to I), and a code is not free
@@ -145,6 +159,22 @@ def timezone(value: str) -> str:
 def local_date(at: datetime, zone: str) -> date:
     """The calendar date at instant `at` in time zone `zone`."""
     return at.astimezone(ZoneInfo(zone)).date()
+
+
+def local_day_bounds(day: date, zone: str) -> tuple[datetime, datetime] | None:
+    """The instants [start, end) whose `local_date` in `zone` is `day`, in UTC: from
+    the day's first moment to the next day's, each as long as the zone's clocks made
+    it (23 or 25 hours across a daylight-saving change). A midnight the clocks skip
+    starts the day at the first moment that exists (fold 0 takes the offset from
+    before the change). None for a day too close to year 1 or 9999 to name in UTC."""
+    try:
+        start, end = (
+            datetime.combine(d, time.min, tzinfo=ZoneInfo(zone)).astimezone(UTC)
+            for d in (day, day + timedelta(days=1))
+        )
+    except OverflowError:
+        return None
+    return start, end
 
 
 # zxcvbn keeps the user inputs of the call in a module-level dictionary, so two
@@ -236,6 +266,7 @@ CURRENCY_PATTERN = (
     + ")"
     + _END
 )
+CARD_CODE_PATTERN = rf"^[!-~]{{1,{CARD_CODE_MAX}}}{_END}"
 # And PASSWORD_MIN to PASSWORD_MAX long; strength is not a pattern.
 PASSWORD_PATTERN = r"^[^\x00]*$(?!\n)"  # noqa: S105 - a pattern, not a password
 

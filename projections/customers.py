@@ -70,6 +70,14 @@ CREATE INDEX IF NOT EXISTS customers_expiry_due ON {schema}.customers (membershi
     WHERE membership_end IS NOT NULL AND expired_end IS DISTINCT FROM membership_end;
 """
 
+# Card codes came after the table: a column of their own, unique within a gym (the
+# claim streams keep it so on the write side; this index says so to the read side).
+CARD_CODE_MIGRATION_SQL = """
+ALTER TABLE {schema}.customers ADD COLUMN IF NOT EXISTS card_code text;
+CREATE UNIQUE INDEX IF NOT EXISTS customers_gym_card_code
+    ON {schema}.customers (gym_id, card_code) WHERE card_code IS NOT NULL;
+"""
+
 # SQL twin of what CustomerResponse shows as `active` (api/schemas.py); %(today)s is
 # the gym's local date. A customer holding memberships is active when the owner's
 # switch is on and one of them gives access today (domain.membership.shown_on_customer
@@ -100,6 +108,7 @@ class CustomerRow(msgspec.Struct, frozen=True):
     owner_active: bool
     created_at: datetime
     updated_at: datetime
+    card_code: str | None
 
     def active_on(self, today: date) -> bool:
         """What people see as "active" on the gym's `today` (domain.customer.is_active)."""
@@ -137,6 +146,7 @@ _COLUMN_TYPES = {
     "expired_end": "date",
     "created_at": "timestamptz",
     "updated_at": "timestamptz",
+    "card_code": "text",
 }
 
 
@@ -202,6 +212,7 @@ def _new_row(event: CustomerRegistered) -> dict[str, Any]:
         "expired_end": None,
         "created_at": event.timestamp,
         "updated_at": event.timestamp,
+        "card_code": event.card_code,
     }
 
 
@@ -233,7 +244,7 @@ def _update_sql(columns: tuple[str, ...]) -> sql.Composed:
 _COLUMNS = (
     "c.id, c.gym_id, c.version, c.first_name, c.last_name, c.email, c.phone,"
     " c.date_of_birth, c.membership_start, c.membership_end, c.notes, c.owner_active,"
-    " c.created_at, c.updated_at"
+    " c.created_at, c.updated_at, c.card_code"
 )
 # CustomerRow is built positionally from these columns (_customer_rows).
 assert [c.strip().removeprefix("c.") for c in _COLUMNS.split(",")] == list(

@@ -3,6 +3,7 @@
 from infra.event_codec import CODEC
 from infra.signing import KeyRing
 from projections.audit_chain import AuditChainProjection
+from projections.check_ins import CheckInsProjection
 from projections.customers import CustomersProjection
 from projections.engine import Projector
 from projections.event_log import EventIndexProjection
@@ -24,6 +25,7 @@ def read_model_projector(ring: KeyRing, batch_size: int = 500, witness_dir: str 
             CustomersProjection(),
             PlansProjection(),
             MembershipsProjection(),
+            CheckInsProjection(),
             MailOutboxProjection(),
             EventIndexProjection(),
             AuditChainProjection(ring, Witness(witness_dir) if witness_dir else None),

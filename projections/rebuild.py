@@ -30,6 +30,7 @@ from infra.db import LIVE_SCHEMA
 from infra.event_codec import CODEC
 from infra.migrate import apply_to, pending
 from projections import engine
+from projections.check_ins import CheckInsProjection
 from projections.customers import CustomersProjection
 from projections.engine import Projection, Projector
 from projections.event_log import EventIndexProjection
@@ -61,6 +62,7 @@ def rebuilt_projections() -> list[Projection]:
         EventIndexProjection(),
         PlansProjection(),
         MembershipsProjection(),
+        CheckInsProjection(),
     ]
 
 

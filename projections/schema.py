@@ -10,6 +10,7 @@ from collections.abc import Collection
 from infra.migrate import Migration
 from projections import (
     audit_chain,
+    check_ins,
     customers,
     engine,
     event_log,
@@ -19,6 +20,7 @@ from projections import (
     plans,
 )
 from projections.audit_chain import AuditChainProjection
+from projections.check_ins import CheckInsProjection
 from projections.customers import CustomersProjection
 from projections.event_log import EventIndexProjection
 from projections.gyms import GymsProjection
@@ -33,6 +35,7 @@ OUTBOX = MailOutboxProjection.name
 AUDIT_CHAIN = AuditChainProjection.name
 PLANS = PlansProjection.name
 MEMBERSHIPS = MembershipsProjection.name
+CHECK_INS = CheckInsProjection.name
 
 MIGRATIONS = (
     Migration("0001_projector_positions", engine.OWNER, engine.MIGRATION_SQL),
@@ -62,6 +65,8 @@ MIGRATIONS = (
     Migration("0015_memberships", MEMBERSHIPS, memberships.MIGRATION_SQL),
     Migration("0016_gym_reminder_days", GYMS, gyms.REMINDER_DAYS_MIGRATION_SQL),
     Migration("0017_event_index_time", EVENT_INDEX, event_log.RECORDED_AT_INDEX_SQL),
+    Migration("0018_customer_card_codes", CUSTOMERS, customers.CARD_CODE_MIGRATION_SQL),
+    Migration("0019_check_ins", CHECK_INS, check_ins.MIGRATION_SQL),
 )
 
 

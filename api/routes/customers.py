@@ -2,7 +2,7 @@
 
 import builtins
 import hashlib
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -31,6 +31,7 @@ from commands.customers import (
 )
 from commands.time_travel import customer_as_of, customer_memberships_as_of
 from domain.errors import InvalidQuery, NotFound
+from projections.check_ins import NO_VISITS, Visits, visits_of
 from projections.customers import (
     CustomerFilter,
     count_customers,
@@ -81,6 +82,11 @@ CreateBody = Annotated[NewCustomer, Body(schema_component_key="CustomerCreateReq
 PatchBody = Annotated[CustomerDetails, Body(schema_component_key="CustomerPatchRequest")]
 
 
+async def _visits_of(conn: Any, gym_id: UUID, customer_id: UUID, until: datetime) -> Visits:
+    """One customer's visits as of `until`, counted when read."""
+    return (await visits_of(conn, gym_id, [customer_id], until)).get(customer_id, NO_VISITS)
+
+
 async def _customer_response(
     services: AppState,
     caller: CallerGym,
@@ -88,18 +94,20 @@ async def _customer_response(
     visible: bool,
     version: int | None = None,
 ) -> CustomerResponse:
-    today = caller.today(services.clock.now())
+    now = services.clock.now()
+    today = caller.today(now)
     async with services.read_pool.connection() as conn:
         held = await customer_memberships(conn, caller.id, customer_id)
+        visits = await _visits_of(conn, caller.id, customer_id, now)
         if visible and version is None:
             row = await get_customer(conn, caller.id, customer_id)
             if row is not None:
-                return CustomerResponse.of(row, today, held)
+                return CustomerResponse.of(row, today, held, visits)
     # Projector lagging, or a past version asked for: rebuild from the event log.
     stored = await services.on_ledger(
         lambda ledger: load_customer(ledger, caller.id, customer_id, version)
     )
-    return CustomerResponse.of(row_of(stored), today, held)
+    return CustomerResponse.of(row_of(stored), today, held, visits)
 
 
 async def _time_travel(
@@ -116,7 +124,8 @@ async def _time_travel(
             raise NotFound("customer")
         then, recorded_at = found
         held = await customer_memberships_as_of(conn, caller.id, customer_id, moment or recorded_at)
-    body = CustomerResponse.of(row_of(then), caller.today(moment or recorded_at), held)
+        visits = await _visits_of(conn, caller.id, customer_id, moment or recorded_at)
+    body = CustomerResponse.of(row_of(then), caller.today(moment or recorded_at), held, visits)
     return Response(body, headers=etag(then.version))
 
 
@@ -156,7 +165,7 @@ class CustomersController(Controller):
         "",
         status_code=201,
         guards=[owner_only],
-        responses=responses(400, 401, 403, 413, 422, 503),
+        responses=responses(400, 401, 403, 409, 413, 422, 503),
     )
     async def create(
         self,
@@ -232,11 +241,16 @@ class CustomersController(Controller):
         async with services.read_pool.connection() as conn:
             rows = await list_customers(conn, caller.id, query, today)
             total = await _count(services, conn, caller.id, query, today)
-            held = await memberships_of_customers(conn, caller.id, [row.id for row in rows])
+            ids = [row.id for row in rows]
+            held = await memberships_of_customers(conn, caller.id, ids)
+            visits = await visits_of(conn, caller.id, ids, services.clock.now())
         headers = {"X-Total-Count": str(total)}
         if len(rows) == limit:  # there may be more: where the next page starts
             headers["X-Next-Cursor"] = cursors.cursor(rows[-1].created_at, rows[-1].id)
-        body = [CustomerResponse.of(row, today, held.get(row.id, ())) for row in rows]
+        body = [
+            CustomerResponse.of(row, today, held.get(row.id, ()), visits.get(row.id, NO_VISITS))
+            for row in rows
+        ]
         return Response(body, headers=headers)
 
     @get(
@@ -262,13 +276,15 @@ class CustomersController(Controller):
             if row is None:
                 raise NotFound("customer")
             held = await customer_memberships(conn, caller.id, customer_id)
-        body = CustomerResponse.of(row, caller.today(services.clock.now()), held)
+            now = services.clock.now()
+            visits = (await visits_of(conn, caller.id, [row.id], now)).get(row.id, NO_VISITS)
+        body = CustomerResponse.of(row, caller.today(now), held, visits)
         return Response(body, headers=etag(row.version))
 
     @patch(
         "/{customer_id:uuid}",
         guards=[owner_only],
-        responses=responses(400, 401, 403, 404, 412, 413, 422, 503),
+        responses=responses(400, 401, 403, 404, 409, 412, 413, 422, 503),
         response_headers=[ETAG_HEADER],
     )
     async def update(

@@ -23,8 +23,11 @@ FIELDS = {
     "membership_start",
     "membership_end",
     "notes",
+    "card_code",
     "created_at",
     "updated_at",
+    "last_check_in_at",
+    "check_ins_last_30_days",
 }
 
 

@@ -53,6 +53,7 @@ TEXT_RULES = [
     ("email", v.EMAIL_PATTERN, lambda s: v.email("f", s)),
     ("currency", v.CURRENCY_PATTERN, v.currency),
     ("timezone", v.timezone_pattern(), v.timezone),
+    ("card_code", v.CARD_CODE_PATTERN, lambda s: v.card_code("f", s)),
 ]
 
 
@@ -87,6 +88,11 @@ def test_what_the_pattern_generates_the_rule_accepts(
 @example(value="Europe/Berlin ")
 @example(value="Etc/GMT+1")
 @example(value="America/Argentina/Buenos_Aires")
+@example(value="0004211733")
+@example(value="GYM-7F3A ")
+@example(value="x" * 64)
+@example(value="x" * 65)
+@example(value="~!")
 def test_pattern_and_rule_agree(
     _: str, pattern: str, rule: Callable[[str], object], value: str
 ) -> None:
