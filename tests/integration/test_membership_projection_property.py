@@ -56,7 +56,9 @@ class Gym:
     def __init__(self) -> None:
         self.id = uuid.uuid4()
         self.step = 0
-        self.events: list[DomainEvent] = [gym_registered(self.id, self.stamp(), "p@x.org")]
+        self.events: list[DomainEvent] = [
+            gym_registered(self.id, self.stamp(), f"{self.id.hex}@x.org")
+        ]
         self.people: dict[int, customer.Customer] = {}
         for who in range(3):
             legacy = FIRST_DAY + timedelta(days=10) if who == 2 else None
