@@ -27,6 +27,7 @@ from api.routes.gyms import AuthController, MyGymController
 from api.routes.mails import MailsController
 from api.routes.memberships import MembershipsController
 from api.routes.plans import PlansController
+from api.routes.reports import ReportsController
 from api.state import AppState
 from api.strict import strict_request
 from api.verification import VerificationGate
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             MailsController,
             PlansController,
             MembershipsController,
+            ReportsController,
         ],
     )
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None

@@ -61,6 +61,7 @@ class GymResponse(msgspec.Struct):
     monthly_fee_cents: int
     currency: str
     timezone: str
+    reminder_days: int
     created_at: Instant
     updated_at: Instant
 

@@ -49,6 +49,7 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "20"))
 SCALES = [int(s) for s in os.environ.get("BENCH_SCALES", "10000,100000,1000000").split(",")]
 QUERY_GYM_SIZE = int(os.environ.get("BENCH_QUERY_CUSTOMERS", "100000"))
 LONG_HISTORY = int(os.environ.get("BENCH_LONG_HISTORY", "10000"))
+CHECK_IN_MEMBERS = int(os.environ.get("BENCH_CHECK_IN_MEMBERS", "500"))
 CONNECTIONS = 16
 STEADY_RATE = 200  # commands/s sustained: issue 14 asks for lag p99 ≤ 20 ms at this rate
 AUDIT_KEY = generate_private_pem()  # a throwaway signing key for the run
@@ -223,6 +224,29 @@ def lengthen_history(url: str, gym_id: uuid.UUID, events: int) -> None:
             ledger.append(*batch)
     finally:
         ledger.close()
+
+
+def front_desk_members(base: str, token: str, members: int) -> list[str]:
+    """A gym's members, each holding a monthly membership that started today: what
+    the check-in load scans (a third of them frozen or cancelled would only change
+    the reason recorded, not the work)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    today = datetime.now(UTC).date().isoformat()
+    with httpx.Client(base_url=f"{base}/api/v1", headers=headers, timeout=30) as client:
+        plan = {"name": "Monthly", "price_cents": 3900, "currency": "EUR", "term": {"months": 1}}
+        plan_id = client.post("/plans", json=plan).raise_for_status().json()["id"]
+        ids = []
+        for i in range(members):
+            member = {
+                "first_name": "Desk",
+                "last_name": f"Member{i}",
+                "email": f"d{i}@bench.example",
+            }
+            customer_id = client.post("/customers", json=member).raise_for_status().json()["id"]
+            sale = {"plan_id": plan_id, "starts_on": today}
+            client.post(f"/customers/{customer_id}/memberships", json=sale).raise_for_status()
+            ids.append(customer_id)
+    return ids
 
 
 def owner_token(base: str) -> tuple[str, str]:
@@ -445,6 +469,24 @@ def main() -> None:
         ids_file.unlink()
         log(f"  {results['queries']}")
 
+        log(f"check-ins at the front desk of a gym with {CHECK_IN_MEMBERS} members")
+        _, desk_token = owner_token(system.base)
+        members_file = ROOT / "bench" / "results" / "members.txt"
+        members_file.write_text(
+            "\n".join(front_desk_members(system.base, desk_token, CHECK_IN_MEMBERS)) + "\n"
+        )
+        wait_projected(url)
+        results["check_ins"] = system.measure(
+            "check_ins.lua",
+            {
+                "BENCH_TOKEN": desk_token,
+                "BENCH_PATH": "/api/v1/check-ins",
+                "BENCH_IDS": str(members_file),
+            },
+        )
+        members_file.unlink()
+        log(f"  {results['check_ins']}")
+
         # At a rate the machine sustains, lag is the pipeline's own delay (NOTIFY, batch,
         # commit); where the writers saturate it, lag is mostly queueing. Each starts on
         # a quiet system: mail queued by the earlier phases would compete for the CPU.
@@ -493,7 +535,7 @@ def write(results: dict[str, Any]) -> None:
     out = ROOT / "bench" / "results"
     (out / f"{stamp}.json").write_text(json.dumps(results, indent=2))
     c, q, lag = results["commands"], results["queries"], results["lag"]
-    long = results["commands_long_history"]
+    long, desk = results["commands_long_history"], results["check_ins"]
 
     def total(r: dict[str, Any]) -> str:
         return f"{sum(r['cpu_ms_per_request'].values()):.2f} ms"
@@ -515,6 +557,8 @@ def write(results: dict[str, Any]) -> None:
         " ≤ 2.0 ms |",
         f"| CPU ms per query, by process | {q['cpu_ms_per_request']} (all: {total(q)}) |"
         " ≤ 1.5 ms |",
+        f"| check-ins, {CONNECTIONS} connections, {CHECK_IN_MEMBERS} members | {http(desk)};"
+        f" CPU {desk['cpu_ms_per_request']} (all: {total(desk)}) | |",
         f"| commands on a gym with {LONG_HISTORY} events | {http(long)};"
         f" CPU {long['cpu_ms_per_request']} (all: {total(long)}) | as on a new gym |",
         *[

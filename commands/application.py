@@ -9,7 +9,7 @@ whichever process issues it: the API, the expiry job or a test.
 import time
 from typing import assert_never
 
-from commands import customers, gyms, memberships, plans
+from commands import customers, gyms, membership_notes, memberships, plans
 from commands.context import CommandContext
 from commands.customers import ChangeCustomer, ExpireMembership, RegisterCustomer, RemoveCustomer
 from commands.gyms import (
@@ -22,6 +22,7 @@ from commands.gyms import (
     UpdateGymProfile,
 )
 from commands.latest import WriteContention
+from commands.membership_notes import ExpireMembershipTerm, QueueMembershipReminder
 from commands.memberships import (
     CancelMembership,
     FreezeMembership,
@@ -63,6 +64,8 @@ Command = (
     | UnfreezeMembership
     | RenewMembership
     | CancelMembership
+    | ExpireMembershipTerm
+    | QueueMembershipReminder
 )
 
 # Why a command was refused, for the conflicts metric (by the error's class).
@@ -129,5 +132,9 @@ class GymLedger(EventStore):
                 return memberships.renew_membership(self, command, ctx)
             case CancelMembership():
                 return memberships.cancel_membership(self, command, ctx)
+            case ExpireMembershipTerm():
+                return membership_notes.expire_membership_term(self, command, ctx)
+            case QueueMembershipReminder():
+                return membership_notes.queue_membership_reminder(self, command, ctx)
             case _:
                 assert_never(command)

@@ -82,3 +82,11 @@ BirthDate = Annotated[date, _documented("Not after today in the gym's time zone.
 MembershipEnd = Annotated[
     date, _documented("Not before membership_start; the membership lapses after this day.")
 ]
+ReminderDays = Annotated[
+    int,
+    msgspec.Meta(
+        ge=0,
+        le=365,
+        description="Days before a membership's last day its customer gets a reminder; 0: none.",
+    ),
+]

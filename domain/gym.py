@@ -28,6 +28,7 @@ from domain.errors import (
 from domain.events import DomainEvent, Stamp, carried_fields, envelope, fold
 
 UNSET: msgspec.UnsetType = msgspec.UNSET
+DEFAULT_REMINDER_DAYS = 7
 
 
 def _v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
@@ -63,6 +64,7 @@ class GymProfileUpdated(DomainEvent, frozen=True, kw_only=True):
     monthly_fee_cents: int | msgspec.UnsetType = msgspec.UNSET
     currency: str | msgspec.UnsetType = msgspec.UNSET
     timezone: str | msgspec.UnsetType = msgspec.UNSET
+    reminder_days: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class GymClosed(DomainEvent, frozen=True, kw_only=True):
@@ -112,6 +114,8 @@ class Gym(msgspec.Struct, frozen=True, kw_only=True):
     monthly_fee_cents: int
     currency: str
     timezone: str = "UTC"
+    # Days before a membership's last day its customer is reminded (0: never).
+    reminder_days: int = DEFAULT_REMINDER_DAYS
     closed: bool = False
     # Tokens carry the generation they were issued in; each password change moves it on.
     token_generation: int = 0
@@ -145,6 +149,7 @@ class ProfileChanges(msgspec.Struct, frozen=True, kw_only=True):
     monthly_fee_cents: f.FeeCents | msgspec.UnsetType = msgspec.UNSET
     currency: f.Currency | msgspec.UnsetType = msgspec.UNSET
     timezone: f.TimeZone | msgspec.UnsetType = msgspec.UNSET
+    reminder_days: f.ReminderDays | msgspec.UnsetType = msgspec.UNSET
 
 
 class PasswordChange(msgspec.Struct, frozen=True, kw_only=True):
@@ -177,6 +182,7 @@ def _clean_profile(c: ProfileChanges) -> ProfileChanges:
         monthly_fee_cents=monthly_fee_cents,
         currency=currency,
         timezone=timezone,
+        reminder_days=c.reminder_days,
     )
 
 
@@ -216,6 +222,7 @@ def update_profile(gym: Gym, changes: ProfileChanges, stamp: Stamp) -> GymProfil
         monthly_fee_cents=unless_same(c.monthly_fee_cents, gym.monthly_fee_cents),
         currency=unless_same(c.currency, gym.currency),
         timezone=unless_same(c.timezone, gym.timezone),
+        reminder_days=unless_same(c.reminder_days, gym.reminder_days),
     )
     return None if updated == GymProfileUpdated(**envelope) else updated
 

@@ -96,6 +96,12 @@ HEALTH_CHECK = Gauge(
 )
 EXPIRY_RUNS = Counter("gymledger_expiry_runs", "Expiry job runs")
 CUSTOMERS_EXPIRED = Counter("gymledger_customers_expired", "MembershipExpired events recorded")
+MEMBERSHIP_TERMS_EXPIRED = Counter(
+    "gymledger_membership_terms_expired", "MembershipTermExpired events recorded"
+)
+MEMBERSHIP_REMINDERS_QUEUED = Counter(
+    "gymledger_membership_reminders_queued", "MembershipReminderQueued events recorded"
+)
 QUEUE_DEPTH = Gauge(
     "gymledger_queue_depth",
     "Messages waiting per dramatiq queue",

@@ -32,6 +32,13 @@ CREATE INDEX IF NOT EXISTS event_index_gym_type
     ON {schema}.event_index (gym_id, event_type, position);
 """
 
+# The reports' time windows (projections/reports.py): one type's events of one gym
+# recorded between two instants.
+RECORDED_AT_INDEX_SQL = """
+CREATE INDEX IF NOT EXISTS event_index_gym_type_time
+    ON {schema}.event_index (gym_id, event_type, recorded_at);
+"""
+
 
 class EventIndexProjection(Projection):
     name = "event_index"
@@ -101,7 +108,7 @@ def describe(row: Recorded) -> EventRecord:
     )
 
 
-def _recorded(fetched: list[TupleRow]) -> list[Recorded]:
+def decoded(fetched: list[TupleRow]) -> list[Recorded]:
     """Rows of the log (position, stream, version, topic, state), decoded."""
     return [Recorded.decode(CODEC, *row) for row in fetched]
 
@@ -125,7 +132,7 @@ async def gym_events(
     """The gym's events after `after`, in log order, as stored and decoded."""
     params = {"gym": gym_id, "after": after, "limit": limit, "types": event_types or None}
     cur = await conn.execute(GYM_EVENTS_SQL, params)
-    return _recorded(await cur.fetchall())
+    return decoded(await cur.fetchall())
 
 
 def all_gym_events(
@@ -135,7 +142,7 @@ def all_gym_events(
     after = 0
     while True:
         params = {"gym": gym_id, "after": after, "limit": page, "types": None}
-        rows = _recorded(conn.execute(GYM_EVENTS_SQL, params).fetchall())
+        rows = decoded(conn.execute(GYM_EVENTS_SQL, params).fetchall())
         yield from rows
         if len(rows) < page:
             return

@@ -56,6 +56,11 @@ ALTER TABLE {schema}.gyms ADD COLUMN IF NOT EXISTS timezone text NOT NULL DEFAUL
 """
 
 
+REMINDER_DAYS_MIGRATION_SQL = """
+ALTER TABLE {schema}.gyms ADD COLUMN IF NOT EXISTS reminder_days integer NOT NULL DEFAULT 7;
+"""
+
+
 CREDENTIALS_MIGRATION_SQL = """
 ALTER TABLE {schema}.gyms ADD COLUMN IF NOT EXISTS token_generation integer NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS {schema}.auditor_tokens (
@@ -102,6 +107,7 @@ class GymView(msgspec.Struct, frozen=True):
     monthly_fee_cents: int
     currency: str
     timezone: str
+    reminder_days: int
     created_at: datetime
     updated_at: datetime
 
@@ -233,7 +239,7 @@ def _announce_change(cur: psycopg.Cursor[TupleRow], gym_id: UUID) -> None:
 
 _GYM_COLUMNS = (
     "id, version, name, email, address, description, gym_type, monthly_fee_cents,"
-    " currency, timezone, created_at, updated_at"
+    " currency, timezone, reminder_days, created_at, updated_at"
 )
 
 

@@ -16,6 +16,7 @@ from psycopg.rows import TupleRow, class_row
 from domain.customer import CustomerRegistered
 from domain.events import DomainEvent
 from domain.gym import GymClosed, GymProfileUpdated, GymRegistered
+from domain.membership import MembershipReminderQueued
 from projections.engine import BulkInsert, Projection, Recorded
 
 MIGRATION_SQL = """
@@ -150,6 +151,19 @@ def welcome_customer(event: CustomerRegistered, gym_name: str) -> tuple[str, str
     return subject, body
 
 
+def membership_reminder(
+    event: MembershipReminderQueued, first_name: str, plan_name: str, gym_name: str
+) -> tuple[str, str]:
+    last_day = event.ends_on.strftime("%A, %d %B %Y")
+    subject = f"Your {plan_name} membership at {gym_name} ends on {event.ends_on.isoformat()}"
+    body = (
+        f"Hello {first_name},\n\nyour {plan_name} membership at {gym_name} ends on {last_day}.\n"
+        "Ask us at the front desk to renew it, so that nothing stops your training.\n\n"
+        f"See you soon,\n{gym_name}\n"
+    )
+    return subject, body
+
+
 class MailOutboxProjection(Projection):
     name = "mail_outbox"
     tables: tuple[str, ...] = ("mail_outbox",)
@@ -210,6 +224,24 @@ class MailOutboxProjection(Projection):
                     key = f"welcome-customer:{event.originator_id}"
                     mail = welcome_customer(event, gym_name)
                     self._enqueue(key, event.gym_id, event, event.email, mail)
+            case MembershipReminderQueued():
+                self._remind(cur, event)
+
+    def _remind(self, cur: psycopg.Cursor[TupleRow], event: MembershipReminderQueued) -> None:
+        """To the customer as the read model holds them now (this batch's changes
+        included): the address they gave last, not the one at signup."""
+        gym_name = self._gym_name(cur, event.gym_id)
+        found = cur.execute(
+            "SELECT c.email, c.first_name, m.plan_name FROM memberships m"
+            " JOIN customers c ON c.id = m.customer_id WHERE m.id = %s",
+            (event.originator_id,),
+        ).fetchone()
+        if gym_name is None or found is None:  # the gym closed or the customer left
+            return
+        email, first_name, plan_name = found
+        key = f"membership-reminder:{event.originator_id}:{event.term_number}"
+        mail = membership_reminder(event, first_name, plan_name, gym_name)
+        self._enqueue(key, event.gym_id, event, email, mail)
 
 
 # --- used by the mail worker and relay -------------------------------------------------

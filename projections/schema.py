@@ -60,6 +60,8 @@ MIGRATIONS = (
     ),
     Migration("0014_plans", PLANS, plans.MIGRATION_SQL),
     Migration("0015_memberships", MEMBERSHIPS, memberships.MIGRATION_SQL),
+    Migration("0020_gym_reminder_days", GYMS, gyms.REMINDER_DAYS_MIGRATION_SQL),
+    Migration("0021_event_index_time", EVENT_INDEX, event_log.RECORDED_AT_INDEX_SQL),
 )
 
 

@@ -12,7 +12,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from infra.bootstrap import Runtime
-from workers import expiry, mail
+from workers import expiry, mail, membership_jobs
 from workers.mail import SendMail
 from workers.task_middleware import DiesWithMainProcess, TaskObservability
 
@@ -51,9 +51,9 @@ def declare_actors(runtime: Runtime) -> Actors:
     def expire_memberships() -> None:
         message = CurrentMessage.get_current_message()  # None without that middleware
         causation = None if message is None else message.message_id
-        expiry.expire_due_memberships(
-            runtime.ledger(), settings.database_url, runtime.clock, causation
-        )
+        ledger, url, clock = runtime.ledger(), settings.database_url, runtime.clock
+        expiry.expire_due_memberships(ledger, url, clock, causation)
+        membership_jobs.run_membership_passes(ledger, url, clock, causation)
 
     return Actors(send_mail=send_mail, expire_memberships=expire_memberships)
 

@@ -2,8 +2,7 @@
 
 import builtins
 import hashlib
-import re
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -17,6 +16,7 @@ from api import cursors
 from api.auth import CALLER, CallerGym, owner_only, owner_unless_time_travel
 from api.errors import responses
 from api.headers import IdempotencyKey, IfMatch, expected_version
+from api.moments import AS_OF, as_of_in_utc, query_error
 from api.openapi import FROM_ZERO, SECURED
 from api.schemas import NO_NUL_PATTERN, CustomerResponse
 from api.state import AppState, Services
@@ -30,7 +30,7 @@ from commands.customers import (
     load_customer,
 )
 from commands.time_travel import customer_as_of, customer_memberships_as_of
-from domain.errors import InvalidQuery, InvalidValue, NotFound
+from domain.errors import InvalidQuery, NotFound
 from projections.customers import (
     CustomerFilter,
     count_customers,
@@ -102,54 +102,6 @@ async def _customer_response(
     return CustomerResponse.of(row_of(stored), today, held)
 
 
-# `as_of` is turned into a calendar date in the gym's time zone: keep it a day inside
-# the years datetime can hold (1 to 9999), so that never overflows in any zone. Moments
-# outside name the same state as these (nothing is older, everything is earlier).
-AS_OF_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
-AS_OF_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
-# RFC 3339 (JSON Schema's "date-time"), and nothing else: Python's own parsers also
-# take dates alone, naive times and numbers, which the schema does not allow.
-_RFC3339 = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
-    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
-)
-AS_OF = QueryParameter(
-    description="RFC 3339 time with offset: the customer as they were then.",
-    schema_extra={"format": "date-time"},
-)
-
-
-def _query_error(name: str, message: str) -> InvalidValue:
-    """A 422 in the documented shape: detail [{loc: ["query", name], msg, type}]."""
-    return InvalidValue(name, message, "query")
-
-
-def _rfc3339(text: str) -> datetime:
-    found = _RFC3339.fullmatch(text)
-    if found is None:
-        raise _query_error("as_of", "must be an RFC 3339 time with offset")
-    year, month, day, hour, minute, second = (int(g) for g in found.groups()[:6])
-    fraction, sign, offset_hours, offset_minutes = found.groups()[6:]
-    offset = timedelta(hours=int(offset_hours or 0), minutes=int(offset_minutes or 0))
-    try:
-        zone = timezone(-offset if sign == "-" else offset)
-        micro = int((fraction or "0")[:6].ljust(6, "0"))
-        if second == 60:  # a leap second: the last moment of its minute
-            second, micro = 59, 999_999
-        return datetime(year, month, day, hour, minute, second, micro, tzinfo=zone)
-    except (ValueError, OverflowError):  # no such day or time, or an offset of a day
-        raise _query_error("as_of", "must be an RFC 3339 time with offset") from None
-
-
-def _as_of_in_utc(as_of: str) -> datetime:
-    moment = _rfc3339(as_of)
-    try:
-        moment = moment.astimezone(UTC)
-    except OverflowError:  # an offset pushes it past year 1 or 9999
-        return AS_OF_EARLIEST if moment.year == 1 else AS_OF_LATEST
-    return min(max(moment, AS_OF_EARLIEST), AS_OF_LATEST)
-
-
 async def _time_travel(
     services: AppState,
     caller: CallerGym,
@@ -157,7 +109,7 @@ async def _time_travel(
     as_of: str | None,
     version: int | None,
 ) -> Response[CustomerResponse]:
-    moment = None if as_of is None else _as_of_in_utc(as_of)
+    moment = None if as_of is None else as_of_in_utc(as_of)
     async with services.read_pool.connection() as conn:
         found = await customer_as_of(conn, caller.id, customer_id, moment=moment, version=version)
         if found is None:
@@ -261,7 +213,7 @@ class CustomersController(Controller):
             ("email", email),
         ):
             if value is not None and "\x00" in value:  # PostgreSQL text cannot hold NUL
-                raise _query_error(name, "must not contain NUL")
+                raise query_error(name, "must not contain NUL")
         if min_age is not None and max_age is not None and min_age > max_age:
             raise InvalidQuery("min_age must not be greater than max_age")
         today = caller.today(services.clock.now())

@@ -18,8 +18,9 @@ from litestar.params import Body, FromPath, FromQuery, QueryParameter
 from api.auth import CALLER, CallerGym, owner_only
 from api.errors import responses
 from api.headers import IdempotencyKey, IfMatch, expected_version
+from api.moments import AS_OF, as_of_in_utc, query_error
 from api.openapi import FROM_ZERO, SECURED
-from api.routes.customers import AS_OF, ETAG_HEADER, MAX_OFFSET, Caller, _as_of_in_utc, etag
+from api.routes.customers import ETAG_HEADER, MAX_OFFSET, Caller, etag
 from api.schemas import MembershipResponse
 from api.state import AppState, Services
 from commands.application import Command
@@ -37,7 +38,7 @@ from commands.memberships import (
     load_membership,
 )
 from commands.time_travel import membership_as_of
-from domain.errors import InvalidValue, NotFound
+from domain.errors import NotFound
 from domain.membership import Status
 from projections.customers import get_customer
 from projections.memberships import (
@@ -75,7 +76,7 @@ def _calendar_day(name: str, text: str) -> date:
             return date.fromisoformat(text)
     except ValueError:
         pass
-    raise InvalidValue(name, "must be a date (YYYY-MM-DD)", "query")
+    raise query_error(name, "must be a date (YYYY-MM-DD)")
 
 
 # A command's statuses: 409 when the membership's state refuses it (a freeze over the
@@ -326,7 +327,7 @@ async def _time_travel(
     as_of: str | None,
     version: int | None,
 ) -> Response[MembershipResponse]:
-    moment = None if as_of is None else _as_of_in_utc(as_of)
+    moment = None if as_of is None else as_of_in_utc(as_of)
     async with services.read_pool.connection() as conn:
         found = await membership_as_of(
             conn, caller.id, membership_id, moment=moment, version=version

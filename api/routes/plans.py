@@ -13,8 +13,9 @@ from litestar.params import Body, FromPath, FromQuery, QueryParameter
 from api.auth import CALLER, CallerGym, owner_only
 from api.errors import responses
 from api.headers import IdempotencyKey, IfMatch, expected_version
+from api.moments import AS_OF, as_of_in_utc
 from api.openapi import SECURED
-from api.routes.customers import AS_OF, ETAG_HEADER, Caller, _as_of_in_utc, etag
+from api.routes.customers import ETAG_HEADER, Caller, etag
 from api.schemas import PlanResponse
 from api.state import AppState, Services
 from commands.plans import ChangePlan, CreatePlan, NewPlan, Plan, PlanChanges, RetirePlan, load_plan
@@ -90,7 +91,7 @@ class PlansController(Controller):
     ) -> Response[PlanResponse]:
         """The plan now, or as it was at `as_of` / `version` (rebuilt from the log)."""
         if as_of is not None or version is not None:
-            moment = None if as_of is None else _as_of_in_utc(as_of)
+            moment = None if as_of is None else as_of_in_utc(as_of)
             async with services.read_pool.connection() as conn:
                 plan = await plan_as_of(conn, caller.id, plan_id, moment=moment, version=version)
         else:

@@ -21,6 +21,7 @@ GYM_FIELDS = {
     "monthly_fee_cents",
     "currency",
     "timezone",
+    "reminder_days",
     "created_at",
     "updated_at",
 }
@@ -121,6 +122,20 @@ def test_me_read_update_delete(client: TestClient[Any]) -> None:
     assert client.delete(f"{API}/gyms/me", headers=bearer(token)).status_code == 204
     assert client.get(f"{API}/gyms/me", headers=bearer(token)).status_code == 401
     assert client.patch(f"{API}/gyms/me", headers=bearer(token), json={}).status_code == 401
+
+
+def test_reminder_days_default_to_a_week_and_zero_turns_reminders_off(
+    client: TestClient[Any],
+) -> None:
+    gym, token = signup_and_login(client)
+    assert gym["reminder_days"] == 7
+    off = client.patch(f"{API}/gyms/me", headers=bearer(token), json={"reminder_days": 0})
+    assert off.status_code == 200
+    assert client.get(f"{API}/gyms/me", headers=bearer(token)).json()["reminder_days"] == 0
+    for bad in (-1, 366, "7"):
+        refused = client.patch(f"{API}/gyms/me", headers=bearer(token), json={"reminder_days": bad})
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["loc"] == ["body", "reminder_days"]
 
 
 def test_closing_releases_the_email(client: TestClient[Any]) -> None:

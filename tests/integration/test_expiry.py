@@ -1,14 +1,11 @@
 """Expiry-driven deactivation with a moved clock, timezones, and the scheduler."""
 
-import dataclasses
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-import pytest
 import redis
 from litestar.testing import TestClient
 
@@ -16,35 +13,10 @@ from commands.application import GymLedger
 from infra.clock import ManualClock
 from tests.conftest import bearer, signup_body
 from tests.integration.helpers import head_position, wait_projected
+from tests.integration.moved_clock import owner_of
 from workers.actors import Actors
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(datetime(2030, 1, 10, 12, tzinfo=UTC))
-
-
-@pytest.fixture
-def moved_client(settings: Any, clock: ManualClock, projector: None) -> Iterator[TestClient[Any]]:
-    """The API with the test's clock, so "today" is whatever the test says. Tokens live
-    by that clock too, and the tests move it by months: they get a lifetime to match."""
-    from api.app import create_app
-
-    a_year = 366 * 24 * 3600
-    timed = dataclasses.replace(settings, jwt_ttl_seconds=a_year)
-    with TestClient(create_app(timed, clock=clock)) as test_client:
-        yield test_client
-
-
-def owner_of(client: TestClient[Any], timezone: str = "UTC") -> dict[str, str]:
-    body = signup_body(timezone=timezone)
-    assert client.post(f"{API}/auth/signup", json=body).status_code == 201
-    token = client.post(
-        f"{API}/auth/login", data={"username": body["email"], "password": body["password"]}
-    ).json()["access_token"]
-    return bearer(token)
 
 
 def expiry_events(settings: Any, customer_id: str) -> int:
