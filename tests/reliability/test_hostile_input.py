@@ -451,6 +451,9 @@ OPERATIONS: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/memberships/{membership_id}/cancel"): _membership_target(
         "cancel", {"effective_on": "2026-09-01", "reason": "moving"}
     ),
+    ("GET", "/api/v1/reports/memberships"): lambda h: Target(f"{API}/reports/memberships", h.owner),
+    # Without `from` and `to` a 422; each hostile parameter is sent alone anyway.
+    ("GET", "/api/v1/reports/movements"): lambda h: Target(f"{API}/reports/movements", h.owner),
     ("GET", "/health"): lambda h: Target("/health", {}),
     ("GET", "/health/live"): lambda h: Target("/health/live", {}),
     ("GET", "/health/ready"): lambda h: Target("/health/ready", {}),
