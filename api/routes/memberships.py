@@ -18,7 +18,7 @@ from litestar.params import Body, FromPath, FromQuery, QueryParameter
 from api.auth import CALLER, CallerGym, owner_only
 from api.errors import responses
 from api.headers import IdempotencyKey, IfMatch, expected_version
-from api.moments import AS_OF, as_of_in_utc
+from api.moments import AS_OF, as_of_in_utc, query_error
 from api.openapi import FROM_ZERO, SECURED
 from api.routes.customers import ETAG_HEADER, MAX_OFFSET, Caller, etag
 from api.schemas import MembershipResponse
@@ -38,7 +38,7 @@ from commands.memberships import (
     load_membership,
 )
 from commands.time_travel import membership_as_of
-from domain.errors import InvalidValue, NotFound
+from domain.errors import NotFound
 from domain.membership import Status
 from projections.customers import get_customer
 from projections.memberships import (
@@ -76,7 +76,7 @@ def _calendar_day(name: str, text: str) -> date:
             return date.fromisoformat(text)
     except ValueError:
         pass
-    raise InvalidValue(name, "must be a date (YYYY-MM-DD)", "query")
+    raise query_error(name, "must be a date (YYYY-MM-DD)")
 
 
 # A command's statuses: 409 when the membership's state refuses it (a freeze over the

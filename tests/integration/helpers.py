@@ -59,19 +59,6 @@ def head_position(database_url: str) -> int:
         return int(row.fetchone()[0])  # type: ignore[index]
 
 
-def stream_lengths(database_url: str, streams: list[str]) -> dict[str, int]:
-    """How many events each of these streams holds. What a test that must store nothing
-    compares, rather than the log's head: the scheduler of the session's worker records
-    expiries of other tests' memberships at any moment."""
-    with psycopg.connect(database_url) as conn:
-        rows = conn.execute(
-            "SELECT originator_id::text, count(*) FROM gymledger_events"
-            " WHERE originator_id = ANY(%s::uuid[]) GROUP BY originator_id",
-            (streams,),
-        ).fetchall()
-    return {str(stream): int(n) for stream, n in rows}
-
-
 def index_definitions(database_url: str) -> set[tuple[str, str]]:
     """Every index of the live tables, as PostgreSQL would recreate it."""
     with psycopg.connect(database_url) as conn:
