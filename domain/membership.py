@@ -65,6 +65,9 @@ class MembershipUnfrozen(MembershipEvent, frozen=True, kw_only=True):
     freeze_starts_on: date
     on: date  # the first day no longer frozen
     membership_ends_on: date
+    # The current term's first day: earlier by the days given back when the freeze
+    # was in a term renewed since (every later term moves back with the end).
+    term_starts_on: date
 
 
 class MembershipRenewed(MembershipEvent, frozen=True, kw_only=True):
@@ -265,12 +268,14 @@ def unfreeze(m: Membership, request: UnfreezeRequest, stamp: Stamp) -> Membershi
     current = next((fr for fr in m.freezes if fr.covers(request.on)), None)
     if current is None:
         raise MembershipRuleBroken(f"The membership is not frozen on {request.on}")
-    unused = days_between(request.on, current.ends_on)
+    unused = timedelta(days=days_between(request.on, current.ends_on))
+    renewed_since = current.starts_on < m.term_starts_on
     return MembershipUnfrozen(
         **_next_event(m, stamp),
         freeze_starts_on=current.starts_on,
         on=request.on,
-        membership_ends_on=m.ends_on - timedelta(days=unused),
+        membership_ends_on=m.ends_on - unused,
+        term_starts_on=m.term_starts_on - unused if renewed_since else m.term_starts_on,
     )
 
 
@@ -371,6 +376,7 @@ def evolve(m: Membership | None, event: DomainEvent) -> Membership:
         case MembershipUnfrozen():
             touched["freezes"] = _shortened(m.freezes, event.freeze_starts_on, event.on)
             touched["ends_on"] = event.membership_ends_on
+            touched["term_starts_on"] = event.term_starts_on
         case MembershipRenewed():
             touched.update(
                 term_number=event.term_number,

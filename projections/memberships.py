@@ -166,6 +166,7 @@ def _apply_change(cur: psycopg.Cursor[TupleRow], event: MembershipEvent) -> None
                 (event.on - timedelta(days=1), event.originator_id, event.freeze_starts_on),
             )
             changes["ends_on"] = event.membership_ends_on
+            changes["term_starts_on"] = event.term_starts_on
         case MembershipRenewed():
             changes |= {
                 "term_number": event.term_number,

@@ -25,6 +25,7 @@ from schemathesis import Case as GenericCase
 from schemathesis.generation.meta import TestPhase
 
 from api.headers import IDEMPOTENCY_KEY_PATTERN
+from api.routes.reports import MOVEMENTS_MAX_DAYS
 from domain import validation as v
 
 Case = GenericCase[Any]
@@ -175,3 +176,17 @@ def before_call(context: Any, case: Case, kwargs: dict[str, Any]) -> None:
         low, high = _age(query.get("min_age")), _age(query.get("max_age"))
         if low is not None and high is not None and low > high:  # min_age <= max_age
             query["min_age"], query["max_age"] = query["max_age"], query["min_age"]
+    if path.endswith("/reports/movements") and isinstance(query, dict):
+        _movements_window(query)
+
+
+def _movements_window(query: dict[str, Any]) -> None:
+    """Two valid days may contradict each other (`to` before `from`, or a window past
+    the report's limit): 400, as min_age > max_age. Keep generated windows sensible."""
+    first, last = _day(query.get("from")), _day(query.get("to"))
+    if first is None or last is None:
+        return
+    first, last = min(first, last), max(first, last)
+    if (last - first).days >= MOVEMENTS_MAX_DAYS:
+        last = first + timedelta(days=MOVEMENTS_MAX_DAYS - 1)
+    query["from"], query["to"] = first.isoformat(), last.isoformat()

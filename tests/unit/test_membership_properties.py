@@ -92,12 +92,43 @@ def test_any_command_sequence_keeps_the_invariants_and_replays_to_the_state(
         except DomainError:
             continue  # refused: nothing recorded, nothing changed
         events.append(event)
-        state = membership.evolve(state, event)
+        before, state = state, membership.evolve(state, event)
         if isinstance(event, membership.MembershipRenewed):
             term_starts.append(event.term_starts_on)
+        if isinstance(event, membership.MembershipUnfrozen):
+            # The days given back move every term after the freeze's earlier.
+            back = before.ends_on - state.ends_on
+            term_starts = [t - back if t > event.freeze_starts_on else t for t in term_starts]
         _check(state, term_starts)
     assert membership.project(None, events) == state
     assert state.version == len(events)
+
+
+def test_unfreezing_a_freeze_renewed_over_moves_the_renewed_term_back() -> None:
+    """Found by the property above: a freeze running past the term's end, a renewal
+    from the extended end, then the freeze ended early. The days given back used to
+    leave the renewed term starting after the membership's new last day."""
+    new = plan.NewPlan(
+        name="P", price_cents=1, currency="EUR", term=Term(days=5), max_freeze_days=9
+    )
+    sold_plan = plan.project(None, [plan.create(uuid.uuid4(), uuid.uuid4(), new, _stamp(0))])
+    assert sold_plan is not None
+    m = membership.evolve(
+        None, membership.sell(uuid.uuid4(), uuid.uuid4(), sold_plan, FIRST_DAY, _stamp(0))
+    )
+    frozen = FreezeRequest(starts_on=date(2026, 2, 3), ends_on=date(2026, 2, 9))  # 7 days
+    for step, decide in enumerate(
+        (
+            lambda m: membership.freeze(m, frozen, _stamp(1)),  # ends Feb 4 + 7 = Feb 11
+            lambda m: membership.renew(m, sold_plan, _stamp(2)),  # Feb 12 to Feb 16
+            lambda m: membership.unfreeze(m, UnfreezeRequest(on=date(2026, 2, 5)), _stamp(3)),
+        ),
+        start=1,
+    ):
+        m = membership.evolve(m, decide(m))
+        assert m.version == step + 1
+    # Frozen Feb 3 and 4 only: term 1 ends Feb 6, the renewed term runs Feb 7 to 11.
+    assert (m.term_starts_on, m.ends_on) == (date(2026, 2, 7), date(2026, 2, 11))
 
 
 def test_the_term_arithmetic_of_the_issue() -> None:
