@@ -9,7 +9,7 @@ off the read side; their streams stay in the log.
 """
 
 import functools
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -351,3 +351,45 @@ async def list_memberships(
     counted = await conn.execute(*count_query(gym_id, f, today))
     total = await counted.fetchone()
     return page, int(total[0]) if total else 0
+
+
+# --- the scheduler's work lists (across gyms) ---------------------------------------
+
+# The gym's local day, as domain.validation.local_date computes it.
+_TODAY = "(%(now)s AT TIME ZONE g.timezone)::date"
+
+# SQL twin of domain.membership.expire: not cancelled, the term's last day before
+# today, and not recorded yet.
+_DUE_FOR_EXPIRY = f"""
+SELECT m.id FROM memberships m JOIN gyms g ON g.id = m.gym_id
+WHERE m.cancelled_on IS NULL AND m.expired_term < m.term_number
+  AND m.ends_on < {_TODAY}
+ORDER BY m.ends_on LIMIT %(limit)s
+"""  # noqa: S608 - constant SQL
+
+# SQL twin of domain.membership.remind: the gym reminds, not cancelled, today within
+# `reminder_days` before the last day, and no reminder of this term yet.
+_DUE_FOR_REMINDER = f"""
+SELECT m.id FROM memberships m JOIN gyms g ON g.id = m.gym_id
+WHERE g.reminder_days > 0 AND m.cancelled_on IS NULL AND m.reminded_term < m.term_number
+  AND m.ends_on >= {_TODAY} AND m.ends_on - g.reminder_days <= {_TODAY}
+ORDER BY m.ends_on LIMIT %(limit)s
+"""  # noqa: S608 - constant SQL
+
+
+def _due(conn: psycopg.Connection[Any], query: str, now: datetime, limit: int) -> list[UUID]:
+    return [r[0] for r in conn.execute(query, {"now": now, "limit": limit}).fetchall()]
+
+
+def due_for_term_expiry(
+    conn: psycopg.Connection[Any], now: datetime, limit: int = 1000
+) -> list[UUID]:
+    """Memberships of every gym whose term ended before the gym's today, not yet
+    recorded as expired (workers/membership_jobs.py)."""
+    return _due(conn, _DUE_FOR_EXPIRY, now, limit)
+
+
+def due_for_reminder(conn: psycopg.Connection[Any], now: datetime, limit: int = 1000) -> list[UUID]:
+    """Memberships of every gym whose term ends within the gym's `reminder_days`, with
+    no reminder queued for the term yet."""
+    return _due(conn, _DUE_FOR_REMINDER, now, limit)

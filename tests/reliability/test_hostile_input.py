@@ -457,6 +457,13 @@ OPERATIONS: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/memberships/{membership_id}/cancel"): _membership_target(
         "cancel", {"effective_on": "2097-09-01", "reason": "moving"}
     ),
+    ("POST", "/api/v1/check-ins"): lambda h: Target(
+        f"{API}/check-ins", h.owner, json={"customer_id": h.customer}
+    ),
+    ("GET", "/api/v1/check-ins"): lambda h: Target(f"{API}/check-ins?on=2097-03-05", h.owner),
+    ("GET", "/api/v1/customers/{customer_id}/check-ins"): lambda h: Target(
+        f"{API}/customers/{h.customer}/check-ins", h.owner
+    ),
     ("GET", "/health"): lambda h: Target("/health", {}),
     ("GET", "/health/live"): lambda h: Target("/health/live", {}),
     ("GET", "/health/ready"): lambda h: Target("/health/ready", {}),
