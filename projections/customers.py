@@ -70,6 +70,24 @@ CREATE INDEX IF NOT EXISTS customers_expiry_due ON {schema}.customers (membershi
     WHERE membership_end IS NOT NULL AND expired_end IS DISTINCT FROM membership_end;
 """
 
+# Whether a customer holds memberships, kept by the memberships projection when one is
+# sold, and in the list's covering index: the `active` filter then asks the memberships
+# table only about the customers who hold some (issue 14's query cost, bench/README.md).
+HOLDS_MEMBERSHIPS_MIGRATION_SQL = """
+ALTER TABLE {schema}.customers
+    ADD COLUMN IF NOT EXISTS holds_memberships boolean NOT NULL DEFAULT false;
+DO $$ BEGIN
+    IF to_regclass('{schema}.memberships') IS NOT NULL THEN  -- not in every scratch build
+        UPDATE {schema}.customers c SET holds_memberships = true
+            WHERE EXISTS (SELECT 1 FROM {schema}.memberships m WHERE m.customer_id = c.id);
+    END IF;
+END $$;
+DROP INDEX IF EXISTS {schema}.customers_gym_newest;
+CREATE INDEX IF NOT EXISTS customers_gym_newest
+    ON {schema}.customers (gym_id, created_at DESC, id DESC)
+    INCLUDE (owner_active, membership_end, date_of_birth, holds_memberships);
+"""
+
 # Card codes came after the table: a column of their own, unique within a gym (the
 # claim streams keep it so on the write side; this index says so to the read side).
 CARD_CODE_MIGRATION_SQL = """
@@ -83,10 +101,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS customers_gym_card_code
 # switch is on and one of them gives access today (domain.membership.shown_on_customer
 # picks such a one whenever there is one); any other customer by
 # domain.customer.is_active, from the dates stored on them.
-_HOLDS_MEMBERSHIPS = (
-    "EXISTS (SELECT 1 FROM memberships m WHERE m.gym_id = c.gym_id AND m.customer_id = c.id)"
-)
-_ACTIVE = f"""(CASE WHEN {_HOLDS_MEMBERSHIPS}
+_ACTIVE = f"""(CASE WHEN c.holds_memberships
     THEN c.owner_active AND EXISTS (SELECT 1 FROM memberships m
         WHERE m.gym_id = c.gym_id AND m.customer_id = c.id AND {ACCESS_TODAY})
     ELSE c.owner_active AND (c.membership_end IS NULL OR c.membership_end >= %(today)s)

@@ -88,6 +88,25 @@ class MembershipsProjection(Projection):
     tables: tuple[str, ...] = ("memberships", "membership_freezes")
     rebuildable = True
 
+    def __init__(self) -> None:
+        # Customers sold a membership in this batch. The customers list asks "holds
+        # memberships?" of every row it filters by `active`, and a column in its covering
+        # index answers that without a look at this table. Set at the end of the batch:
+        # a customer registered in the same batch is written by then (customers are
+        # inserted in bulk when their batch ends, and that projection's end comes first).
+        self._holders: set[UUID] = set()
+
+    def begin_batch(self, cur: psycopg.Cursor[TupleRow]) -> None:
+        self._holders.clear()
+
+    def end_batch(self, cur: psycopg.Cursor[TupleRow]) -> None:
+        if self._holders:
+            cur.execute(
+                "UPDATE customers SET holds_memberships = true"
+                " WHERE id = ANY(%s) AND NOT holds_memberships",
+                (list(self._holders),),
+            )
+
     def apply(self, cur: psycopg.Cursor[TupleRow], recorded: Recorded) -> None:
         event = recorded.event
         if isinstance(event, GymClosed):
@@ -105,6 +124,7 @@ class MembershipsProjection(Projection):
             )
         elif isinstance(event, MembershipSold):
             _insert(cur, event)
+            self._holders.add(event.customer_id)
         elif isinstance(event, MembershipEvent):
             _apply_change(cur, event)
 

@@ -67,6 +67,9 @@ MIGRATIONS = (
     Migration("0017_event_index_time", EVENT_INDEX, event_log.RECORDED_AT_INDEX_SQL),
     Migration("0018_customer_card_codes", CUSTOMERS, customers.CARD_CODE_MIGRATION_SQL),
     Migration("0019_check_ins", CHECK_INS, check_ins.MIGRATION_SQL),
+    Migration(
+        "0020_customer_holds_memberships", CUSTOMERS, customers.HOLDS_MEMBERSHIPS_MIGRATION_SQL
+    ),
 )
 
 

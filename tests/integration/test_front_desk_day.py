@@ -3,10 +3,16 @@ denied check-in, unfreeze, renew, cancel, and the day's lists and reports (issue
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
+import msgspec
+import psycopg
 from litestar.testing import TestClient
 
 from infra.clock import ManualClock
+from projections.export import export_gym, verify_export
+from tests.conftest import signup_and_login
+from tests.integration.helpers import head_position, wait_projected
 from tests.integration.moved_clock import owner_of
 from tests.integration.test_audit_api import auditor_for
 
@@ -175,3 +181,41 @@ def test_a_report_as_of_a_moment_leaves_out_what_was_recorded_later(
     # Any other day, past or future, from the same events.
     assert report(on="2030-05-11")["expired"] == 1  # the late one ended on May 10
     assert report(on="2030-04-30")["upcoming"] == 2
+
+
+def test_the_new_streams_enter_the_feed_the_chain_and_the_signed_export(
+    client: TestClient[Any], settings: Any
+) -> None:
+    gym, token = signup_and_login(client)
+    owner = {"Authorization": f"Bearer {token}"}
+    plan = post(
+        client,
+        owner,
+        "/plans",
+        {"name": "Y", "price_cents": 1, "currency": "EUR", "term": {"days": 9}},
+    )
+    who = post(
+        client, owner, "/customers", {"first_name": "C", "last_name": "D", "email": "c@x.org"}
+    )
+    sold = post(
+        client,
+        owner,
+        f"/customers/{who['id']}/memberships",
+        {"plan_id": plan["id"], "starts_on": "2099-01-01"},
+    )
+    post(client, owner, f"/memberships/{sold['id']}/cancel", {"effective_on": "2099-01-05"})
+    post(client, owner, "/check-ins", {"customer_id": who["id"]})
+    new_types = {"PlanCreated", "MembershipSold", "MembershipCancelled", "CheckInRecorded"}
+    feed = client.get(f"{API}/events", headers=owner, params={"limit": 1000}).json()
+    assert new_types <= {e["type"] for e in feed}
+    assert all(
+        e["actor"] == gym["id"] and e["correlation_id"] for e in feed if e["type"] in new_types
+    )
+    wait_projected(settings.database_url, head_position(settings.database_url))
+    verified = client.get(f"{API}/audit/verify", headers=owner).json()
+    assert (verified["ok"], verified["events_checked"]) == (True, len(feed))
+    with psycopg.connect(settings.database_url) as conn:
+        lines = list(export_gym(conn, UUID(gym["id"])))
+    exported = {msgspec.json.decode(line).get("type") for line in lines}
+    assert new_types <= exported
+    assert verify_export(lines, settings.key_ring()).ok

@@ -11,6 +11,7 @@ from litestar.testing import TestClient
 
 from commands.application import GymLedger
 from infra.clock import ManualClock
+from projections.rebuild import blue_green_rebuild
 from tests.integration.helpers import head_position, wait_projected
 from tests.integration.moved_clock import owner_of
 from workers.membership_jobs import run_membership_passes
@@ -156,6 +157,9 @@ def test_one_reminder_per_term_reminder_days_before_its_end_through_the_outbox(
     [mail] = reminder_mails(moved_client, owner)
     assert mail["recipient"] == "rita@example.org"
     assert "2030-01-31" in mail["subject"]
+    blue_green_rebuild(jobs.settings.database_url)  # replays MembershipReminderQueued
+    wait_projected(jobs.settings.database_url, head_position(jobs.settings.database_url))
+    assert [m["id"] for m in reminder_mails(moved_client, owner)] == [mail["id"]]  # once
     # The renewed term gets its own reminder, once.
     moved_client.post(f"{API}/memberships/{m['id']}/renew", headers=owner)
     assert jobs.run_at(datetime(2030, 2, 21, 12, tzinfo=UTC), m)[1] == 2  # 7 days before Feb 28
