@@ -80,17 +80,31 @@ class CheckInsProjection(Projection):
     def __init__(self) -> None:
         # A desk's scans arrive many per second: one COPY per batch, not an INSERT each.
         self._insert = BulkInsert("check_ins", _COLUMN_TYPES)
+        # Each customer's latest allowed check-in of the batch, for customers.last_check_in_at
+        # (set at the end: customers registered in this batch are written by then).
+        self._visited: dict[UUID, datetime] = {}
 
     def begin_batch(self, cur: psycopg.Cursor[TupleRow]) -> None:
         self._insert.rows.clear()
+        self._visited.clear()
 
     def end_batch(self, cur: psycopg.Cursor[TupleRow]) -> None:
         self._insert.flush(cur)
+        if self._visited:
+            cur.execute(
+                "UPDATE customers c SET last_check_in_at = v.at"
+                " FROM unnest(%s::uuid[], %s::timestamptz[]) AS v (id, at)"
+                " WHERE c.id = v.id AND (c.last_check_in_at IS NULL OR c.last_check_in_at < v.at)",
+                (list(self._visited), list(self._visited.values())),
+            )
 
     def apply(self, cur: psycopg.Cursor[TupleRow], recorded: Recorded) -> None:
         event = recorded.event
         if isinstance(event, CheckInRecorded):
             self._insert.add(*msgspec.structs.astuple(CheckInRow.of(event)))
+            if event.allowed:
+                seen = self._visited.get(event.customer_id)
+                self._visited[event.customer_id] = max(event.timestamp, seen or event.timestamp)
         elif isinstance(event, CustomerRemoved):
             self._drop_pending(lambda row: row[2] == event.originator_id)
             cur.execute(

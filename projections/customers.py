@@ -88,6 +88,20 @@ CREATE INDEX IF NOT EXISTS customers_gym_newest
     INCLUDE (owner_active, membership_end, date_of_birth, holds_memberships);
 """
 
+# The customer's last allowed check-in, kept by the check-ins projection at the end of
+# each batch: a customer with none in the last 30 days needs no count of them.
+LAST_CHECK_IN_MIGRATION_SQL = """
+ALTER TABLE {schema}.customers ADD COLUMN IF NOT EXISTS last_check_in_at timestamptz;
+DO $$ BEGIN
+    IF to_regclass('{schema}.check_ins') IS NOT NULL THEN  -- not in every scratch build
+        UPDATE {schema}.customers c SET last_check_in_at = k.last
+            FROM (SELECT customer_id, max(at) AS last FROM {schema}.check_ins
+                  WHERE allowed GROUP BY customer_id) k
+            WHERE k.customer_id = c.id;
+    END IF;
+END $$;
+"""
+
 # Card codes came after the table: a column of their own, unique within a gym (the
 # claim streams keep it so on the write side; this index says so to the read side).
 CARD_CODE_MIGRATION_SQL = """
@@ -124,6 +138,12 @@ class CustomerRow(msgspec.Struct, frozen=True):
     created_at: datetime
     updated_at: datetime
     card_code: str | None
+    # What the row says of the customer's other streams, so that a page asks about
+    # memberships and visits only for the customers who have some. Only rows read from
+    # this table carry them: a row rebuilt from the log (row_of) has the defaults, and
+    # its readers ask about everything.
+    holds_memberships: bool = True
+    last_check_in_at: datetime | None = None
 
     def active_on(self, today: date) -> bool:
         """What people see as "active" on the gym's `today` (domain.customer.is_active)."""
@@ -259,7 +279,7 @@ def _update_sql(columns: tuple[str, ...]) -> sql.Composed:
 _COLUMNS = (
     "c.id, c.gym_id, c.version, c.first_name, c.last_name, c.email, c.phone,"
     " c.date_of_birth, c.membership_start, c.membership_end, c.notes, c.owner_active,"
-    " c.created_at, c.updated_at, c.card_code"
+    " c.created_at, c.updated_at, c.card_code, c.holds_memberships, c.last_check_in_at"
 )
 # CustomerRow is built positionally from these columns (_customer_rows).
 assert [c.strip().removeprefix("c.") for c in _COLUMNS.split(",")] == list(

@@ -70,6 +70,7 @@ MIGRATIONS = (
     Migration(
         "0020_customer_holds_memberships", CUSTOMERS, customers.HOLDS_MEMBERSHIPS_MIGRATION_SQL
     ),
+    Migration("0021_customer_last_check_in", CUSTOMERS, customers.LAST_CHECK_IN_MIGRATION_SQL),
 )
 
 
