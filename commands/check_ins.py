@@ -103,8 +103,10 @@ def record_check_in(app: EventStore, cmd: RecordCheckIn, ctx: CommandContext) ->
         statuses: list[Status] = [
             membership.status_on(m, today) for m in _memberships(app, at_desk, cmd.membership_ids)
         ]
+        # As on the customer response: the dates stored on the customer (the earlier
+        # contract) count only for a customer who holds no membership.
         dated = check_in.dated_status(at_desk.membership_start, at_desk.membership_end, today)
-        if dated is not None:
+        if dated is not None and not statuses:
             statuses.append(dated)
         recorded = check_in.record(
             uuid4(),

@@ -31,6 +31,7 @@ from domain.membership import FreezeRequest as FreezeRequest
 from domain.membership import Membership as Membership
 from domain.membership import NewMembership as NewMembership
 from domain.membership import UnfreezeRequest as UnfreezeRequest
+from domain.validation import calendar_day
 
 
 class SellMembership(msgspec.Struct, frozen=True, kw_only=True):
@@ -119,6 +120,7 @@ def sell_membership(app: EventStore, cmd: SellMembership, ctx: CommandContext) -
     earlier = _replayed(app, cmd.gym_id, cmd.idempotency_key, cmd.fingerprint)
     if earlier is not None:
         return earlier
+    calendar_day("starts_on", cmd.sale.starts_on)  # a bad day is 422 whatever else holds
     gym = open_gym(app, cmd.gym_id)
     buyer = load_customer(app, gym.id, cmd.customer_id)
     if buyer.removed:
@@ -195,6 +197,7 @@ def freeze_membership(app: EventStore, cmd: FreezeMembership, ctx: CommandContex
 def unfreeze_membership(
     app: EventStore, cmd: UnfreezeMembership, ctx: CommandContext
 ) -> CommandResult:
+    membership.check_unfreeze(cmd.request)
     return _decide(app, ctx, cmd, lambda m, stamp: membership.unfreeze(m, cmd.request, stamp))
 
 

@@ -100,3 +100,4 @@ ReminderDays = Annotated[
         description="Days before a membership's last day its customer gets a reminder; 0: none.",
     ),
 ]
+MembershipDay = Annotated[date, _documented(f"A day from {v.DAY_MIN} to {v.DAY_MAX} (else 422).")]

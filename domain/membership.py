@@ -136,27 +136,27 @@ class NewMembership(msgspec.Struct, frozen=True, kw_only=True):
     """The payload of POST /customers/{id}/memberships."""
 
     plan_id: UUID
-    starts_on: date
+    starts_on: f.MembershipDay
 
 
 class FreezeRequest(msgspec.Struct, frozen=True, kw_only=True):
     """The payload of POST /memberships/{id}/freeze; both days are frozen."""
 
-    starts_on: date
-    ends_on: date
+    starts_on: f.MembershipDay
+    ends_on: f.MembershipDay
     reason: f.Text | None = None
 
 
 class UnfreezeRequest(msgspec.Struct, frozen=True, kw_only=True):
     """The payload of POST /memberships/{id}/unfreeze: `on` is the first day of access again."""
 
-    on: date
+    on: f.MembershipDay
 
 
 class CancelRequest(msgspec.Struct, frozen=True, kw_only=True):
     """The payload of POST /memberships/{id}/cancel: no access from `effective_on`."""
 
-    effective_on: date
+    effective_on: f.MembershipDay
     reason: f.Text | None = None
 
 
@@ -205,14 +205,21 @@ def frozen_days_this_term(m: Membership) -> int:
     return sum(fr.days for fr in m.freezes if fr.starts_on >= m.term_starts_on)
 
 
+def check_unfreeze(request: UnfreezeRequest) -> None:
+    v.calendar_day("on", request.on)
+
+
 def check_freeze(request: FreezeRequest) -> None:
     """The rule a freeze keeps on its own (422), checked before any precondition."""
+    v.calendar_day("starts_on", request.starts_on)
+    v.calendar_day("ends_on", request.ends_on)
     if request.ends_on < request.starts_on:
         raise InvalidValue("ends_on", "must not be before starts_on")
     v.optional_text("reason", request.reason)
 
 
 def check_cancel(request: CancelRequest) -> None:
+    v.calendar_day("effective_on", request.effective_on)
     """The rule a cancellation keeps on its own (422), checked before any precondition."""
     v.optional_text("reason", request.reason)
 
@@ -220,6 +227,7 @@ def check_cancel(request: CancelRequest) -> None:
 def sell(
     membership_id: UUID, customer_id: UUID, plan: Plan, starts_on: date, stamp: Stamp
 ) -> MembershipSold:
+    v.calendar_day("starts_on", starts_on)
     require_on_sale(plan)
     return MembershipSold(
         **envelope(membership_id, 1, stamp),
@@ -248,6 +256,9 @@ def freeze(m: Membership, request: FreezeRequest, stamp: Stamp) -> MembershipFro
         )
     if any(new.starts_on <= old.ends_on and old.starts_on <= new.ends_on for old in m.freezes):
         raise MembershipRuleBroken("The freeze overlaps another freeze of this membership")
+    if m.expired_term >= m.term_number:
+        # Its expiry is recorded once per term: a term that ended stays ended; renew.
+        raise MembershipRuleBroken("This term has expired; renew the membership first")
     used = frozen_days_this_term(m)
     if used + new.days > m.max_freeze_days:
         raise MembershipRuleBroken(
@@ -259,11 +270,12 @@ def freeze(m: Membership, request: FreezeRequest, stamp: Stamp) -> MembershipFro
         starts_on=new.starts_on,
         ends_on=new.ends_on,
         reason=v.optional_text("reason", request.reason),
-        membership_ends_on=m.ends_on + timedelta(days=new.days),
+        membership_ends_on=_later(m.ends_on, new.days),
     )
 
 
 def unfreeze(m: Membership, request: UnfreezeRequest, stamp: Stamp) -> MembershipUnfrozen:
+    check_unfreeze(request)
     _require_not_cancelled(m)
     current = next((fr for fr in m.freezes if fr.covers(request.on)), None)
     if current is None:
@@ -283,7 +295,7 @@ def renew(m: Membership, plan: Plan, stamp: Stamp) -> MembershipRenewed:
     """One more term of the length sold, from the day after `ends_on`, at the plan's
     current price."""
     _require_not_cancelled(m)
-    starts_on = m.ends_on + timedelta(days=1)
+    starts_on = _later(m.ends_on, 1)
     return MembershipRenewed(
         **_next_event(m, stamp),
         term_number=m.term_number + 1,
@@ -295,6 +307,7 @@ def renew(m: Membership, plan: Plan, stamp: Stamp) -> MembershipRenewed:
 
 
 def cancel(m: Membership, request: CancelRequest, stamp: Stamp) -> MembershipCancelled:
+    check_cancel(request)
     _require_not_cancelled(m)
     return MembershipCancelled(
         **_next_event(m, stamp),
@@ -323,6 +336,13 @@ def remind(
     return MembershipReminderQueued(
         **_next_event(m, stamp), term_number=m.term_number, ends_on=m.ends_on
     )
+
+
+def _later(day: date, days: int) -> date:
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:  # renewed and frozen until the calendar's end
+        raise MembershipRuleBroken("The membership would end after the last day of 9999") from None
 
 
 def _require_not_cancelled(m: Membership) -> None:

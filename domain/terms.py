@@ -12,7 +12,7 @@ from typing import Annotated
 
 import msgspec
 
-from domain.errors import InvalidValue
+from domain.errors import InvalidValue, MembershipRuleBroken
 
 TERM_MAX_MONTHS = 120
 TERM_MAX_DAYS = 3660
@@ -60,10 +60,13 @@ def add_months(day: date, months: int) -> date:
 
 def term_end(starts_on: date, term: Term) -> date:
     """The last day of one term that starts on `starts_on`."""
-    if term.months is not None:
-        return add_months(starts_on, term.months) - timedelta(days=1)
-    if term.days is not None:
-        return starts_on + timedelta(days=term.days - 1)
+    try:
+        if term.months is not None:
+            return add_months(starts_on, term.months) - timedelta(days=1)
+        if term.days is not None:
+            return starts_on + timedelta(days=term.days - 1)
+    except (OverflowError, ValueError):  # renewed until past year 9999
+        raise MembershipRuleBroken("The term would end after the last day of 9999") from None
     raise InvalidValue("term", 'must be either {"months": n} or {"days": n}')
 
 

@@ -161,6 +161,18 @@ def local_date(at: datetime, zone: str) -> date:
     return at.astimezone(ZoneInfo(zone)).date()
 
 
+# Days a membership may name: wide enough for any gym, narrow enough that a term, a
+# freeze or a renewal never runs off the calendar (year 9999) or before year 1.
+DAY_MIN = date(1900, 1, 1)
+DAY_MAX = date(9000, 12, 31)
+
+
+def calendar_day(field: str, day: date) -> date:
+    if not DAY_MIN <= day <= DAY_MAX:
+        raise InvalidValue(field, f"must be from {DAY_MIN} to {DAY_MAX}")
+    return day
+
+
 def local_day_bounds(day: date, zone: str) -> tuple[datetime, datetime] | None:
     """The instants [start, end) whose `local_date` in `zone` is `day`, in UTC: from
     the day's first moment to the next day's, each as long as the zone's clocks made

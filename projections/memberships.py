@@ -3,7 +3,7 @@ row per freeze.
 
 Status is never stored: it is derived when read from the gym-local date
 (domain.membership.status_on); `_STATUS` below is its SQL twin, used only to filter
-and count the gym's list (tests/integration/test_membership_status_sql.py holds the
+and count the gym's list (tests/integration/test_membership_projection_property.py holds the
 two to each other). A customer's removal or the gym's closing takes its memberships
 off the read side; their streams stay in the log.
 """
@@ -180,11 +180,12 @@ def _apply_change(cur: psycopg.Cursor[TupleRow], event: MembershipEvent) -> None
                 " AND starts_on >= %s",
                 (event.originator_id, event.freeze_starts_on, event.on),
             )
-            cur.execute(
-                "UPDATE membership_freezes SET ends_on = %s"
-                " WHERE membership_id = %s AND starts_on = %s",
-                (event.on - timedelta(days=1), event.originator_id, event.freeze_starts_on),
-            )
+            if event.on > event.freeze_starts_on:  # else the freeze is gone, and the day
+                cur.execute(  # before `on` may be before the calendar's first
+                    "UPDATE membership_freezes SET ends_on = %s"
+                    " WHERE membership_id = %s AND starts_on = %s",
+                    (event.on - timedelta(days=1), event.originator_id, event.freeze_starts_on),
+                )
             changes["ends_on"] = event.membership_ends_on
             changes["term_starts_on"] = event.term_starts_on
         case MembershipRenewed():

@@ -10,16 +10,17 @@ status in the API can never disagree.
 
 from collections import Counter
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
+import anyio.to_thread
 import msgspec
 import psycopg
 
 from domain import check_in, customer, membership
 from domain.membership import Membership, Status
+from domain.validation import local_day_bounds
 from infra.db import EVENTS_TABLE
 from projections.engine import Recorded
 from projections.event_log import decoded
@@ -92,18 +93,22 @@ def memberships_from(events: Iterable[Recorded]) -> list[Membership]:
     return [m for m in states.values() if m is not None]
 
 
-def customers_switched_on(events: Iterable[Recorded]) -> set[UUID]:
-    """Customers present whose owner has not switched them off."""
+def customers_switched_on(events: Iterable[Recorded]) -> tuple[set[UUID], set[UUID]]:
+    """(customers present whose owner has not switched them off, customers removed)."""
     on: set[UUID] = set()
+    removed: set[UUID] = set()
     for r in events:
         match r.event:
             case customer.CustomerRegistered(active=active):
                 (on.add if active else on.discard)(r.stream_id)
             case customer.CustomerReactivated():
                 on.add(r.stream_id)
-            case customer.CustomerDeactivated() | customer.CustomerRemoved():
+            case customer.CustomerDeactivated():
                 on.discard(r.stream_id)
-    return on
+            case customer.CustomerRemoved():
+                on.discard(r.stream_id)
+                removed.add(r.stream_id)
+    return on, removed
 
 
 def count_statuses(
@@ -132,21 +137,17 @@ async def membership_report(
 ) -> MembershipReport:
     """The gym's memberships by their status on `on`, as recorded by `as_of` (None:
     everything recorded so far)."""
-    held = memberships_from(await _events(conn, gym_id, MEMBERSHIP_EVENTS, until=as_of))
-    switched_on = customers_switched_on(
-        await _events(conn, gym_id, CUSTOMER_ACCESS_EVENTS, until=as_of)
-    )
-    report = count_statuses(held, switched_on, on)
-    return msgspec.structs.replace(report, as_of=as_of)
+    memberships = await _events(conn, gym_id, MEMBERSHIP_EVENTS, until=as_of)
+    customers = await _events(conn, gym_id, CUSTOMER_ACCESS_EVENTS, until=as_of)
 
+    def fold() -> MembershipReport:
+        # A removed customer's memberships leave the gym with them, as on every route.
+        switched_on, removed = customers_switched_on(customers)
+        held = [m for m in memberships_from(memberships) if m.customer_id not in removed]
+        return msgspec.structs.replace(count_statuses(held, switched_on, on), as_of=as_of)
 
-def local_day_bounds(first: date, last: date, timezone: str) -> tuple[datetime, datetime]:
-    """The instants from the start of `first` to just before the start of the day
-    after `last`, in the IANA `timezone` (DST-correct: a day may be 23 or 25 hours)."""
-    zone = ZoneInfo(timezone)
-    start = datetime.combine(first, time.min, zone)
-    end = datetime.combine(last + timedelta(days=1), time.min, zone) - timedelta(microseconds=1)
-    return start, end
+    # Folding a large gym's events takes a while: off the event loop.
+    return await anyio.to_thread.run_sync(fold)
 
 
 _MOVEMENT_OF = {
@@ -161,7 +162,10 @@ _MOVEMENT_OF = {
 async def movements_report(
     conn: psycopg.AsyncConnection[Any], gym_id: UUID, first: date, last: date, timezone: str
 ) -> MovementsReport:
-    since, until = local_day_bounds(first, last, timezone)
+    first_bounds, last_bounds = local_day_bounds(first, timezone), local_day_bounds(last, timezone)
+    if first_bounds is None or last_bounds is None:  # a day datetime cannot hold: nothing
+        return MovementsReport(from_=first, to=last)
+    since, until = first_bounds[0], last_bounds[1] - timedelta(microseconds=1)
     types = [*_MOVEMENT_OF, check_in.CheckInRecorded.__name__]
     counts: Counter[str] = Counter()
     for r in await _events(conn, gym_id, types, since=since, until=until):

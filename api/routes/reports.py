@@ -47,7 +47,7 @@ class ReportsController(Controller):
         """The gym's memberships by their status on `on`, counted from the events; with
         `as_of`, only what had been recorded by then (the report as it printed then)."""
         moment = None if as_of is None else as_of_in_utc(as_of)
-        day = on or caller.today(services.clock.now())
+        day = on or caller.today(moment or services.clock.now())  # then, with as_of
         async with services.read_pool.connection() as conn:
             return await membership_report(conn, caller.id, day, moment)
 

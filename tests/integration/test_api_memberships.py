@@ -547,3 +547,27 @@ def _recorded_by_people(database_url: str, after: int) -> list[str]:
         for topic, state in rows
         if json.loads(bytes(state))["metadata"]["actor"] != SYSTEM_ACTOR
     ]
+
+
+def test_days_off_the_calendar_are_422_and_never_reach_the_log(
+    client: TestClient[Any], owner: dict[str, str]
+) -> None:
+    """Found in review: a freeze and an unfreeze on 0001-01-01 were stored, and the
+    projector then failed on the day before (every gym's read model stopped); a sale
+    near 9999 answered 500."""
+    customer = create_customer(client, owner)["id"]
+    plan = create_plan(client, owner, max_freeze_days=5)["id"]
+    for day in ("0001-01-01", "1899-12-31", "9001-01-01", "9999-12-15"):
+        refused = sell(client, owner, customer, plan, day, status=422)
+        assert refused["detail"][0]["loc"] == ["body", "starts_on"], refused
+    sold = sell(client, owner, customer, plan, "2099-01-01")["id"]
+    for name, body in (
+        ("freeze", {"starts_on": "0001-01-01", "ends_on": "0001-01-01"}),
+        ("unfreeze", {"on": "0001-01-01"}),
+        ("cancel", {"effective_on": "0001-01-01"}),
+    ):
+        assert command(client, owner, sold, name, body).status_code == 422, name
+    late = {"from": "9999-12-25", "to": "9999-12-31"}
+    movements = client.get(f"{API}/reports/movements", headers=owner, params=late)
+    assert (movements.status_code, movements.json()["sold"]) == (200, 0)
+    assert client.get(f"{API}/memberships/{sold}", headers=owner).json()["freezes"] == []

@@ -109,6 +109,16 @@ def _freeze_dates(body: dict[str, Any]) -> None:
         body["starts_on"], body["ends_on"] = end.isoformat(), start.isoformat()
 
 
+def _membership_days(body: dict[str, Any]) -> None:
+    """A membership's days lie from 1900 to 9000 (a term or a renewal must not run off
+    the calendar): a rule the schema states in words only, as `format: date` has no
+    bounds."""
+    for field in ("starts_on", "ends_on", "on", "effective_on"):
+        day = _day(body.get(field))
+        if day is not None:
+            body[field] = min(max(day, v.DAY_MIN), v.DAY_MAX).isoformat()
+
+
 def _distinct_idempotency_key(case: Case) -> None:
     """One key with two different bodies is refused (422) by design: the key names
     one request. Keys stay as generated, tied to the body they came with."""
@@ -158,7 +168,10 @@ def before_call(context: Any, case: Case, kwargs: dict[str, Any]) -> None:
         elif path.endswith("/customers/{customer_id}") and method == "PATCH":
             _customer_dates(body, partial=True)
         elif path.endswith("/memberships/{membership_id}/freeze"):
+            _membership_days(body)
             _freeze_dates(body)
+        elif "/memberships" in path and method == "POST":
+            _membership_days(body)
         elif path.endswith("/audit/verify") and method == "POST" and _valid_gym_id(body):
             # A checkpoint names its gym: only the caller's own can be verified.
             body["gym_id"] = os.environ[FUZZ_GYM_ID]
