@@ -18,7 +18,7 @@ from eventsourcing.application import AggregateNotFoundError
 from commands import card_codes
 from commands.context import CommandContext
 from commands.customers import load_customer
-from commands.gyms import load_gym
+from commands.gyms import open_gym
 from commands.idempotency import earlier_result, key_used
 from commands.latest import decide_on_latest
 from commands.results import CommandResult
@@ -27,7 +27,7 @@ from domain import check_in, customer, idempotency, membership
 from domain.check_in import CheckInRecorded as CheckInRecorded  # for callers
 from domain.check_in import NewCheckIn as NewCheckIn
 from domain.check_in import identified_by as identified_by
-from domain.errors import GymIsClosed, NotFound, StreamOfAnotherKind
+from domain.errors import NotFound, StreamOfAnotherKind
 from domain.membership import Status
 from domain.validation import local_date
 
@@ -94,9 +94,7 @@ def record_check_in(app: EventStore, cmd: RecordCheckIn, ctx: CommandContext) ->
             first = load_check_in(app, cmd.gym_id, earlier)
             return CommandResult(earlier, 1, 0, replayed=True, state=first)
         named = check_in.identified_by(cmd.request)
-        gym = load_gym(app, cmd.gym_id)
-        if gym.closed:
-            raise GymIsClosed(str(gym.id))
+        gym = open_gym(app, cmd.gym_id)
         at_desk = _customer_at_desk(app, gym.id, named)
         stamp = ctx.stamp()
         today = local_date(stamp.at, gym.timezone)

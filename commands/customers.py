@@ -12,7 +12,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from commands import card_codes
 from commands.context import CommandContext
-from commands.gyms import load_gym
+from commands.gyms import load_gym, open_gym
 from commands.idempotency import earlier_result, key_used
 from commands.latest import decide_on_latest
 from commands.results import CommandResult
@@ -21,7 +21,7 @@ from domain import card_claim, customer, idempotency
 from domain.customer import Customer as Customer  # the payloads and state, for callers
 from domain.customer import CustomerDetails as CustomerDetails
 from domain.customer import NewCustomer as NewCustomer
-from domain.errors import GymIsClosed, NotFound, StreamOfAnotherKind, VersionConflict
+from domain.errors import NotFound, StreamOfAnotherKind, VersionConflict
 from domain.events import DomainEvent, Stamp
 from domain.gym import Gym
 from domain.validation import local_date
@@ -74,13 +74,6 @@ def load_customer(
     return found
 
 
-def _open_gym(app: EventStore, gym_id: UUID) -> Gym:
-    gym = load_gym(app, gym_id)
-    if gym.closed:
-        raise GymIsClosed(str(gym_id))
-    return gym
-
-
 def _earlier_result(app: EventStore, cmd: RegisterCustomer) -> CommandResult | None:
     found = earlier_result(app, str(cmd.gym_id), cmd.idempotency_key, cmd.fingerprint)
     return None if found is None else CommandResult(found, 1, 0, replayed=True)
@@ -91,7 +84,7 @@ def register_customer(app: EventStore, cmd: RegisterCustomer, ctx: CommandContex
         earlier = _earlier_result(app, cmd)
         if earlier is not None:
             return earlier
-        gym = _open_gym(app, cmd.gym_id)
+        gym = open_gym(app, cmd.gym_id)
         stamp = ctx.stamp()
         registered = customer.register(
             uuid4(),
@@ -149,7 +142,7 @@ def _decide(
         current = load_customer(app, gym_id, customer_id)
         if expected_version is not None and current.version != expected_version:
             raise VersionConflict(expected_version, current.version)
-        gym = _open_gym(app, gym_id)
+        gym = open_gym(app, gym_id)
         events = decide(current, gym, ctx.stamp())
         if not events:
             return CommandResult(id=current.id, version=current.version, position=0)
@@ -170,7 +163,7 @@ def change_customer(app: EventStore, cmd: ChangeCustomer, ctx: CommandContext) -
     if cmd.expected_version is not None:
         # A request that fails on its own says so rather than answer 412 (RFC 9110,
         # 13.2.1): its rules are checked before the precondition.
-        gym = _open_gym(app, cmd.gym_id)
+        gym = open_gym(app, cmd.gym_id)
         customer.check_details(cmd.details, local_date(ctx.clock.now(), gym.timezone))
 
     def decide(current: customer.Customer, gym: Gym, stamp: Stamp) -> list[DomainEvent]:

@@ -15,6 +15,7 @@ from commands.store import EventStore, StreamConflict
 from domain import email_claim, gym
 from domain.errors import (
     EmailAlreadyRegistered,
+    GymIsClosed,
     IdempotencyKeyReused,
     NotFound,
     StreamOfAnotherKind,
@@ -80,6 +81,14 @@ def load_gym(app: EventStore, gym_id: UUID, version: int | None = None) -> gym.G
         found = None
     if found is None:
         raise NotFound("gym")
+    return found
+
+
+def open_gym(app: EventStore, gym_id: UUID) -> gym.Gym:
+    """The gym, refusing commands on a closed one (its history stays readable)."""
+    found = load_gym(app, gym_id)
+    if found.closed:
+        raise GymIsClosed(str(gym_id))
     return found
 
 

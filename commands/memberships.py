@@ -18,9 +18,10 @@ from eventsourcing.application import AggregateNotFoundError
 
 from commands.context import CommandContext
 from commands.customers import load_customer
+from commands.gyms import open_gym
 from commands.idempotency import earlier_version, key_used
 from commands.latest import decide_on_latest
-from commands.plans import load_plan, open_gym
+from commands.plans import load_plan
 from commands.results import CommandResult
 from commands.store import EventStore, StreamConflict
 from domain import membership

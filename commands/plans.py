@@ -11,15 +11,14 @@ import msgspec
 from eventsourcing.application import AggregateNotFoundError
 
 from commands.context import CommandContext
-from commands.gyms import load_gym
+from commands.gyms import open_gym
 from commands.idempotency import earlier_result, key_used
 from commands.latest import decide_on_latest
 from commands.results import CommandResult
 from commands.store import EventStore, StreamConflict
 from domain import plan
-from domain.errors import GymIsClosed, StreamOfAnotherKind, VersionConflict
+from domain.errors import StreamOfAnotherKind, VersionConflict
 from domain.events import DomainEvent, Stamp
-from domain.gym import Gym
 from domain.plan import NewPlan as NewPlan  # the payloads and state, for callers
 from domain.plan import Plan as Plan
 from domain.plan import PlanChanges as PlanChanges
@@ -43,13 +42,6 @@ class RetirePlan(msgspec.Struct, frozen=True, kw_only=True):
     gym_id: UUID
     plan_id: UUID
     expected_version: int | None = None
-
-
-def open_gym(app: EventStore, gym_id: UUID) -> Gym:
-    gym = load_gym(app, gym_id)
-    if gym.closed:
-        raise GymIsClosed(str(gym_id))
-    return gym
 
 
 def load_plan(
