@@ -67,7 +67,7 @@ CREATE INDEX IF NOT EXISTS memberships_gym_customer
     ON {schema}.memberships (gym_id, customer_id, created_at DESC, id DESC);
 -- The gym's list ("expiring soon"): by last day, id as the tie-breaker.
 CREATE INDEX IF NOT EXISTS memberships_gym_ends ON {schema}.memberships (gym_id, ends_on, id);
--- The expiry and reminder jobs' work list: memberships not cancelled, by last day.
+-- The expiry and reminder jobs' work list (replaced by one partial index per job in 0022).
 CREATE INDEX IF NOT EXISTS memberships_due
     ON {schema}.memberships (ends_on) WHERE cancelled_on IS NULL;
 -- Both days frozen; a membership's freezes never overlap, so starts_on names one.
@@ -375,6 +375,17 @@ async def list_memberships(
 
 
 # --- the scheduler's work lists (across gyms) ---------------------------------------
+
+# One partial index per list, holding only what is still to do: a term already recorded
+# as expired (or reminded of) leaves its list's index, so a run reads what is due rather
+# than every membership that ever ended.
+WORK_LIST_INDEXES_SQL = """
+DROP INDEX IF EXISTS {schema}.memberships_due;
+CREATE INDEX IF NOT EXISTS memberships_expiry_due ON {schema}.memberships (ends_on)
+    WHERE cancelled_on IS NULL AND expired_term < term_number;
+CREATE INDEX IF NOT EXISTS memberships_reminder_due ON {schema}.memberships (ends_on)
+    WHERE cancelled_on IS NULL AND reminded_term < term_number;
+"""
 
 # The gym's local day, as domain.validation.local_date computes it.
 _TODAY = "(%(now)s AT TIME ZONE g.timezone)::date"

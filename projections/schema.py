@@ -71,6 +71,7 @@ MIGRATIONS = (
         "0020_customer_holds_memberships", CUSTOMERS, customers.HOLDS_MEMBERSHIPS_MIGRATION_SQL
     ),
     Migration("0021_customer_last_check_in", CUSTOMERS, customers.LAST_CHECK_IN_MIGRATION_SQL),
+    Migration("0022_membership_work_lists", MEMBERSHIPS, memberships.WORK_LIST_INDEXES_SQL),
 )
 
 
