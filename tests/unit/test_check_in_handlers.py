@@ -375,3 +375,20 @@ def test_a_card_moves_is_cleared_and_freed_on_removal(
     assert holder(ledger, gym_id, "A-1") is None
     carol = register(ledger, ctx, gym_id, card_code="A-1")
     assert holder(ledger, gym_id, "A-1") == carol
+
+
+def test_a_customers_own_dates_do_not_admit_them_past_a_membership_they_hold(
+    ledger: GymLedger, ctx: CommandContext
+) -> None:
+    """Found in review: the earlier contract's dates were counted beside memberships,
+    so a frozen member with current dates was let in while the customer read inactive."""
+    gym_id = open_gym(ledger, ctx)
+    member = register(ledger, ctx, gym_id, membership_end=date(2026, 12, 31))
+    held = sell(ledger, gym_id, member, date(2026, 6, 1))
+    pause = membership.FreezeRequest(starts_on=date(2026, 6, 10), ends_on=date(2026, 6, 20))
+    frozen = membership.freeze(held, pause, STAMP)
+    ledger.append(frozen)
+    assert decision(check_in(ledger, ctx, gym_id, (held,), customer_id=member)) == (
+        False,
+        "frozen",
+    )

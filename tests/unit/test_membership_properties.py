@@ -11,11 +11,12 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain import membership, plan
-from domain.errors import DomainError
+from domain.errors import DomainError, MembershipRuleBroken
 from domain.events import DomainEvent, EventMetadata, Stamp
 from domain.membership import CancelRequest, FreezeRequest, UnfreezeRequest
 from domain.terms import Term, term_end
@@ -132,3 +133,21 @@ def test_the_term_arithmetic_of_the_issue() -> None:
     assert term_end(date(2026, 1, 1), thirty) == date(2026, 1, 30)
     assert term_end(date(2026, 1, 31), month) == date(2026, 2, 27)
     assert term_end(date(2026, 4, 1), month) == date(2026, 4, 30)  # a renewal of March
+
+
+def test_a_term_recorded_as_expired_is_not_frozen_back_to_life() -> None:
+    """Found in review: a back-dated freeze moved the end of a term whose expiry was
+    recorded, and the term's real end was then never recorded."""
+    new = plan.NewPlan(
+        name="P", price_cents=1, currency="EUR", term=Term(days=10), max_freeze_days=9
+    )
+    sold_plan = plan.project(None, [plan.create(uuid.uuid4(), uuid.uuid4(), new, _stamp(0))])
+    assert sold_plan is not None
+    sale = membership.sell(uuid.uuid4(), uuid.uuid4(), sold_plan, FIRST_DAY, _stamp(0))
+    m = membership.evolve(None, sale)
+    expired = membership.expire(m, m.ends_on + timedelta(days=1), _stamp(1))
+    assert expired is not None
+    m = membership.evolve(m, expired)
+    late = FreezeRequest(starts_on=m.ends_on - timedelta(days=2), ends_on=m.ends_on)
+    with pytest.raises(MembershipRuleBroken):
+        membership.freeze(m, late, _stamp(2))
