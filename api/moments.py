@@ -54,3 +54,7 @@ def as_of_in_utc(as_of: str) -> datetime:
     except OverflowError:  # an offset pushes it past year 1 or 9999
         return AS_OF_EARLIEST if moment.year == 1 else AS_OF_LATEST
     return min(max(moment, AS_OF_EARLIEST), AS_OF_LATEST)
+
+
+# `version=<n>`: the stream as its n-th event left it (past the latest: the latest).
+VERSION = QueryParameter(ge=1, le=2**31)

@@ -16,7 +16,7 @@ from api import cursors
 from api.auth import CALLER, CallerGym, owner_only, owner_unless_time_travel
 from api.errors import responses
 from api.headers import IdempotencyKey, IfMatch, expected_version
-from api.moments import AS_OF, as_of_in_utc, query_error
+from api.moments import AS_OF, VERSION, as_of_in_utc, query_error
 from api.openapi import FROM_ZERO, SECURED
 from api.schemas import NO_NUL_PATTERN, CustomerResponse
 from api.state import AppState, Services
@@ -281,7 +281,7 @@ class CustomersController(Controller):
         caller: Caller,
         customer_id: FromPath[UUID],
         as_of: Annotated[str | None, AS_OF] = None,
-        version: Annotated[int | None, QueryParameter(ge=1, le=2**31)] = None,
+        version: Annotated[int | None, VERSION] = None,
     ) -> Response[CustomerResponse]:
         """The customer now (owner), or as they were at `as_of` / `version` (owner or
         auditor), rebuilt from the event log rather than the read table."""

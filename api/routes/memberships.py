@@ -18,7 +18,7 @@ from litestar.params import Body, FromPath, FromQuery, QueryParameter
 from api.auth import CALLER, CallerGym, owner_only
 from api.errors import responses
 from api.headers import IdempotencyKey, IfMatch, expected_version
-from api.moments import AS_OF, as_of_in_utc, query_error
+from api.moments import AS_OF, VERSION, as_of_in_utc, query_error
 from api.openapi import FROM_ZERO, SECURED
 from api.routes.customers import ETAG_HEADER, MAX_OFFSET, Caller, etag
 from api.schemas import MembershipResponse
@@ -195,7 +195,7 @@ class MembershipsController(Controller):
         caller: Caller,
         membership_id: FromPath[UUID],
         as_of: Annotated[str | None, AS_OF] = None,
-        version: Annotated[int | None, QueryParameter(ge=1, le=2**31)] = None,
+        version: Annotated[int | None, VERSION] = None,
     ) -> Response[MembershipResponse]:
         """The membership now, or as it was at `as_of` / `version`, rebuilt from the log,
         with the status it had on that day."""

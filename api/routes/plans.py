@@ -8,12 +8,12 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, Response, delete, get, patch, post
-from litestar.params import Body, FromPath, FromQuery, QueryParameter
+from litestar.params import Body, FromPath, FromQuery
 
 from api.auth import CALLER, CallerGym, owner_only
 from api.errors import responses
 from api.headers import IdempotencyKey, IfMatch, expected_version
-from api.moments import AS_OF, as_of_in_utc
+from api.moments import AS_OF, VERSION, as_of_in_utc
 from api.openapi import SECURED
 from api.routes.customers import ETAG_HEADER, Caller, etag
 from api.schemas import PlanResponse
@@ -87,7 +87,7 @@ class PlansController(Controller):
         caller: Caller,
         plan_id: FromPath[UUID],
         as_of: Annotated[str | None, AS_OF] = None,
-        version: Annotated[int | None, QueryParameter(ge=1, le=2**31)] = None,
+        version: Annotated[int | None, VERSION] = None,
     ) -> Response[PlanResponse]:
         """The plan now, or as it was at `as_of` / `version` (rebuilt from the log)."""
         if as_of is not None or version is not None:
