@@ -1,11 +1,11 @@
 """End to end over real HTTP: `gymledger run` starts API, projector and worker together."""
 
+import http.client
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,8 +182,30 @@ def test_embedded_servers_when_no_urls_are_given(tmp_path: Path, inbox: Any) -> 
     assert leftover.stdout.strip() == "", "embedded servers must stop with the system"
 
 
+def server_has_read(server_port: int, client_port: int, timeout: float = 30) -> None:
+    """Wait until the server side of one loopback connection has nothing left unread.
+
+    /proc/net/tcp lists every IPv4 socket with its receive queue; an empty queue on the
+    server's end means the API process has read the bytes sent to it so far.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            local, remote, state, queues = line.split()[1:5]
+            ports = (int(local.split(":")[1], 16), int(remote.split(":")[1], 16))
+            unread = int(queues.split(":")[1], 16)
+            if ports == (server_port, client_port) and state == "01" and unread == 0:
+                return
+        time.sleep(0.01)
+    raise AssertionError("the server never read the request")
+
+
 def test_sigterm_finishes_requests_in_flight(fresh_database: str) -> None:
-    """A signup in flight when SIGTERM arrives still completes and is stored."""
+    """A signup in flight when SIGTERM arrives still completes and is stored.
+
+    The request is sent in two parts: its headers and half its body, then (once the server
+    has read them, so the request is surely in flight) SIGTERM, then the rest of the body.
+    """
     port = free_port()
     env = {
         **os.environ,
@@ -192,25 +214,27 @@ def test_sigterm_finishes_requests_in_flight(fresh_database: str) -> None:
         "QUEUE_NAMESPACE": f"e2e-{port}",
     }
     proc = start_system(env, ROOT)
-    base = f"http://127.0.0.1:{port}"
-    wait_healthy(base, proc)
-    body = signup_body()
-    outcome: dict[str, Any] = {}
-
-    def sign_up() -> None:
-        outcome["response"] = httpx.post(f"{base}/api/v1/auth/signup", json=body, timeout=30)
-
-    request = threading.Thread(target=sign_up)
-    request.start()
-    time.sleep(0.05)  # the request is in flight (argon2 alone takes longer than this)
+    wait_healthy(f"http://127.0.0.1:{port}", proc)
+    payload = json.dumps(signup_body()).encode()
+    half = len(payload) // 2
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.putrequest("POST", "/api/v1/auth/signup")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(len(payload)))
+    conn.endheaders(message_body=payload[:half])
+    assert conn.sock is not None
+    server_has_read(port, conn.sock.getsockname()[1])
     proc.send_signal(signal.SIGTERM)
-    request.join()
+    time.sleep(0.2)  # give the shutdown a head start on the rest of the request
+    conn.send(payload[half:])
+    response = conn.getresponse()
+    answer = response.read()
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out.decode()[-3000:]
-    assert outcome["response"].status_code == 201
-    with psycopg.connect(fresh_database) as conn:
-        stored = conn.execute(
+    assert response.status == 201, answer
+    with psycopg.connect(fresh_database) as db:
+        stored = db.execute(
             "SELECT count(*) FROM gymledger_events WHERE originator_id = %s",
-            (outcome["response"].json()["id"],),
+            (json.loads(answer)["id"],),
         ).fetchone()
     assert stored == (1,)
