@@ -173,13 +173,15 @@ class System:
                 self.peak[role] = max(self.peak.get(role, 0), rss)
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU time used so far, per role, PostgreSQL's server processes included.
+        """CPU time used so far, per role, PostgreSQL's and Redis's server processes included.
 
         Per request, this is steadier than throughput on a shared machine whose
         speed drifts between runs (pgbench moved from 4,000 to 8,600 tps here)."""
         used: dict[str, float] = {}
-        processes = [(self._role(p), p) for p in psutil.Process(self.proc.pid).children(True)]
-        processes += [("postgres", p) for p in psutil.process_iter() if p.name() == "postgres"]
+        servers = {"postgres": "postgres", "redis-server": "redis"}  # embedded ones too
+        children = psutil.Process(self.proc.pid).children(True)
+        processes = [(self._role(p), p) for p in children if p.name() not in servers]
+        processes += [(servers[p.name()], p) for p in psutil.process_iter() if p.name() in servers]
         for role, process in processes:
             try:
                 times = process.cpu_times()
