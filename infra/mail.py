@@ -5,10 +5,11 @@ at-least-once (a crash between the SMTP "250 OK" and our commit sends again), an
 the stable Message-ID lets receiving servers and clients drop the duplicate.
 """
 
+import contextlib
 import smtplib
 import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from email.header import Header
 from email.message import Message
 from email.mime.text import MIMEText
@@ -143,24 +144,79 @@ class SmtpBackend:
             smtp.send_message(build_message(mail, self.settings.mail_from))
 
     def send_many(self, mails: Sequence[Mail]) -> list[Exception | None]:
-        """One SMTP session (connection, TLS, login) for every mail of a batch."""
-        try:
-            smtp = self._session()
-        except Exception as error:  # no session: each mail failed with its error
-            return [error for _ in mails]
+        """One SMTP session (connection, TLS, login) for the mails of a batch.
+
+        A mail during which the connection breaks (it timed out, was reset or closed,
+        a 421) fails alone and the rest go on in a new session: the batch is retried
+        in the same order, so otherwise one mail the server chokes on would fail every
+        mail after it on every retry, until all of them were dead-lettered. When no
+        session can be opened, the rest of the batch fails with that error.
+        """
         results: list[Exception | None] = []
-        with smtp:
-            for mail in mails:
+        session = _Session(self._session)
+        with session:
+            for done, mail in enumerate(mails):
                 try:
-                    smtp.send_message(build_message(mail, self.settings.mail_from))
-                except smtplib.SMTPServerDisconnected as error:
-                    # The session is gone: this mail and the rest are retried later.
-                    return results + [error] * (len(mails) - len(results))
+                    session.send(build_message(mail, self.settings.mail_from))
+                except _NoSession as error:
+                    return results + [error.reason] * (len(mails) - done)
                 except Exception as error:  # a refused recipient fails only its mail
                     results.append(error)
                 else:
                     results.append(None)
         return results
+
+
+class _NoSession(Exception):
+    def __init__(self, reason: Exception) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
+
+
+class _Session:
+    """An SMTP session opened when first needed and again after it broke."""
+
+    def __init__(self, open_session: Callable[[], smtplib.SMTP]) -> None:
+        self.open_session = open_session
+        self.smtp: smtplib.SMTP | None = None
+
+    def __enter__(self) -> "_Session":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.smtp is not None:
+            with contextlib.suppress(OSError):  # smtplib's errors are OSErrors too
+                self.smtp.quit()
+            self.smtp.close()
+
+    def _connected(self) -> smtplib.SMTP:
+        if self.smtp is None:
+            try:
+                self.smtp = self.open_session()
+            except Exception as error:
+                raise _NoSession(error) from error
+        return self.smtp
+
+    def _drop(self) -> None:
+        if self.smtp is not None:
+            self.smtp.close()
+            self.smtp = None
+
+    def send(self, message: Message) -> None:
+        try:
+            self._connected().send_message(message)
+        except smtplib.SMTPServerDisconnected:  # also how smtplib reports a read timeout
+            self._drop()  # the next mail gets a new session
+            raise
+        except smtplib.SMTPResponseException as error:
+            if error.smtp_code == 421:  # the server is closing this session
+                self._drop()
+            raise
+        except smtplib.SMTPException:
+            raise  # the server answered (a refused recipient): the session is still good
+        except OSError:  # the socket's own failure (smtplib's errors are OSErrors too)
+            self._drop()
+            raise
 
 
 def backend_from_settings(settings: Settings) -> MailBackend:

@@ -5,6 +5,7 @@ session's projector nor its worker sees these mails or jobs."""
 
 import dataclasses
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,13 +17,14 @@ import redis
 from dramatiq.brokers.stub import StubBroker
 
 from infra.bootstrap import Runtime, bootstrap
-from infra.mail import SmtpBackend
+from infra.mail import Mail, SmtpBackend
 from infra.settings import Settings
 from tests.smtp import Inbox, free_port
 from tests.stack import ServerStack
 from workers.actors import Actors, declare_actors
 from workers.expiry import SchedulerMiddleware, lock_key
 from workers.mail import MailDeliveryFailed, deliver_batch, relay_outbox
+from workers.projector import MailRelay
 
 Stubbed = tuple[Runtime, Actors, StubBroker]
 
@@ -233,3 +235,58 @@ def test_a_batch_is_one_message_one_smtp_session_and_a_refusal_fails_only_its_ma
         deliver_batch(conn, ids, runtime.settings, backend)
     assert backend.sessions == 2
     assert [len(inbox.to(r)) for r in recipients[:3]] == [1, 1, 1]
+
+
+def test_a_mail_that_breaks_the_session_fails_alone_and_the_rest_go_on_in_a_new_one(
+    settings: Settings, inbox: Inbox
+) -> None:
+    """The test server never answers "timeout-" recipients: that mail times out, the
+    session is dropped, and the mails after it are still sent (they used to fail with
+    it, on every retry of the batch, until all were dead-lettered)."""
+    tag = uuid.uuid4().hex[:10]
+    recipients = [f"timeout-{tag}@example.com", f"after-{tag}@example.com"]
+    recipients += [f"refuse-{tag}@example.com", f"last-{tag}@example.com"]
+    mails = [Mail(key=f"k-{r}", recipient=r, subject="S", body="B") for r in recipients]
+    backend = CountingSmtp(settings)
+    results = backend.send_many(mails)
+    assert [type(e).__name__ for e in results] == [
+        "SMTPServerDisconnected",  # smtplib's word for a reply that timed out
+        "NoneType",
+        "SMTPRecipientsRefused",
+        "NoneType",
+    ]
+    assert "timed out" in str(results[0])
+    assert backend.sessions == 2
+    assert [len(inbox.to(r)) for r in recipients] == [0, 1, 0, 1]
+
+
+def test_the_relay_hands_over_the_mail_of_batches_applied_while_it_lingers(
+    stubbed: Callable[..., Stubbed],
+) -> None:
+    """Three batches' mails (three wake-ups) inside one linger go as one message."""
+    runtime, actors, broker = stubbed()
+    url, tag = runtime.settings.database_url, uuid.uuid4().hex[:10]
+    relay_thread = MailRelay(url, actors.send_mail, requeue_after=300, linger=2.0)
+    relay_thread.active.set()
+    relay_thread.start()
+    try:
+        ids = []
+        for i in range(3):  # as the projector does after each batch: a row, a wake-up
+            ids.append(pending_mail(url, f"linger-{tag}-{i}@example.com"))
+            relay_thread.wake_up.set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not queued_ids(broker) >= set(ids):
+            time.sleep(0.05)
+    finally:
+        relay_thread.finish()
+    carrying = [m.args[0] for m in queued_messages(broker) if set(ids) & set(m.args[0])]
+    assert len(carrying) == 1, carrying
+    assert set(ids) <= set(carrying[0])
+
+
+def queued_messages(broker: StubBroker) -> list[dramatiq.Message[Any]]:
+    return [dramatiq.Message.decode(data) for data in list(broker.queues["mail"].queue)]
+
+
+def queued_ids(broker: StubBroker) -> set[int]:
+    return {i for m in queued_messages(broker) for i in m.args[0]}
