@@ -53,7 +53,12 @@ def run_projector(settings: Settings, send_mail: SendMail, stop: threading.Event
     projector = read_model_projector(
         settings.key_ring(), settings.projector_batch_size, settings.audit_witness_dir
     )
-    relay = MailRelay(settings.database_url, send_mail, settings.mail_requeue_after_seconds)
+    relay = MailRelay(
+        settings.database_url,
+        send_mail,
+        settings.mail_requeue_after_seconds,
+        settings.mail_relay_linger_seconds,
+    )
     relay.start()
     pause = 1.0
     try:
@@ -96,19 +101,27 @@ def run_projector(settings: Settings, send_mail: SendMail, stop: threading.Event
 
 class MailRelay(threading.Thread):
     """Hands new outbox mail to the queue while this process is the active projector:
-    after each applied batch, and every STALE_MAIL_CHECK_SECONDS for hand-overs
-    whose message was lost."""
+    `linger` seconds after a batch applied (so the mail of every batch applied
+    meanwhile goes too), and every STALE_MAIL_CHECK_SECONDS for hand-overs whose
+    message was lost.
+
+    Why linger: under load the projector applies a batch every few milliseconds, a
+    handful of events each. Handed over per batch, each queue message carried about
+    six mails, and the worker's cost per message (dramatiq, Redis, a claim and a mark
+    statement, an SMTP session) was most of its cost per mail (bench/README.md)."""
 
     def __init__(
         self,
         database_url: str,
         send_mail: SendMail,
         requeue_after: int,
+        linger: float = 0.0,
     ) -> None:
         super().__init__(name="mail-relay", daemon=True)
         self.database_url = database_url
         self.send_mail = send_mail
         self.requeue_after = requeue_after
+        self.linger = linger
         self.stop = threading.Event()
         self.active = threading.Event()  # set while this process holds the projector lock
         self.wake_up = threading.Event()
@@ -132,7 +145,8 @@ class MailRelay(threading.Thread):
     def _relay(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
         next_stale_check = 0.0
         while not self.stop.is_set():
-            self.wake_up.wait(STALE_MAIL_CHECK_SECONDS)
+            if self.wake_up.wait(STALE_MAIL_CHECK_SECONDS) and self.linger:
+                self.stop.wait(self.linger)  # a stop cuts it short
             self.wake_up.clear()
             if not self.active.is_set():
                 continue

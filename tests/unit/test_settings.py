@@ -19,6 +19,13 @@ def test_defaults(env: dict[str, str]) -> None:
     assert (settings.host, settings.port, settings.api_prefix) == ("127.0.0.1", 8000, "/api/v1")
     assert "postgresql" not in repr(settings)
     assert "PRIVATE KEY" not in repr(settings)
+    assert settings.mail_relay_linger_seconds == 0.1
+
+
+def test_relay_linger_in_milliseconds(env: dict[str, str]) -> None:
+    assert load_settings({**env, "MAIL_RELAY_LINGER_MS": "0"}).mail_relay_linger_seconds == 0
+    with pytest.raises(ConfigError, match="MAIL_RELAY_LINGER_MS"):
+        load_settings({**env, "MAIL_RELAY_LINGER_MS": "-5"})
 
 
 def test_every_problem_is_reported_at_once() -> None:
