@@ -1,12 +1,14 @@
 """Process-wide resources of the API, created in the app's lifespan and handed to
 routes through one Litestar dependency, `services` (api/app.py)."""
 
+import asyncio
+import contextvars
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import anyio.to_thread
 import redis.asyncio as aioredis
 from litestar.di import NamedDependency
 from psycopg_pool import AsyncConnectionPool
@@ -23,6 +25,7 @@ from infra.logs import request_id_var
 from infra.settings import Settings
 
 T = TypeVar("T")
+LEDGER_THREADS = 40
 
 
 @dataclass
@@ -36,6 +39,12 @@ class AppState:
     # Match counts of customer lists, per read-model position: exact, because any
     # change to the read model moves the position and so the key (api/routes/customers).
     counts: "OrderedDict[tuple[Any, ...], int]" = field(default_factory=OrderedDict)
+    # Threads for the write side; as many as anyio's default (commands queued behind
+    # an append wait in theirs, see infra/group_commit.py). An executor rather than
+    # anyio.to_thread: measured, 49 against 117 microseconds of CPU per call.
+    ledger_threads: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(LEDGER_THREADS, thread_name_prefix="ledger")
+    )
 
     @property
     def settings(self) -> Settings:
@@ -70,9 +79,14 @@ class AppState:
         The ledger is made on first use, in that thread: an API started while
         PostgreSQL is down still starts, answers 503, and recovers by itself.
         """
-        return await anyio.to_thread.run_sync(lambda: work(self.runtime.ledger()))
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()  # the request id, for the thread's log lines
+        return await loop.run_in_executor(
+            self.ledger_threads, context.run, lambda: work(self.runtime.ledger())
+        )
 
     def close(self) -> None:
+        self.ledger_threads.shutdown()  # the commands in flight finish first
         self.runtime.close()
 
 
