@@ -10,6 +10,7 @@ visible strictly in commit order (tests/integration/test_projector.py proves it
 under concurrent writers).
 """
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg.rows import TupleRow
 
 from domain.events import DomainEvent
@@ -25,6 +26,8 @@ from infra.db import EVENTS_TABLE, LIVE_SCHEMA, PROJECTED_CHANNEL
 from infra.event_codec import EventCodec
 
 log = logging.getLogger("gymledger.projector")
+# Batches of up to this many events write in pipeline mode (Projector._apply).
+PIPELINED_WRITES_UP_TO = 50
 
 # The engine's own bookkeeping (positions, parked faults), which every projector needs,
 # a rebuild's scratch projector too: the owner of its migrations (infra/migrate.py).
@@ -94,8 +97,9 @@ class Projection:
         a failed batch is rolled back, and its caches must go with it)."""
 
     def end_batch(self, cur: psycopg.Cursor[TupleRow]) -> None:
-        """Called once per batch, inside its transaction, after the last event; outside
-        pipeline mode, so batched inserts can use COPY."""
+        """Called once per batch, inside its transaction, after the last event. In
+        pipeline mode for a small batch, outside it for a large one (BulkInsert
+        chooses INSERT or COPY to match): a result asked for here costs a round trip."""
 
     def after_commit(self) -> None:
         """Called once the batch has committed (for effects outside the database)."""
@@ -175,14 +179,8 @@ class Projector:
             rows = cur.execute(self._select, (position, until, limit)).fetchall()
             if rows:
                 self._attempted = int(rows[0][0])
-                self._apply(conn, cur, rows)
                 position = int(rows[-1][0])
-                cur.execute(
-                    "UPDATE projector_positions SET position = %s, updated_at = now()"
-                    " WHERE name = %s",
-                    (position, self.name),
-                )
-                cur.execute("SELECT pg_notify(%s, %s)", (PROJECTED_CHANNEL, str(position)))
+                self._apply(conn, cur, rows, position)
         for projection in self.projections:
             projection.after_commit()
         self.position = position
@@ -212,10 +210,10 @@ class Projector:
         conn: psycopg.Connection[TupleRow],
         cur: psycopg.Cursor[TupleRow],
         rows: list[TupleRow],
+        position: int,
     ) -> None:
         # Pipeline mode: statements go out without waiting for each result, so a
-        # batch costs a few round trips instead of several per event. The batched
-        # inserts come after, in the same transaction: COPY cannot be pipelined.
+        # batch costs a few round trips instead of several per event.
         with conn.pipeline():
             for projection in self.projections:
                 projection.begin_batch(cur)
@@ -223,8 +221,19 @@ class Projector:
                 recorded = Recorded.decode(self.codec, *row)
                 for projection in self.projections:
                     projection.apply(cur, recorded)
-        for projection in self.projections:
-            projection.end_batch(cur)
+        # A small batch (live traffic: a few events every few milliseconds) writes in
+        # pipeline mode too, its rows as INSERT ... unnest: its writes, position and
+        # NOTIFY then cost one round trip instead of about ten, COPY's start and end
+        # for each table among them. A large one (a catch-up, a rebuild) COPYs.
+        small = len(rows) <= PIPELINED_WRITES_UP_TO
+        with conn.pipeline() if small else contextlib.nullcontext():
+            for projection in self.projections:
+                projection.end_batch(cur)
+            cur.execute(
+                "UPDATE projector_positions SET position = %s, updated_at = now() WHERE name = %s",
+                (position, self.name),
+            )
+            cur.execute("SELECT pg_notify(%s, %s)", (PROJECTED_CHANNEL, str(position)))
 
     def catch_up(self, conn: psycopg.Connection[TupleRow]) -> int:
         """Process batches until the log is exhausted (or parked); returns events applied."""
@@ -295,8 +304,8 @@ class BulkInsert:
     One statement per batch instead of one per event: the per-statement cost on the
     client, not PostgreSQL, is what limits a projector written in Python. Plain
     inserts use COPY, whose rows psycopg formats in C; an insert with a conflict
-    clause (`suffix`) uses INSERT ... SELECT FROM unnest(...), as COPY has none.
-    Either way it must run outside pipeline mode (Projector._apply sees to that).
+    clause (`suffix`), or any insert in pipeline mode (where COPY cannot run), uses
+    INSERT ... SELECT FROM unnest(...).
     """
 
     def __init__(self, table: str, columns: dict[str, str], suffix: str = "") -> None:
@@ -323,7 +332,7 @@ class BulkInsert:
         rows, self.rows = self.rows, []
         if not rows:
             return
-        if self.suffix:
+        if self.suffix or cur.connection.pgconn.pipeline_status != pq.PipelineStatus.OFF:
             cur.execute(self.insert_sql, [list(column) for column in zip(*rows, strict=True)])
         else:
             with cur.copy(self.copy_sql) as copy:

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 import psycopg
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +22,7 @@ from domain import gym as gyms
 from domain.errors import DomainError
 from domain.events import DomainEvent, EventMetadata, Stamp
 from infra.event_codec import CODEC
+from projections import engine
 from projections.customers import CustomersProjection
 from projections.engine import Projector
 from projections.rebuild import create_scratch
@@ -144,5 +146,10 @@ def test_any_batching_equals_replay(
     if events:
         ledger.append(*events)
     expected = _replayed(events)
-    for batch in (1, 3, 500):
-        assert _projected(settings.database_url, start, gym_id, batch) == expected, batch
+    # Batches of one, three and all events; the last also with COPY instead of the
+    # pipelined INSERTs a small batch writes with (projections/engine.py).
+    for batch, pipelined_up_to in ((1, 50), (3, 50), (500, 50), (500, 0)):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(engine, "PIPELINED_WRITES_UP_TO", pipelined_up_to)
+            found = _projected(settings.database_url, start, gym_id, batch)
+        assert found == expected, (batch, pipelined_up_to)
