@@ -12,7 +12,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from commands import card_codes
 from commands.context import CommandContext
-from commands.gyms import load_gym, open_gym
+from commands.gyms import load_gym, open_gym, open_gym_guarded
 from commands.idempotency import earlier_result, key_used
 from commands.latest import decide_on_latest
 from commands.results import CommandResult
@@ -84,7 +84,7 @@ def register_customer(app: EventStore, cmd: RegisterCustomer, ctx: CommandContex
         earlier = _earlier_result(app, cmd)
         if earlier is not None:
             return earlier
-        gym = open_gym(app, cmd.gym_id)
+        gym, guards = open_gym_guarded(app, cmd.gym_id)
         stamp = ctx.stamp()
         registered = customer.register(
             uuid4(),
@@ -102,7 +102,7 @@ def register_customer(app: EventStore, cmd: RegisterCustomer, ctx: CommandContex
             gym.id,
             stamp,
         )
-        position = app.append(registered, claimed, key)
+        position = app.append(registered, claimed, key, guards=guards)
         created = customer.project(None, [registered])
         return CommandResult(
             id=registered.originator_id, version=1, position=position, state=created

@@ -24,6 +24,7 @@ from domain.events import DomainEvent, Stamp
 from domain.gym import NewGym as NewGym  # the payloads, for callers
 from domain.gym import PasswordChange as PasswordChange
 from domain.gym import ProfileChanges as ProfileChanges
+from infra.event_store import Guards
 
 # Signups have no gym yet: their idempotency keys share one scope.
 SIGNUP_SCOPE = "signup"
@@ -90,6 +91,26 @@ def open_gym(app: EventStore, gym_id: UUID) -> gym.Gym:
     if found.closed:
         raise GymIsClosed(str(gym_id))
     return found
+
+
+def open_gym_guarded(app: EventStore, gym_id: UUID) -> tuple[gym.Gym, Guards]:
+    """open_gym without reading the gym's stream if this process has read it before,
+    and the guard the command's append must carry: the version decided on. On
+    PostgreSQL the append is refused if the gym has changed since (closed, moved to
+    another timezone), and the command's retry reads it again: a customer command
+    then costs no read of its gym (issue 14) and is still decided on its latest
+    state. The in-memory store checks no guards, so there it reads, as open_gym does.
+    """
+    kept = app.latest.cached(gym_id, gym.project) if app.guards_appends else None
+    try:
+        found, version = kept or app.latest.get_with_version(gym_id, gym.project)
+    except StreamOfAnotherKind:
+        found, version = None, 0
+    if found is None:
+        raise NotFound("gym")
+    if found.closed:
+        raise GymIsClosed(str(gym_id))
+    return found, {gym_id: version}
 
 
 def _load_claim(app: EventStore, email: str) -> email_claim.EmailClaim | None:

@@ -18,6 +18,7 @@ from domain.events import DomainEvent
 from infra import metrics
 from infra.db import eventsourcing_env
 from infra.event_codec import CODEC, MsgspecMapper
+from infra.event_store import Guards, SingleTripRecorder
 from infra.passwords import ARGON2, Argon2Passwords
 
 T = TypeVar("T")
@@ -60,10 +61,27 @@ class LatestStates:
     def get(self, stream_id: UUID, project: Projector[T]) -> T | None:
         """The stream's state as `project` folds it; None for a stream with no events.
         Whatever `project` raises (a stream of another kind) is raised, not kept."""
+        return self.get_with_version(stream_id, project)[0]
+
+    def get_with_version(self, stream_id: UUID, project: Projector[T]) -> tuple[T | None, int]:
+        """get(), and the version of the state (0 for no events)."""
         with self._reading.holding(stream_id, READ_WAIT_SECONDS):
             return self._bring_up_to_date(stream_id, project)
 
-    def _bring_up_to_date(self, stream_id: UUID, project: Projector[T]) -> T | None:
+    def cached(self, stream_id: UUID, project: Projector[T]) -> tuple[T | None, int] | None:
+        """The state last read and its version, without reading the log (None when
+        not kept): only for a command whose append names that version as a guard."""
+        with self._lock:
+            kept = self._states.get((project, stream_id))
+        return None if kept is None else (cast("T | None", kept[1]), kept[0])
+
+    def forget(self, stream_id: UUID) -> None:
+        """Drop the stream's kept states: a guard found them behind the log."""
+        with self._lock:
+            for key in [key for key in self._states if key[1] == stream_id]:
+                del self._states[key]
+
+    def _bring_up_to_date(self, stream_id: UUID, project: Projector[T]) -> tuple[T | None, int]:
         key = (project, stream_id)
         with self._lock:
             version, state = self._states.get(key, (0, None))
@@ -79,7 +97,7 @@ class LatestStates:
 
         latest = project(cast("T | None", state), newer())
         if newest == version:
-            return cast("T | None", state)
+            return cast("T | None", state), version
         with self._lock:
             kept = self._states.get(key)
             if kept is None or kept[0] < newest:
@@ -87,7 +105,7 @@ class LatestStates:
             self._states.move_to_end(key)
             if len(self._states) > self._size:
                 self._states.popitem(last=False)
-        return latest
+        return latest, newest
 
 
 class EventStore(Application[UUID]):
@@ -108,18 +126,28 @@ class EventStore(Application[UUID]):
     def construct_mapper(self) -> Mapper[UUID]:
         return MsgspecMapper(CODEC)
 
-    def append(self, *events: DomainEvent | None) -> int:
+    @property
+    def guards_appends(self) -> bool:
+        """Whether append() checks `guards` (PostgreSQL does; the in-memory store of
+        the unit tests does not, so there commands read what they guard instead)."""
+        return isinstance(self.recorder, SingleTripRecorder)
+
+    def append(self, *events: DomainEvent | None, guards: Guards | None = None) -> int:
         """Append events atomically; returns the highest global position written.
 
         A duplicate (stream, version) means someone else wrote first: that is the
-        race the optimistic-concurrency and uniqueness rules rely on.
+        race the optimistic-concurrency and uniqueness rules rely on. So does a
+        stream of `guards` that has moved past the version given for it; its kept
+        state is then dropped, so that the command's retry reads it.
         """
         to_save: Sequence[Any] = [e for e in events if e is not None]
         if not to_save:
             return 0
         try:
-            recordings: list[Recording[UUID]] = self.save(*to_save)
+            recordings: list[Recording[UUID]] = self.save(*to_save, guards=guards)
         except IntegrityError as error:
+            for stream_id in guards or ():
+                self.latest.forget(stream_id)
             first = to_save[0]
             raise StreamConflict(first.originator_id, first.originator_version) from error
         for event in to_save:

@@ -26,6 +26,7 @@ once, so service resumes as soon as PostgreSQL is back.
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import (
     InterfaceError,
@@ -68,7 +69,39 @@ END
 $$;
 """
 
-_APPEND = SQL("SELECT gymledger_append(%s) AS notification_id")
+# The same append, refused (as a duplicate is: unique_violation) when a guarded stream
+# has moved past the version the command decided on. A command that decided on a cached
+# state (a gym's: open, its timezone) names that state's version instead of reading the
+# stream again first, and stays exact: the check runs under the table lock, so nothing
+# can be appended to the guarded stream between the check and the insert. The
+# one-argument function stays for processes of the previous release (blue-green).
+GUARDED_MIGRATION_SQL = """
+CREATE OR REPLACE FUNCTION {schema}.gymledger_append(
+    events {schema}.stored_event_uuid[], guard_ids uuid[], guard_versions bigint[]
+)
+RETURNS SETOF bigint
+LANGUAGE plpgsql AS $$
+BEGIN
+    SET LOCAL lock_timeout = '5s';
+    LOCK TABLE gymledger_events IN EXCLUSIVE MODE;
+    IF EXISTS (
+        SELECT 1 FROM unnest(guard_ids, guard_versions) AS g (id, version)
+        JOIN gymledger_events e ON e.originator_id = g.id AND e.originator_version > g.version
+    ) THEN
+        RAISE unique_violation USING MESSAGE = 'a guarded stream has moved on';
+    END IF;
+    NOTIFY gymledger_events;
+    RETURN QUERY
+        INSERT INTO gymledger_events (originator_id, originator_version, topic, state)
+        SELECT originator_id, originator_version, topic, state FROM unnest(events)
+        RETURNING notification_id;
+END
+$$;
+"""
+
+_APPEND = SQL("SELECT gymledger_append(%s, %s, %s) AS notification_id")
+# Streams whose state a command decided on, by the version it saw (see above).
+Guards = dict[UUID, int]
 
 
 class SingleTripRecorder(PostgresApplicationRecorder):
@@ -91,12 +124,14 @@ class SingleTripRecorder(PostgresApplicationRecorder):
             self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
             for e in stored_events
         ]
-        return self.group_commit.append(rows, self._append)
+        guards: Guards = kwargs.get("guards") or {}
+        return self.group_commit.append(rows, list(guards.items()), self._append)
 
-    def _append(self, rows: Sequence[Any]) -> list[int]:
+    def _append(self, rows: Sequence[Any], guards: Sequence[tuple[UUID, int]]) -> list[int]:
+        ids, versions = [g[0] for g in guards], [g[1] for g in guards]
         with self.datastore.get_connection() as conn, conn.cursor() as cursor:
             # autocommit: the statement is its own transaction, committed server-side.
-            cursor.execute(_APPEND, (list(rows),), prepare=True)
+            cursor.execute(_APPEND, (list(rows), ids, versions), prepare=True)
             return [row["notification_id"] for row in cursor.fetchall()]
 
 

@@ -6,9 +6,10 @@ wait when the process is quiet); writers arriving meanwhile queue up, and when t
 statement in flight returns, the first of them writes everything queued in one
 statement. Under load, one lock and one flush serve many commands.
 
-A duplicate (stream, version) fails the whole statement: the group is then written
-again one writer at a time, so the duplicate fails only its own command. Any other
-error is every member's, and each caller's retry (eventsourcing's) applies as before.
+A duplicate (stream, version), or a guard's stream that moved on, fails the whole
+statement: the group is then written again one writer at a time, so it fails only its
+own command. Any other error is every member's, and each caller's retry
+(eventsourcing's) applies as before.
 """
 
 import threading
@@ -17,14 +18,17 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
-# Rows of the append function, as the recorder builds them.
+# Rows of the append function, as the recorder builds them, and the guards of each
+# append (a stream and the version its command decided on: infra/event_store.py).
 Rows = Sequence[Any]
-Write = Callable[[Rows], list[int]]
+Guards = Sequence[tuple[Any, int]]
+Write = Callable[[Rows, Guards], list[int]]
 
 
 class _Append:
-    def __init__(self, rows: Rows) -> None:
+    def __init__(self, rows: Rows, guards: Guards) -> None:
         self.rows = rows
+        self.guards = guards
         self.ids: list[int] = []
         self.error: BaseException | None = None
         self.lead = False  # set when this writer is to write the queued group
@@ -43,9 +47,9 @@ class GroupCommit:
         self._busy = False
         self.statements = 0  # appends made, for tests and the curious
 
-    def append(self, rows: Rows, write: Write) -> list[int]:
+    def append(self, rows: Rows, guards: Guards, write: Write) -> list[int]:
         """The positions of `rows`, written with whatever else is queued by `write`."""
-        mine = _Append(rows)
+        mine = _Append(rows, guards)
         with self._lock:
             self._queue.append(mine)
             wait = self._busy
@@ -70,7 +74,8 @@ class GroupCommit:
     def _write(self, group: list[_Append], write: Write) -> None:
         try:
             self.statements += 1
-            ids = write([row for member in group for row in member.rows])
+            rows = [row for member in group for row in member.rows]
+            ids = write(rows, [guard for member in group for guard in member.guards])
         except IntegrityError as error:
             if len(group) == 1:
                 self._finish(group[0], error=error)
@@ -78,7 +83,7 @@ class GroupCommit:
             for member in group:  # find the duplicate: it fails alone
                 try:
                     self.statements += 1
-                    self._finish(member, ids=write(member.rows))
+                    self._finish(member, ids=write(member.rows, member.guards))
                 except BaseException as one_error:
                     self._finish(member, error=one_error)
             return

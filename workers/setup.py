@@ -5,10 +5,14 @@ from infra import event_store
 from infra.migrate import Migration, apply_migrations
 from projections.schema import MIGRATIONS
 
-# The write side's own additions to eventsourcing's tables, applied before the read side's.
+# The write side's own additions to eventsourcing's tables, and every migration in the
+# order released (databases in the field have applied a prefix of it): a new one goes at
+# the end, whichever side owns it.
 WRITE_SIDE = "write_side"
-EVENT_STORE_MIGRATIONS = (
+ALL_MIGRATIONS = (
     Migration("event_store_0001_single_trip_append", WRITE_SIDE, event_store.MIGRATION_SQL),
+    *MIGRATIONS,
+    Migration("event_store_0002_guarded_append", WRITE_SIDE, event_store.GUARDED_MIGRATION_SQL),
 )
 
 
@@ -19,4 +23,4 @@ def migrate(database_url: str) -> list[str]:
         app.create_tables()
     finally:
         app.close()
-    return apply_migrations(database_url, (*EVENT_STORE_MIGRATIONS, *MIGRATIONS))
+    return apply_migrations(database_url, ALL_MIGRATIONS)

@@ -7,11 +7,12 @@ import pytest
 
 from commands.application import GymLedger
 from commands.context import CommandContext
+from commands.customers import NewCustomer, RegisterCustomer
 from commands.gyms import CloseGym, UpdateGymProfile, close_gym, load_gym, update_gym_profile
 from domain import gym
 from domain.errors import EmailAlreadyRegistered, GymIsClosed
 from tests.conftest import unique_email
-from tests.integration.helpers import register
+from tests.integration.helpers import head_position, register
 
 
 @pytest.mark.parametrize("contenders", [2, 12])
@@ -79,3 +80,65 @@ def test_metadata_names_actor_and_correlation(ledger: GymLedger) -> None:
     assert events[-1].metadata.actor == "someone"
     assert events[-1].metadata.correlation_id == "corr-42"
     assert events[0].metadata.actor == "system"
+
+
+def customer_command(gym_id: Any) -> RegisterCustomer:
+    details = NewCustomer(first_name="Guard", last_name="Ed", email=unique_email("member"))
+    return RegisterCustomer(gym_id=gym_id, details=details)
+
+
+def test_a_customer_command_on_a_gym_another_process_closed_is_refused(
+    settings: Any, ledger: GymLedger
+) -> None:
+    """This process has the gym cached as open; another process (its own ledger) closes
+    it. The guard on the append refuses the stale decision, the retry reads the gym
+    again and refuses the command: nothing is stored for it."""
+    gym_id = register(ledger).id
+    ledger.handle(customer_command(gym_id), CommandContext.system())  # cached: open
+    other_process = GymLedger(settings.database_url, pool_size=1)
+    try:
+        close_gym(other_process, CloseGym(gym_id=gym_id), CommandContext.system())
+    finally:
+        other_process.close()
+    before = head_position(settings.database_url)
+    with pytest.raises(GymIsClosed):
+        ledger.handle(customer_command(gym_id), CommandContext.system())
+    assert head_position(settings.database_url) == before
+
+
+def test_a_customer_command_on_a_known_gym_reads_none_of_its_stream(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: after the first, a customer command reads nothing of its gym's stream
+    (the guard stands in for the read), and a gym changed elsewhere is read once."""
+    ledger = GymLedger(settings.database_url, pool_size=2)
+    try:
+        gym_id = register(ledger).id
+        ledger.handle(customer_command(gym_id), CommandContext.system())
+        reads: list[Any] = []
+        select = ledger.recorder.select_events
+
+        def counting(originator_id: Any, *args: Any, **kwargs: Any) -> Any:
+            reads.append(originator_id)
+            return select(originator_id, *args, **kwargs)
+
+        monkeypatch.setattr(ledger.recorder, "select_events", counting)
+        for _ in range(5):
+            ledger.handle(customer_command(gym_id), CommandContext.system())
+        assert gym_id not in reads
+        changes = gym.ProfileChanges(timezone="America/New_York")
+        other_process = GymLedger(settings.database_url, pool_size=1)
+        try:
+            update_gym_profile(
+                other_process,
+                UpdateGymProfile(gym_id=gym_id, changes=changes),
+                CommandContext.system(),
+            )
+        finally:
+            other_process.close()
+        ledger.handle(customer_command(gym_id), CommandContext.system())
+        ledger.handle(customer_command(gym_id), CommandContext.system())
+        assert reads.count(gym_id) == 1
+        assert ledger.latest.cached(gym_id, gym.project) is not None
+    finally:
+        ledger.close()

@@ -49,6 +49,7 @@ from domain.errors import (
 )
 from domain.events import DomainEvent
 from infra.clock import ManualClock
+from infra.event_store import Guards
 from infra.passwords import Argon2Passwords
 
 # argon2's cheapest parameters: the real algorithm, a millisecond per hash.
@@ -229,7 +230,7 @@ class RacingLedger(GymLedger):
         self.rival: UUID | None = None
         self.losses = 0
 
-    def append(self, *events: DomainEvent | None) -> int:
+    def append(self, *events: DomainEvent | None, guards: Guards | None = None) -> int:
         if self.losses and any(e is not None and e.originator_id == self.rival for e in events):
             self.losses -= 1
             assert self.rival is not None
@@ -237,7 +238,7 @@ class RacingLedger(GymLedger):
             notes = CustomerDetails(notes=f"rival {uuid4()}")
             stamp = CommandContext.system().stamp()
             super().append(*customer.change(current, notes, today=date(2026, 6, 15), stamp=stamp))
-        return super().append(*events)
+        return super().append(*events, guards=guards)
 
 
 def test_an_unconditional_change_that_loses_a_race_is_decided_again(ctx: CommandContext) -> None:
