@@ -84,12 +84,17 @@ LANGUAGE plpgsql AS $$
 BEGIN
     SET LOCAL lock_timeout = '5s';
     LOCK TABLE gymledger_events IN EXCLUSIVE MODE;
-    IF EXISTS (
-        SELECT 1 FROM unnest(guard_ids, guard_versions) AS g (id, version)
-        JOIN gymledger_events e ON e.originator_id = g.id AND e.originator_version > g.version
-    ) THEN
-        RAISE unique_violation USING MESSAGE = 'a guarded stream has moved on';
-    END IF;
+    -- One index probe per guard. Not a join with unnest(): PostgreSQL planned that
+    -- afresh on every call (0.5 ms, more than the append), its generic plan's row
+    -- estimate making it look dearer than a custom one.
+    FOR i IN 1 .. coalesce(array_length(guard_ids, 1), 0) LOOP
+        IF EXISTS (
+            SELECT 1 FROM gymledger_events
+            WHERE originator_id = guard_ids[i] AND originator_version > guard_versions[i]
+        ) THEN
+            RAISE unique_violation USING MESSAGE = 'a guarded stream has moved on';
+        END IF;
+    END LOOP;
     NOTIFY gymledger_events;
     RETURN QUERY
         INSERT INTO gymledger_events (originator_id, originator_version, topic, state)
