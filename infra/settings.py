@@ -66,6 +66,7 @@ class Settings:
     mail_max_retries: int = 8
     mail_requeue_after_seconds: int = 300
     mail_relay_linger_seconds: float = 0.1
+    projector_linger_seconds: float = 0.002
     expiry_interval_seconds: float = 60.0
     cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = 1_048_576
@@ -292,6 +293,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         mail_max_retries=_int(env, "MAIL_MAX_RETRIES", 8, problems),
         mail_requeue_after_seconds=_int(env, "MAIL_REQUEUE_AFTER_SECONDS", 300, problems, low=1),
         mail_relay_linger_seconds=_int(env, "MAIL_RELAY_LINGER_MS", 100, problems) / 1000,
+        projector_linger_seconds=_float(env, "PROJECTOR_LINGER_MS", 2.0, problems) / 1000,
         expiry_interval_seconds=_float(env, "EXPIRY_INTERVAL_SECONDS", 60.0, problems),
         cors_origins=tuple(o.strip() for o in get("CORS_ORIGINS", "").split(",") if o.strip()),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_048_576, problems, low=1024),

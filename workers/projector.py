@@ -83,6 +83,11 @@ def run_projector(settings: Settings, send_mail: SendMail, stop: threading.Event
                         if applied:
                             log.debug("applied events", extra={"events": applied})
                             relay.wake_up.set()
+                            # Events are coming in: let a few more arrive, so the next
+                            # batch's fixed cost (its round trips, its signed checkpoint)
+                            # is shared by more of them. The first event after a quiet
+                            # spell is applied at once.
+                            stop.wait(settings.projector_linger_seconds)
                         for _ in listener.notifies(timeout=WAKE_UP_SECONDS, stop_after=1):
                             pass
             except psycopg.OperationalError:
