@@ -11,7 +11,7 @@ import msgspec
 from litestar import Controller, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.auth import CALLER, CallerGym, owner_only
 from api.errors import responses
@@ -64,7 +64,7 @@ class CheckInsController(Controller):
         self,
         services: Services,
         caller: Caller,
-        data: NewCheckIn,
+        data: JSONBody[NewCheckIn],
         idempotency_key: IdempotencyKey = None,
     ) -> CheckInResponse:
         """Exactly one of `customer_id` and `card_code`. Allowed only when the owner has

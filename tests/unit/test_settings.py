@@ -22,10 +22,13 @@ def test_defaults(env: dict[str, str]) -> None:
     assert settings.mail_relay_linger_seconds == 0.1
 
 
-def test_relay_linger_in_milliseconds(env: dict[str, str]) -> None:
+def test_lingers_in_milliseconds(env: dict[str, str]) -> None:
     assert load_settings({**env, "MAIL_RELAY_LINGER_MS": "0"}).mail_relay_linger_seconds == 0
-    with pytest.raises(ConfigError, match="MAIL_RELAY_LINGER_MS"):
-        load_settings({**env, "MAIL_RELAY_LINGER_MS": "-5"})
+    assert load_settings({**env, "PROJECTOR_LINGER_MS": "0.5"}).projector_linger_seconds == 0.0005
+    assert load_settings(env).projector_linger_seconds == 0.002
+    for name in ("MAIL_RELAY_LINGER_MS", "PROJECTOR_LINGER_MS"):
+        with pytest.raises(ConfigError, match=name):
+            load_settings({**env, name: "-5"})
 
 
 def test_every_problem_is_reported_at_once() -> None:
