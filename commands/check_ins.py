@@ -18,7 +18,7 @@ from eventsourcing.application import AggregateNotFoundError
 from commands import card_codes
 from commands.context import CommandContext
 from commands.customers import load_customer
-from commands.gyms import open_gym
+from commands.gyms import open_gym_guarded
 from commands.idempotency import earlier_result, key_used
 from commands.latest import decide_on_latest
 from commands.results import CommandResult
@@ -94,7 +94,7 @@ def record_check_in(app: EventStore, cmd: RecordCheckIn, ctx: CommandContext) ->
             first = load_check_in(app, cmd.gym_id, earlier)
             return CommandResult(earlier, 1, 0, replayed=True, state=first)
         named = check_in.identified_by(cmd.request)
-        gym = open_gym(app, cmd.gym_id)
+        gym, guards = open_gym_guarded(app, cmd.gym_id)
         at_desk = _customer_at_desk(app, gym.id, named)
         stamp = ctx.stamp()
         today = local_date(stamp.at, gym.timezone)
@@ -117,12 +117,13 @@ def record_check_in(app: EventStore, cmd: RecordCheckIn, ctx: CommandContext) ->
         key = key_used(
             scope, cmd.idempotency_key, cmd.fingerprint, recorded.originator_id, gym.id, stamp
         )
-        position = app.append(recorded, key)
+        position = app.append(recorded, key, guards=guards)
         return CommandResult(recorded.originator_id, 1, position, state=recorded)
 
-    if cmd.idempotency_key is None:
-        return attempt()  # a new stream of its own: nothing to contend with
-    # Only the key's stream can collide: decided again, a scan repeated at the same
-    # moment answers with the check-in the first one recorded.
-    key_stream = idempotency.stream_id(scope, idempotency.check_key(cmd.idempotency_key))
-    return decide_on_latest(app.stream_locks, key_stream, ctx, attempt)
+    # Only the key's stream can collide, or the gym's guard (changed meanwhile): decided
+    # again, a scan repeated at the same moment answers with the check-in the first
+    # one recorded. Without a key, the check-in is a new stream of its own.
+    contended = uuid4()
+    if cmd.idempotency_key is not None:
+        contended = idempotency.stream_id(scope, idempotency.check_key(cmd.idempotency_key))
+    return decide_on_latest(app.stream_locks, contended, ctx, attempt)

@@ -6,10 +6,12 @@ from typing import Any
 import pytest
 
 from commands.application import GymLedger
+from commands.check_ins import RecordCheckIn
 from commands.context import CommandContext
 from commands.customers import NewCustomer, RegisterCustomer
 from commands.gyms import CloseGym, UpdateGymProfile, close_gym, load_gym, update_gym_profile
 from domain import gym
+from domain.check_in import CheckInRecorded, NewCheckIn
 from domain.errors import EmailAlreadyRegistered, GymIsClosed
 from tests.conftest import unique_email
 from tests.integration.helpers import head_position, register
@@ -142,3 +144,24 @@ def test_a_customer_command_on_a_known_gym_reads_none_of_its_stream(
         assert ledger.latest.cached(gym_id, gym.project) is not None
     finally:
         ledger.close()
+
+
+def test_a_check_in_at_a_gym_another_process_closed_is_refused(
+    settings: Any, ledger: GymLedger
+) -> None:
+    """As for customers: check-ins decide on the cached gym, guarded by its version."""
+    gym_id = register(ledger).id
+    customer_id = ledger.handle(customer_command(gym_id), CommandContext.system()).id
+    scan = RecordCheckIn(gym_id=gym_id, request=NewCheckIn(customer_id=customer_id))
+    first = ledger.handle(scan, CommandContext.system()).state  # the gym cached: open
+    assert isinstance(first, CheckInRecorded)
+    assert not first.allowed  # no membership
+    other_process = GymLedger(settings.database_url, pool_size=1)
+    try:
+        close_gym(other_process, CloseGym(gym_id=gym_id), CommandContext.system())
+    finally:
+        other_process.close()
+    before = head_position(settings.database_url)
+    with pytest.raises(GymIsClosed):
+        ledger.handle(scan, CommandContext.system())
+    assert head_position(settings.database_url) == before
