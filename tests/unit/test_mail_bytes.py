@@ -1,13 +1,15 @@
 """The worker's direct rendering of a mail is byte for byte what the email package
 writes, for any mail: plain ones take the fast path, the rest fall back."""
 
+import io
+from email.generator import BytesGenerator
 from typing import Any
 
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 import infra.mail
-from infra.mail import Mail, build_message, message_bytes
+from infra.mail import Mail, build_message, message_bytes, plain_bytes
 
 SENDERS = ["GymLedger <no-reply@gymledger.local>", "no-reply@example.com", "Zoë <z@example.com>"]
 text = st.text(st.characters(codec="utf-8"), max_size=120)
@@ -50,3 +52,16 @@ def test_a_plain_mail_is_written_without_the_email_package(monkeypatch: Any) -> 
     expected = build_message(mail, SENDERS[0]).as_bytes()
     monkeypatch.setattr(infra.mail, "build_message", None)  # any use of it would fail
     assert message_bytes(mail, SENDERS[0]) == expected
+
+
+@given(mails, st.sampled_from(SENDERS))
+def test_direct_smtp_bytes_are_what_send_message_would_send(mail: Mail, sender: str) -> None:
+    try:
+        rendered = plain_bytes(mail, sender, linesep="\r\n")
+    except ValueError:
+        rendered = None
+    if rendered is None:
+        return  # not plain: send_message itself sends it
+    out = io.BytesIO()
+    BytesGenerator(out).flatten(build_message(mail, sender), linesep="\r\n")
+    assert rendered == out.getvalue()
