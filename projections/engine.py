@@ -135,9 +135,9 @@ class Projector:
                 " FROM {} WHERE notification_id > %s AND notification_id <= %s"
                 " ORDER BY notification_id LIMIT %s"
             )
-            .format(sql.Identifier(LIVE_SCHEMA, EVENTS_TABLE))
-            .as_string()
-        )  # see BulkInsert
+            .format(sql.Identifier(LIVE_SCHEMA, EVENTS_TABLE))  # a scratch projector reads it too
+            .as_string()  # once, see BulkInsert
+        )
 
     def ensure_position_row(self, conn: psycopg.Connection[TupleRow]) -> None:
         with conn.transaction():
