@@ -266,7 +266,7 @@ def test_the_relay_hands_over_the_mail_of_batches_applied_while_it_lingers(
     """Three batches' mails (three wake-ups) inside one linger go as one message."""
     runtime, actors, broker = stubbed()
     url, tag = runtime.settings.database_url, uuid.uuid4().hex[:10]
-    relay_thread = MailRelay(url, actors.send_mail, requeue_after=300, linger=2.0)
+    relay_thread = MailRelay(url, actors.send_mail, requeue_after=300, linger=4.0)
     relay_thread.active.set()
     relay_thread.start()
     try:
