@@ -87,10 +87,7 @@ def load_gym(app: EventStore, gym_id: UUID, version: int | None = None) -> gym.G
 
 def open_gym(app: EventStore, gym_id: UUID) -> gym.Gym:
     """The gym, refusing commands on a closed one (its history stays readable)."""
-    found = load_gym(app, gym_id)
-    if found.closed:
-        raise GymIsClosed(str(gym_id))
-    return found
+    return _open(load_gym(app, gym_id))
 
 
 def open_gym_guarded(app: EventStore, gym_id: UUID) -> tuple[gym.Gym, Guards]:
@@ -108,9 +105,13 @@ def open_gym_guarded(app: EventStore, gym_id: UUID) -> tuple[gym.Gym, Guards]:
         found, version = None, 0
     if found is None:
         raise NotFound("gym")
+    return _open(found), {gym_id: version}
+
+
+def _open(found: gym.Gym) -> gym.Gym:
     if found.closed:
-        raise GymIsClosed(str(gym_id))
-    return found, {gym_id: version}
+        raise GymIsClosed(str(found.id))
+    return found
 
 
 def _load_claim(app: EventStore, email: str) -> email_claim.EmailClaim | None:

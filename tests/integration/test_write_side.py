@@ -100,6 +100,15 @@ def events_of_gym_after(database_url: str, gym_id: Any, position: int) -> list[s
     return [type(e).__name__ for e in events if gym_of(e) == gym_id]
 
 
+def in_another_process(database_url: str, command: Any) -> None:
+    """Handle `command` on a ledger of its own: what another API process would do."""
+    other_process = GymLedger(database_url, pool_size=1)
+    try:
+        other_process.handle(command, CommandContext.system())
+    finally:
+        other_process.close()
+
+
 def customer_command(gym_id: Any) -> RegisterCustomer:
     details = NewCustomer(first_name="Guard", last_name="Ed", email=unique_email("member"))
     return RegisterCustomer(gym_id=gym_id, details=details)
@@ -113,11 +122,7 @@ def test_a_customer_command_on_a_gym_another_process_closed_is_refused(
     again and refuses the command: nothing is stored for it."""
     gym_id = register(ledger).id
     ledger.handle(customer_command(gym_id), CommandContext.system())  # cached: open
-    other_process = GymLedger(settings.database_url, pool_size=1)
-    try:
-        close_gym(other_process, CloseGym(gym_id=gym_id), CommandContext.system())
-    finally:
-        other_process.close()
+    in_another_process(settings.database_url, CloseGym(gym_id=gym_id))
     before = head_position(settings.database_url)
     with pytest.raises(GymIsClosed):
         ledger.handle(customer_command(gym_id), CommandContext.system())
@@ -145,15 +150,7 @@ def test_a_customer_command_on_a_known_gym_reads_none_of_its_stream(
             ledger.handle(customer_command(gym_id), CommandContext.system())
         assert gym_id not in reads
         changes = gym.ProfileChanges(timezone="America/New_York")
-        other_process = GymLedger(settings.database_url, pool_size=1)
-        try:
-            update_gym_profile(
-                other_process,
-                UpdateGymProfile(gym_id=gym_id, changes=changes),
-                CommandContext.system(),
-            )
-        finally:
-            other_process.close()
+        in_another_process(settings.database_url, UpdateGymProfile(gym_id=gym_id, changes=changes))
         ledger.handle(customer_command(gym_id), CommandContext.system())
         ledger.handle(customer_command(gym_id), CommandContext.system())
         assert reads.count(gym_id) == 1
@@ -172,11 +169,7 @@ def test_a_check_in_at_a_gym_another_process_closed_is_refused(
     first = ledger.handle(scan, CommandContext.system()).state  # the gym cached: open
     assert isinstance(first, CheckInRecorded)
     assert not first.allowed  # no membership
-    other_process = GymLedger(settings.database_url, pool_size=1)
-    try:
-        close_gym(other_process, CloseGym(gym_id=gym_id), CommandContext.system())
-    finally:
-        other_process.close()
+    in_another_process(settings.database_url, CloseGym(gym_id=gym_id))
     before = head_position(settings.database_url)
     with pytest.raises(GymIsClosed):
         ledger.handle(scan, CommandContext.system())
