@@ -84,6 +84,46 @@ class ProjectionWatcher:
     async def _read_position(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self._advance(await projection_position_async(conn, self.projection))
 
+    def _heard(self, channel: str, payload: str) -> None:
+        if channel == GYM_CHANGED_CHANNEL:
+            self.gyms.forget(UUID(payload))
+        else:
+            self._advance(int(payload))
+
+    def _on_readable(self, conn: psycopg.AsyncConnection[Any], lost: asyncio.Future[None]) -> None:
+        """The event loop's callback when the listening socket has data: the
+        notifications in it, in the order they were sent (a gym's change before the
+        position that follows it). Read straight from libpq: psycopg's `notifies()`
+        generator set up and tore down a wait per notification, 6% of an API process's
+        CPU under commands (bench/README.md)."""
+        pgconn = conn.pgconn
+        try:
+            pgconn.consume_input()
+        except psycopg.Error as error:  # the server went away
+            if not lost.done():
+                lost.set_exception(error)
+            return
+        while (note := pgconn.notifies()) is not None:
+            self._heard(note.relname.decode(), note.extra.decode())
+
+    async def _listen(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Hears notifications as they come, and every REFRESH_SECONDS re-reads the
+        position (with the reader off: psycopg waits on the same socket for its own
+        answer, and hands what arrives meanwhile to `_heard` as a notify handler)."""
+        loop = asyncio.get_running_loop()
+        conn.add_notify_handler(lambda note: self._heard(note.channel, note.payload))
+        socket = conn.pgconn.socket  # read once: a lost connection has none to ask for
+        while True:
+            async with asyncio.timeout(STALL_SECONDS):  # a server that stopped answering
+                await self._read_position(conn)
+            lost: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(socket, self._on_readable, conn, lost)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost, REFRESH_SECONDS)  # raises once lost
+            finally:
+                loop.remove_reader(socket)
+
     async def _follow(self) -> None:
         lost = False
         while True:
@@ -98,14 +138,7 @@ class ProjectionWatcher:
                     if lost:
                         await self.after_reconnect()
                         lost = False
-                    while True:
-                        async with asyncio.timeout(STALL_SECONDS):
-                            await self._read_position(conn)
-                            async for note in conn.notifies(timeout=REFRESH_SECONDS):
-                                if note.channel == GYM_CHANGED_CHANNEL:
-                                    self.gyms.forget(UUID(note.payload))
-                                else:
-                                    self._advance(int(note.payload))
+                    await self._listen(conn)
             except Exception:
                 lost = True
                 self.gyms.forget_all()  # nothing is heard until the listener is back
