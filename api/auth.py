@@ -26,7 +26,6 @@ from litestar import Controller
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
-from litestar.handlers import BaseRouteHandler
 
 from api.gym_cache import OpenGyms
 from api.openapi import SECURED
@@ -250,24 +249,29 @@ async def _authenticate(request: ASGIConnection[Any, Any, Any, Any]) -> CallerGy
     )
 
 
-async def owner_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard: the owner of an open gym; 401 without a valid token, 403 for auditors.
-    Litestar's own OPTIONS answer (the methods allowed) inherits a controller's
-    guards; it reveals nothing, and CORS preflights carry no token, so it is open."""
-    if connection.scope.get("method") == "OPTIONS":
+# Who may call a route, declared on it (or on its controller) as Litestar `opt` and
+# enforced for every route by `check_access`, which api/strict.py's before_request hook
+# runs first. Not as Litestar guards: those copy the route handler on every call, 4%
+# of an API process's CPU under commands (bench/README.md).
+OWNER_ONLY: dict[str, Any] = {"access": "owner"}
+# Auditors may read a past state (`as_of`, `version`); the present is the owner's.
+OWNER_UNLESS_TIME_TRAVEL: dict[str, Any] = {"access": "owner unless time travel"}
+
+
+async def check_access(request: ASGIConnection[Any, Any, Any, Any], opt: dict[str, Any]) -> None:
+    """The route's access rule (`opt` of its handler): 401 without a valid token, 403
+    for an auditor where the owner alone may act. Litestar's own OPTIONS answer (the
+    methods allowed) inherits a controller's rule; it reveals nothing, and CORS
+    preflights carry no token, so it is open."""
+    access = opt.get("access")
+    if access is None or request.scope.get("method") == "OPTIONS":
         return
-    if (await current_reader(connection)).scope != "owner":
+    if access == OWNER_UNLESS_TIME_TRAVEL["access"]:
+        query = request.query_params
+        if "as_of" in query or "version" in query:
+            return
+    if (await current_reader(request)).scope != "owner":
         raise PermissionDeniedException(detail="Auditor tokens are read-only")
-
-
-async def owner_unless_time_travel(
-    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
-) -> None:
-    """Guard: auditors may read a past state (`as_of`, `version`); the present is the
-    owner's."""
-    query = connection.query_params
-    if "as_of" not in query and "version" not in query:
-        await owner_only(connection, handler)
 
 
 class OwnerController(Controller):
@@ -275,5 +279,5 @@ class OwnerController(Controller):
     read-only token is refused (403)."""
 
     dependencies = {"caller": CALLER}
-    guards = [owner_only]
+    opt = OWNER_ONLY
     security = SECURED

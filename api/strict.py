@@ -20,7 +20,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import ParameterKwarg
 from litestar.typing import FieldDefinition
 
-from api.auth import current_reader
+from api.auth import check_access, current_reader
 
 _INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")  # as JSON writes one
 _BOOLEAN = ("true", "false")
@@ -114,13 +114,14 @@ def _refused(name: str, message: str) -> ValidationException:
 async def strict_request(request: Request[Any, Any, Any]) -> None:
     """Litestar's `before_request` hook: runs after routing, before parameters are read.
 
-    A caller is authenticated first (the route's own `caller` dependency, whose result
-    api/auth.py keeps for the rest of the request), so that a request without a valid token
-    is a 401 (or an auditor's write a 403) whatever else is wrong with it, as Litestar
-    itself orders it."""
+    The route's access rule is checked and the caller authenticated first (the route's
+    own `caller` dependency, whose result api/auth.py keeps for the rest of the request),
+    so that a request without a valid token is a 401 (or an auditor's write a 403)
+    whatever else is wrong with it, as Litestar itself orders it."""
     handler = request.route_handler
     if not isinstance(handler, HTTPRouteHandler):
         return
+    await check_access(request, handler.opt)
     if "caller" in handler.parsed_fn_signature.parameters:
         await current_reader(request)
     _check_query(request, _rules(handler))

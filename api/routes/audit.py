@@ -15,7 +15,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from api import rate_limit
-from api.auth import CALLER, CallerGym, issue_token, owner_only
+from api.auth import CALLER, OWNER_ONLY, CallerGym, issue_token
 from api.errors import responses
 from api.openapi import FROM_ZERO, SECURED
 from api.rate_limit import limit_per_address
@@ -119,7 +119,7 @@ class AuditController(Controller):
     @post(
         "/auth/auditor-tokens",
         status_code=201,
-        guards=[owner_only],
+        opt=OWNER_ONLY,
         responses=responses(400, 401, 403, 413, 422, 429, 503),
     )
     async def issue_auditor_token(

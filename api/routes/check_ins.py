@@ -13,7 +13,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from api.auth import CALLER, CallerGym, owner_only
+from api.auth import CALLER, OWNER_ONLY, CallerGym
 from api.errors import responses
 from api.headers import IdempotencyKey
 from api.openapi import FROM_ZERO, SECURED
@@ -57,7 +57,7 @@ class CheckInsController(Controller):
     @post(
         "/check-ins",
         status_code=201,
-        guards=[owner_only],
+        opt=OWNER_ONLY,
         responses=responses(401, 403, 404, 413, 422, 503),
     )
     async def check_in(

@@ -13,7 +13,7 @@ from litestar.di import NamedDependency
 from litestar.params import Body, FromPath, FromQuery, QueryParameter
 
 from api import cursors
-from api.auth import CALLER, CallerGym, owner_only, owner_unless_time_travel
+from api.auth import CALLER, OWNER_ONLY, OWNER_UNLESS_TIME_TRAVEL, CallerGym
 from api.errors import responses
 from api.headers import IdempotencyKey, IfMatch, expected_version
 from api.moments import AS_OF, VERSION, as_of_in_utc, query_error
@@ -182,7 +182,7 @@ class CustomersController(Controller):
     @post(
         "",
         status_code=201,
-        guards=[owner_only],
+        opt=OWNER_ONLY,
         responses=responses(400, 401, 403, 409, 413, 422, 503),
     )
     async def create(
@@ -206,7 +206,7 @@ class CustomersController(Controller):
 
     @get(
         "",
-        guards=[owner_only],
+        opt=OWNER_ONLY,
         responses=responses(400, 401, 403, 422, 503),
         response_headers=[TOTAL_COUNT_HEADER, NEXT_CURSOR_HEADER],
     )
@@ -271,7 +271,7 @@ class CustomersController(Controller):
 
     @get(
         "/{customer_id:uuid}",
-        guards=[owner_unless_time_travel],
+        opt=OWNER_UNLESS_TIME_TRAVEL,
         responses=responses(401, 403, 404, 422, 503),
         response_headers=[ETAG_HEADER],
     )
@@ -300,7 +300,7 @@ class CustomersController(Controller):
 
     @patch(
         "/{customer_id:uuid}",
-        guards=[owner_only],
+        opt=OWNER_ONLY,
         responses=responses(400, 401, 403, 404, 409, 412, 413, 422, 503),
         response_headers=[ETAG_HEADER],
     )
@@ -326,7 +326,7 @@ class CustomersController(Controller):
     @delete(
         "/{customer_id:uuid}",
         status_code=204,
-        guards=[owner_only],
+        opt=OWNER_ONLY,
         responses=responses(401, 403, 404, 412, 422, 503),
     )
     async def remove(

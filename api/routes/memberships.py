@@ -15,7 +15,7 @@ from litestar import Controller, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.params import Body, FromPath, FromQuery, QueryParameter
 
-from api.auth import CALLER, CallerGym, owner_only
+from api.auth import CALLER, OWNER_ONLY, CallerGym
 from api.errors import responses
 from api.headers import IdempotencyKey, IfMatch, expected_version
 from api.moments import AS_OF, VERSION, as_of_in_utc, query_error
@@ -116,7 +116,7 @@ class MembershipsController(Controller):
     @post(
         "/customers/{customer_id:uuid}/memberships",
         status_code=201,
-        guards=[owner_only],
+        opt=OWNER_ONLY,
         responses=responses(401, 403, 404, 409, 413, 422, 503),
         response_headers=[ETAG_HEADER],
     )
@@ -211,7 +211,7 @@ class MembershipsController(Controller):
     @post(
         "/memberships/{membership_id:uuid}/freeze",
         status_code=200,
-        guards=[owner_only],
+        opt=OWNER_ONLY,
         responses=COMMAND_STATUSES,
         response_headers=[ETAG_HEADER],
     )
@@ -241,7 +241,7 @@ class MembershipsController(Controller):
     @post(
         "/memberships/{membership_id:uuid}/unfreeze",
         status_code=200,
-        guards=[owner_only],
+        opt=OWNER_ONLY,
         responses=COMMAND_STATUSES,
         response_headers=[ETAG_HEADER],
     )
@@ -269,7 +269,7 @@ class MembershipsController(Controller):
     @post(
         "/memberships/{membership_id:uuid}/renew",
         status_code=200,
-        guards=[owner_only],
+        opt=OWNER_ONLY,
         responses=COMMAND_STATUSES,
         response_headers=[ETAG_HEADER],
     )
@@ -295,7 +295,7 @@ class MembershipsController(Controller):
     @post(
         "/memberships/{membership_id:uuid}/cancel",
         status_code=200,
-        guards=[owner_only],
+        opt=OWNER_ONLY,
         responses=COMMAND_STATUSES,
         response_headers=[ETAG_HEADER],
     )

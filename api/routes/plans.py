@@ -10,7 +10,7 @@ import msgspec
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import Body, FromPath, FromQuery
 
-from api.auth import CALLER, CallerGym, owner_only
+from api.auth import CALLER, OWNER_ONLY, CallerGym
 from api.errors import responses
 from api.headers import IdempotencyKey, IfMatch, expected_version
 from api.moments import AS_OF, VERSION, as_of_in_utc
@@ -45,7 +45,7 @@ class PlansController(Controller):
     @post(
         "",
         status_code=201,
-        guards=[owner_only],
+        opt=OWNER_ONLY,
         responses=responses(401, 403, 413, 422, 503),
         response_headers=[ETAG_HEADER],
     )
@@ -103,7 +103,7 @@ class PlansController(Controller):
 
     @patch(
         "/{plan_id:uuid}",
-        guards=[owner_only],
+        opt=OWNER_ONLY,
         responses=responses(401, 403, 404, 412, 413, 422, 503),
         response_headers=[ETAG_HEADER],
     )
@@ -130,7 +130,7 @@ class PlansController(Controller):
     @delete(
         "/{plan_id:uuid}",
         status_code=204,
-        guards=[owner_only],
+        opt=OWNER_ONLY,
         responses=responses(401, 403, 404, 412, 422, 503),
     )
     async def retire(
