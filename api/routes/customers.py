@@ -115,12 +115,15 @@ async def _customer_response(
     now = services.clock.now()
     today = caller.today(now)
     async with services.read_pool.connection() as conn:
-        held = await customer_memberships(conn, caller.id, customer_id)
-        visits = await _visits_of(conn, caller.id, customer_id, now)
         if visible and version is None:
             row = await get_customer(conn, caller.id, customer_id)
-            if row is not None:
-                return CustomerResponse.of(row, today, held, visits)
+            if row is not None:  # as a list shows it: one query unless it has memberships or visits
+                held_by, visits_by = await _of_rows(conn, caller.id, [row], now)
+                return CustomerResponse.of(
+                    row, today, held_by.get(row.id, ()), visits_by.get(row.id, NO_VISITS)
+                )
+        held = await customer_memberships(conn, caller.id, customer_id)
+        visits = await _visits_of(conn, caller.id, customer_id, now)
     # Projector lagging, or a past version asked for: rebuild from the event log.
     stored = await services.on_ledger(
         lambda ledger: load_customer(ledger, caller.id, customer_id, version)
