@@ -16,6 +16,7 @@ The chain is never rebuilt (that would launder tampering); events recorded after
 projector's last batch are not yet covered.
 """
 
+import contextlib
 import hashlib
 import logging
 import struct
@@ -29,7 +30,7 @@ from domain import gym_of
 from infra import metrics
 from infra.signing import KeyRing
 from projections.checkpoints import CHECKPOINT_COLUMNS, Checkpoint, sign_checkpoint
-from projections.engine import BulkInsert, Projection, Recorded
+from projections.engine import BulkInsert, Projection, Recorded, in_pipeline
 from projections.witness import Witness
 
 MIGRATION_SQL = """
@@ -151,7 +152,9 @@ class AuditChainProjection(Projection):
         """Write the links, then move and sign the head of every chain extended."""
         self._links.flush(cur)
         now = datetime.now(UTC)
-        with cur.connection.pipeline():  # two statements per gym, in one round trip
+        # Two statements per gym, in one round trip: in the batch's own pipeline when it
+        # has one (a pipeline opened inside another syncs on entry and exit).
+        with contextlib.nullcontext() if in_pipeline(cur) else cur.connection.pipeline():
             for gym_id in sorted(self._touched):
                 position, link, previous = self._heads[gym_id]
                 checkpoint = sign_checkpoint(self.ring, gym_id, position, link, previous, now)

@@ -4,6 +4,7 @@
 import contextlib
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
@@ -146,3 +147,53 @@ def test_a_batch_cut_off_while_writing_leaves_nothing_behind_for_the_next(
         assert projector.catch_up(worker) == head_position(fresh_database)
         assert worker.execute("SELECT count(*) FROM projection_faults").fetchone() == (0,)
         assert worker.execute("SELECT count(*) FROM customers").fetchone() == (3,)
+
+
+def round_trips(conn: psycopg.Connection[Any], work: Any) -> int:
+    """How many times `work` waited for the server: libpq's protocol trace has one
+    ReadyForQuery for each sync, simple query or COMMIT."""
+    with tempfile.TemporaryFile("w+") as trace:
+        conn.pgconn.trace(trace.fileno())
+        try:
+            work()
+        finally:
+            conn.pgconn.untrace()
+        trace.seek(0)
+        return sum("ReadyForQuery" in line for line in trace)
+
+
+def test_a_live_batch_costs_six_round_trips_and_a_failed_one_leaves_nothing(
+    fresh_database: str, settings: Any
+) -> None:
+    """Live traffic (small batches) runs each batch in one pipeline: BEGIN, the lock and
+    the events in one round trip, writes and COMMIT in another (it was eight). A batch
+    that fails while writing that way leaves nothing behind, as a COPYing one does."""
+    from projections.read_model import read_model_projector
+    from tests.integration.test_tamper_evidence import add_customers
+
+    ledger = GymLedger(fresh_database)
+    projector = read_model_projector(settings.key_ring())
+    try:
+        gym_id = register(ledger).id
+        with psycopg.connect(fresh_database) as worker, psycopg.connect(fresh_database) as holder:
+            projector.ensure_position_row(worker)
+            projector.catch_up(worker)  # a full catch-up, then an empty batch: live from here
+            add_customers(ledger, [gym_id], 3)
+            assert round_trips(worker, lambda: projector.run_batch(worker)) <= 6
+
+            add_customers(ledger, [gym_id], 2)
+            with holder.transaction():
+                holder.execute("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+                worker.execute("SET lock_timeout = '200ms'")
+                worker.commit()
+                with contextlib.suppress(psycopg.OperationalError):
+                    projector.run_batch(worker)
+            worker.rollback()
+            worker.execute("SET lock_timeout = 0")
+            worker.commit()
+            projector.catch_up(worker)
+            assert projector.position == head_position(fresh_database)
+            assert worker.execute("SELECT count(*) FROM projection_faults").fetchone() == (0,)
+            assert worker.execute("SELECT count(*) FROM customers").fetchone() == (5,)
+    finally:
+        ledger.close()
