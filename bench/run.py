@@ -130,7 +130,8 @@ class System:
             "QUEUE_NAMESPACE": f"bench-{port}",
             "AUDIT_SIGNING_KEY": AUDIT_KEY,
             "JWT_SECRET": self.jwt_secret,
-            "API_WORKERS": os.environ.get("BENCH_API_WORKERS", "2"),
+            # `make run`'s default (issue 14 measures the defaults; two until 2026-12-01).
+            "API_WORKERS": os.environ.get("BENCH_API_WORKERS", "1"),
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "workers.cli", "run"],
@@ -189,7 +190,10 @@ class System:
         """CPU time used so far, per role, PostgreSQL's and Redis's server processes included.
 
         Per request, this is steadier than throughput on a shared machine whose
-        speed drifts between runs (pgbench moved from 4,000 to 8,600 tps here)."""
+        speed drifts between runs (pgbench moved from 4,000 to 8,600 tps here).
+        Beside each of our roles, "<role> main thread": its processes' main threads
+        (the API's event loop, the projector's batches), so that the rest is the
+        other threads' (the API's write side, the mail relay, the worker's threads)."""
         used: dict[str, float] = {}
         servers = {"postgres": "postgres", "redis-server": "redis"}  # embedded ones too
         children = psutil.Process(self.proc.pid).children(True)
@@ -198,9 +202,12 @@ class System:
         for role, process in processes:
             try:
                 times = process.cpu_times()
-            except psutil.Error:
+                main = None if role in servers.values() else _main_thread_seconds(process.pid)
+            except (psutil.Error, OSError):
                 continue  # ended meanwhile
             used[role] = used.get(role, 0.0) + times.user + times.system
+            if main is not None:
+                used[f"{role} main thread"] = used.get(f"{role} main thread", 0.0) + main
         return used
 
     def measure(self, script: str, env: dict[str, str]) -> dict[str, Any]:
@@ -209,9 +216,13 @@ class System:
         result = wrk(script, self.base, env)
         after = self.cpu_seconds()
         requests = max(1.0, result["requests_per_second"] * SECONDS)
-        result["cpu_ms_per_request"] = {
+        per_request = {
             role: round((after[role] - before.get(role, 0.0)) * 1000 / requests, 2)
             for role in sorted(after)
+        }
+        result["cpu_ms_per_request"] = {k: v for k, v in per_request.items() if "thread" not in k}
+        result["cpu_ms_per_request_main_thread"] = {
+            k.removesuffix(" main thread"): v for k, v in per_request.items() if "thread" in k
         }
         return result
 
@@ -220,6 +231,12 @@ class System:
         self.proc.send_signal(2)
         self.proc.wait(60)
         shutil.rmtree(self.mail_dir, ignore_errors=True)
+
+
+def _main_thread_seconds(pid: int) -> float:
+    """utime + stime of a process's main thread, from /proc (clock ticks)."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def lengthen_history(url: str, gym_id: uuid.UUID, events: int) -> None:
@@ -582,8 +599,10 @@ def write(results: dict[str, Any]) -> None:
         f"| queries at {QUERY_GYM_SIZE} customers | {http(q)} | ≥ 2000/s, p99 ≤ 25 ms |",
         f"| CPU ms per command, by process | {c['cpu_ms_per_request']} (all: {total(c)}) |"
         " ≤ 2.0 ms |",
+        f"| … of it in each role's main threads | {c['cpu_ms_per_request_main_thread']} | |",
         f"| CPU ms per query, by process | {q['cpu_ms_per_request']} (all: {total(q)}) |"
         " ≤ 1.5 ms |",
+        f"| … of it in each role's main threads | {q['cpu_ms_per_request_main_thread']} | |",
         f"| check-ins, {CONNECTIONS} connections, {CHECK_IN_MEMBERS} members | {http(desk)};"
         f" CPU {desk['cpu_ms_per_request']} (all: {total(desk)}) | |",
         f"| commands on a gym with {LONG_HISTORY} events | {http(long)};"
