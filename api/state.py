@@ -39,6 +39,8 @@ class AppState:
     # Match counts of customer lists, per read-model position: exact, because any
     # change to the read model moves the position and so the key (api/routes/customers).
     counts: "OrderedDict[tuple[Any, ...], int]" = field(default_factory=OrderedDict)
+    # The counts being worked out, for the requests that miss the same key meanwhile.
+    counting: "dict[tuple[Any, ...], asyncio.Future[int | None]]" = field(default_factory=dict)
     # Threads for the write side; as many as anyio's default (commands queued behind
     # an append wait in theirs, see infra/group_commit.py). An executor rather than
     # anyio.to_thread: measured, 49 against 117 microseconds of CPU per call.

@@ -1,5 +1,6 @@
 """Customers of the caller's gym: create, list and search, read, update, remove."""
 
+import asyncio
 import builtins
 import hashlib
 from datetime import date, datetime
@@ -169,7 +170,20 @@ async def _count(
     if (cached := services.counts.get(key)) is not None:
         services.counts.move_to_end(key)
         return cached
-    total = await count_customers(conn, gym_id, query, today)
+    # Requests that miss together share one scan: after any write every list of a gym
+    # misses, and 16 concurrent scans of 100,000 rows took PostgreSQL 2.6 s at once.
+    while (in_flight := services.counting.get(key)) is not None:
+        shared = await asyncio.shield(in_flight)
+        if shared is not None:
+            return shared
+        # The request counting it failed or went away: the first waiter to wake counts.
+    in_flight = services.counting[key] = asyncio.get_running_loop().create_future()
+    total = None
+    try:
+        total = await count_customers(conn, gym_id, query, today)
+    finally:
+        del services.counting[key]
+        in_flight.set_result(total)
     services.counts[key] = total
     if len(services.counts) > COUNT_CACHE_SIZE:
         services.counts.popitem(last=False)
