@@ -201,7 +201,7 @@ class Projector:
             if rows:
                 self._attempted = int(rows[0][0])
                 position = int(rows[-1][0])
-                self._apply(conn, cur, rows, position, pipelined)
+                self._apply(conn, cur, rows, position)
         for projection in self.projections:
             projection.after_commit()
         self.position = position
@@ -233,11 +233,11 @@ class Projector:
         cur: psycopg.Cursor[TupleRow],
         rows: list[TupleRow],
         position: int,
-        pipelined: bool,
     ) -> None:
         # Pipeline mode: statements go out without waiting for each result, so a
         # batch costs a few round trips instead of several per event. (A pipeline
         # opened inside another syncs on entry and exit: the batch's own is reused.)
+        pipelined = in_pipeline(cur)
         with contextlib.nullcontext() if pipelined else conn.pipeline():
             for projection in self.projections:
                 projection.begin_batch(cur)
