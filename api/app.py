@@ -34,6 +34,7 @@ from api.strict import strict_request
 from api.verification import VerificationGate
 from infra.bootstrap import bootstrap
 from infra.clock import Clock
+from infra.db import read_session_url
 from infra.event_store import RECONNECT_SECONDS
 from infra.logs import configure_logging
 from infra.settings import Settings, load_settings
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         # before use (a round trip per request); when the watcher had to reconnect, it
         # has the pool drop the connections a server restart broke.
         read_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            settings.database_url,
+            read_session_url(settings.database_url),  # generic plans (infra/db.py)
             min_size=2,
             max_size=2 * settings.db_pool_size,
             open=False,

@@ -293,7 +293,9 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _where(gym_id: UUID, f: CustomerFilter, today: date) -> tuple[str, dict[str, Any]]:
+def _where(
+    gym_id: UUID, f: CustomerFilter, today: date, page: bool = False
+) -> tuple[str, dict[str, Any]]:
     clauses = ["c.gym_id = %(gym_id)s"]
     params: dict[str, Any] = {"gym_id": gym_id, "today": today}
     if f.active is not None:
@@ -314,17 +316,23 @@ def _where(gym_id: UUID, f: CustomerFilter, today: date) -> tuple[str, dict[str,
             if column != "search_text":
                 clauses.append(f"lower(c.{column}) LIKE %(p{i})s")
     born_on_or_before, born_after = birth_date_range(today, f.min_age, f.max_age)
+    # A page walks the list's own order and stops at `limit` matches; reads run on
+    # generic plans (infra/db.py, READ_SESSION), which do not know how wide the band
+    # is and, as if it were narrow, would fetch every match by the birth index and sort
+    # them (1.7 ms against 0.1 on 20,000 customers). `+ 0` keeps that index out of a
+    # page's plan; a count, which visits every match anyway, still uses it.
+    born = "(c.date_of_birth + 0)" if page else "c.date_of_birth"
     if born_on_or_before is not None:
-        clauses.append("c.date_of_birth <= %(born_on_or_before)s")
+        clauses.append(f"{born} <= %(born_on_or_before)s")
         params["born_on_or_before"] = born_on_or_before
     if born_after is not None:
-        clauses.append("c.date_of_birth > %(born_after)s")
+        clauses.append(f"{born} > %(born_after)s")
         params["born_after"] = born_after
     return " AND ".join(clauses), params
 
 
 def list_query(gym_id: UUID, f: CustomerFilter, today: date) -> tuple[str, dict[str, Any]]:
-    where, params = _where(gym_id, f, today)
+    where, params = _where(gym_id, f, today, page=True)
     params |= {"limit": f.limit, "offset": f.offset}
     if f.after is not None:  # the order's own index (gym_id, created_at DESC, id DESC)
         where += " AND (c.created_at, c.id) < (%(after_at)s, %(after_id)s)"
