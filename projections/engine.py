@@ -105,6 +105,12 @@ class Projection:
     def after_commit(self) -> None:
         """Called once the batch has committed (for effects outside the database)."""
 
+    def forget(self) -> None:
+        """Drop what is kept from one batch to the next. Called before a batch when the
+        position moved without this instance (another instance, a rebuild, a start),
+        and after a batch that was rolled back: what such a cache holds is then no
+        longer what the tables hold."""
+
 
 @dataclass(frozen=True)
 class BatchResult:
@@ -158,6 +164,7 @@ class Projector:
         except (psycopg.OperationalError, psycopg.InterfaceError):
             raise  # the database, not an event: the caller reconnects and retries
         except Exception as error:
+            self._forget()
             if not self._isolating:
                 self._isolating = True
                 return BatchResult(events=0, position=self.position)
@@ -193,6 +200,8 @@ class Projector:
             if row is None:
                 raise RuntimeError(f"projector {self.name!r} has no position row; migrate first")
             position = int(row[0])
+            if position != self.position:
+                self._forget()
             if row[1] is not None:
                 self.position = position
                 return BatchResult(events=0, position=position, parked=True)
@@ -212,6 +221,10 @@ class Projector:
             if not rows or self._isolated >= self.batch_size:
                 self._isolating, self._isolated = False, 0  # the failure did not come back
         return BatchResult(events=len(rows), position=position)
+
+    def _forget(self) -> None:
+        for projection in self.projections:
+            projection.forget()
 
     def _park(self, conn: psycopg.Connection[TupleRow], position: int, error: str) -> None:
         # The only place besides `gymledger projections status` that shows why:

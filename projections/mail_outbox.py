@@ -164,14 +164,20 @@ def membership_reminder(
     return subject, body
 
 
+# Gyms whose names are kept between batches (a few hundred bytes each).
+MAX_NAMES_KEPT = 10_000
+
+
 class MailOutboxProjection(Projection):
     name = "mail_outbox"
     tables: tuple[str, ...] = ("mail_outbox",)
     rebuildable = False
 
     def __init__(self) -> None:
-        # Gym names seen in this batch (None: closed), so a burst of new customers
-        # does not read the gyms table once per mail.
+        # Gym names (None: closed) as of the last event applied, kept from batch to
+        # batch: every event that changes one passes through apply() in log order, so
+        # the gyms table is read once per gym, not once per live batch (a round trip
+        # inside its pipeline). Dropped whenever the log moved without this instance.
         self._names: dict[UUID, str | None] = {}
         self._mails = BulkInsert(
             "mail_outbox",
@@ -187,8 +193,12 @@ class MailOutboxProjection(Projection):
         )
 
     def begin_batch(self, cur: psycopg.Cursor[TupleRow]) -> None:
-        self._names.clear()
+        if len(self._names) > MAX_NAMES_KEPT:
+            self._names.clear()
         self._mails.rows.clear()
+
+    def forget(self) -> None:
+        self._names.clear()
 
     def end_batch(self, cur: psycopg.Cursor[TupleRow]) -> None:
         self._mails.flush(cur)

@@ -14,6 +14,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from commands.application import GymLedger
+from commands.context import CommandContext
 from infra.event_codec import CODEC
 from projections.engine import Projection, Projector, Recorded
 from tests.integration.helpers import (
@@ -150,8 +151,9 @@ def test_a_batch_cut_off_while_writing_leaves_nothing_behind_for_the_next(
 
 
 def round_trips(conn: psycopg.Connection[Any], work: Any) -> int:
-    """How many times `work` waited for the server: libpq's protocol trace has one
-    ReadyForQuery for each sync, simple query or COMMIT."""
+    """How many times `work` waited for the server, from libpq's protocol trace: each
+    run of Syncs and Flushes the client sent (the end of a pipeline, a plain query or
+    COMMIT; a result asked for inside a pipeline) between other messages."""
     with tempfile.TemporaryFile("w+") as trace:
         conn.pgconn.trace(trace.fileno())
         try:
@@ -159,15 +161,19 @@ def round_trips(conn: psycopg.Connection[Any], work: Any) -> int:
         finally:
             conn.pgconn.untrace()
         trace.seek(0)
-        return sum("ReadyForQuery" in line for line in trace)
+        sent = [fields[3] for line in trace if (fields := line.rstrip().split("\t"))[1] == "F"]
+    waits = [m in ("Sync", "Flush") for m in sent]
+    return sum(wait and not before for wait, before in zip(waits, [False, *waits], strict=False))
 
 
 def test_a_live_batch_costs_six_round_trips_and_a_failed_one_leaves_nothing(
     fresh_database: str, settings: Any
 ) -> None:
-    """Live traffic (small batches) runs each batch in one pipeline: BEGIN, the lock and
-    the events in one round trip, writes and COMMIT in another (it was eight). A batch
-    that fails while writing that way leaves nothing behind, as a COPYing one does."""
+    """Live traffic (small batches) runs each batch in one pipeline: BEGIN; the lock and
+    the events; the hash chain's end and the gym's head (two); the writes, position and
+    NOTIFY; COMMIT with the pipeline's end. Seven before the gym's name for the welcome
+    mails was kept between batches. A batch that fails while writing that way leaves
+    nothing behind, as a COPYing one does."""
     from projections.read_model import read_model_projector
     from tests.integration.test_tamper_evidence import add_customers
 
@@ -195,5 +201,39 @@ def test_a_live_batch_costs_six_round_trips_and_a_failed_one_leaves_nothing(
             assert projector.position == head_position(fresh_database)
             assert worker.execute("SELECT count(*) FROM projection_faults").fetchone() == (0,)
             assert worker.execute("SELECT count(*) FROM customers").fetchone() == (5,)
+    finally:
+        ledger.close()
+
+
+def test_a_welcome_mail_names_the_gym_as_another_projector_instance_renamed_it(
+    fresh_database: str, settings: Any
+) -> None:
+    """The mail outbox keeps gym names between batches; when another instance applied
+    events meanwhile (here a rename), what it kept is dropped and read again."""
+    from commands.customers import NewCustomer, RegisterCustomer, register_customer
+    from commands.gyms import UpdateGymProfile
+    from domain import gym
+    from projections.read_model import read_model_projector
+
+    ledger = GymLedger(fresh_database)
+    first, second = (read_model_projector(settings.key_ring()) for _ in range(2))
+    try:
+        gym_id = register(ledger, name="Old Name").id
+        with psycopg.connect(fresh_database) as conn:
+            first.ensure_position_row(conn)
+            first.catch_up(conn)  # knows the gym as "Old Name"
+            changes = gym.ProfileChanges(name="New Name")
+            ledger.handle(UpdateGymProfile(gym_id=gym_id, changes=changes), CommandContext.system())
+            second.catch_up(conn)
+            details = NewCustomer(first_name="Ada", last_name="L", email="ada@example.com")
+            register_customer(
+                ledger, RegisterCustomer(gym_id=gym_id, details=details), CommandContext.system()
+            )
+            first.catch_up(conn)
+            (body,) = conn.execute(
+                "SELECT body FROM mail_outbox WHERE recipient = 'ada@example.com'"
+            ).fetchone() or ("",)
+        assert "New Name" in body, body
+        assert "Old Name" not in body, body
     finally:
         ledger.close()
