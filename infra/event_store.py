@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from eventsourcing.persistence import (
     InterfaceError,
     OperationalError,
@@ -104,7 +105,39 @@ END
 $$;
 """
 
-_APPEND = SQL("SELECT gymledger_append(%s, %s, %s) AS notification_id")
+# The guarded append again, its events and guards as JSON documents: psycopg dumps an
+# array of composites in Python, field by field (45 us of client CPU for a command's
+# two events, against 10 as msgspec JSON); the state's bytes travel in base64.
+JSON_MIGRATION_SQL = """
+CREATE OR REPLACE FUNCTION {schema}.gymledger_append_json(events json, guards json)
+RETURNS SETOF bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    guard record;
+BEGIN
+    SET LOCAL lock_timeout = '5s';
+    LOCK TABLE gymledger_events IN EXCLUSIVE MODE;
+    FOR guard IN SELECT * FROM json_to_recordset(guards) AS g(id uuid, version bigint) LOOP
+        IF EXISTS (
+            SELECT 1 FROM gymledger_events
+            WHERE originator_id = guard.id AND originator_version > guard.version
+        ) THEN
+            RAISE unique_violation USING MESSAGE = 'a guarded stream has moved on';
+        END IF;
+    END LOOP;
+    NOTIFY gymledger_events;
+    RETURN QUERY
+        INSERT INTO gymledger_events (originator_id, originator_version, topic, state)
+        SELECT e.originator_id, e.originator_version, e.topic, decode(e.state, 'base64')
+        FROM json_to_recordset(events)
+            AS e(originator_id uuid, originator_version bigint, topic text, state text)
+        RETURNING notification_id;
+END
+$$;
+"""
+
+_APPEND = SQL("SELECT gymledger_append_json(%s, %s) AS notification_id")
+_JSON = msgspec.json.Encoder()
 # Streams whose state a command decided on, by the version it saw (see above).
 Guards = dict[UUID, int]
 
@@ -126,17 +159,23 @@ class SingleTripRecorder(PostgresApplicationRecorder):
         if not stored_events:
             return []
         rows = [
-            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+            {
+                "originator_id": e.originator_id,
+                "originator_version": e.originator_version,
+                "topic": e.topic,
+                "state": e.state,
+            }
             for e in stored_events
         ]
         guards: Guards = kwargs.get("guards") or {}
         return self.group_commit.append(rows, list(guards.items()), self._append)
 
     def _append(self, rows: Sequence[Any], guards: Sequence[tuple[UUID, int]]) -> list[int]:
-        ids, versions = [g[0] for g in guards], [g[1] for g in guards]
+        events = _JSON.encode(rows).decode()
+        guarded = _JSON.encode([{"id": stream, "version": v} for stream, v in guards]).decode()
         with self.datastore.get_connection() as conn, conn.cursor() as cursor:
             # autocommit: the statement is its own transaction, committed server-side.
-            cursor.execute(_APPEND, (list(rows), ids, versions), prepare=True)
+            cursor.execute(_APPEND, (events, guarded), prepare=True)
             return [row["notification_id"] for row in cursor.fetchall()]
 
 

@@ -13,6 +13,7 @@ ALL_MIGRATIONS = (
     Migration("event_store_0001_single_trip_append", WRITE_SIDE, event_store.MIGRATION_SQL),
     *MIGRATIONS,
     Migration("event_store_0002_guarded_append", WRITE_SIDE, event_store.GUARDED_MIGRATION_SQL),
+    Migration("event_store_0003_json_append", WRITE_SIDE, event_store.JSON_MIGRATION_SQL),
 )
 
 

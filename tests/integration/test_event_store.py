@@ -5,10 +5,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
+from eventsourcing.persistence import StoredEvent
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from commands.application import GymLedger, StreamConflict
 from commands.context import CommandContext
@@ -215,3 +219,29 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+TOPICS = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), min_size=1)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(events=st.lists(st.tuples(TOPICS, st.binary(max_size=300)), min_size=1, max_size=5))
+def test_stored_events_read_back_byte_for_byte(
+    ledger: GymLedger, settings: Any, events: list[tuple[str, bytes]]
+) -> None:
+    """The append's JSON document carries any topic and any state (base64) exactly, and
+    returns each event's own position."""
+    stored = [StoredEvent(uuid4(), 1, topic, state) for topic, state in events]
+    positions = ledger.recorder.insert_events(stored)
+    assert positions is not None
+    with psycopg.connect(settings.database_url) as conn:
+        rows = conn.execute(
+            "SELECT notification_id, originator_id, originator_version, topic, state"
+            " FROM gymledger_events WHERE notification_id = ANY(%s) ORDER BY notification_id",
+            (list(positions),),
+        ).fetchall()
+    assert [r[0] for r in rows] == list(positions)
+    read = [(r[1], r[2], r[3], bytes(r[4])) for r in rows]
+    assert read == [(e.originator_id, 1, e.topic, e.state) for e in stored]
