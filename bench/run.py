@@ -468,9 +468,9 @@ def main() -> None:
         with psycopg.connect(url) as conn:
             conn.execute("UPDATE mail_outbox SET status = 'sent', sent_at = now()")
         with psycopg.connect(url, autocommit=True) as conn:
-            # What autovacuum does soon after such a load: left to it, it ran during
-            # the first command phase, on the import's rows, and counted as that
-            # phase's PostgreSQL CPU per command.
+            # What autovacuum does soon after such a load (the import's rows, its
+            # mails marked sent): left to it, it may run during a measured phase and
+            # count as that phase's PostgreSQL CPU per command.
             conn.execute("VACUUM ANALYZE")
         system = System(url, urls.redis_url, 18000 + os.getpid() % 1000)
         stack.callback(system.stop)
