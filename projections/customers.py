@@ -296,7 +296,7 @@ def _like(text: str) -> str:
 def _pattern(text: str) -> str:
     """The LIKE pattern of `text` as a quoted literal in the statement, not a parameter:
     how many rows a fragment matches decides the plan (a common one is found walking the
-    list's order, a rare one through the trigram index: 0.5 against 11 ms for
+    list's order, a rare one through the trigram index: 0.2 against 11 ms for
     `search=bench7` at 100,000 customers), and reads run on generic plans (infra/db.py),
     which never see a parameter's value. `%` doubled: the statement has placeholders."""
     return sql.quote(_like(text)).replace("%", "%%")

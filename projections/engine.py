@@ -162,6 +162,7 @@ class Projector:
         try:
             return self._run_batch(conn, 1 if self._isolating else self.batch_size)
         except (psycopg.OperationalError, psycopg.InterfaceError):
+            self._forget()  # rolled back
             raise  # the database, not an event: the caller reconnects and retries
         except Exception as error:
             self._forget()

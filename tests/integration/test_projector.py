@@ -237,3 +237,42 @@ def test_a_welcome_mail_names_the_gym_as_another_projector_instance_renamed_it(
         assert "Old Name" not in body, body
     finally:
         ledger.close()
+
+
+def test_a_batch_rolled_back_leaves_no_gym_name_from_its_events(
+    fresh_database: str, settings: Any
+) -> None:
+    """A customer who joined before the gym was renamed is welcomed with the old name,
+    even when the batch holding both failed once after applying the rename."""
+    from commands.customers import NewCustomer, RegisterCustomer, register_customer
+    from commands.gyms import UpdateGymProfile
+    from domain import gym
+    from projections.read_model import read_model_projector
+
+    ledger = GymLedger(fresh_database)
+    projector = read_model_projector(settings.key_ring())
+    try:
+        gym_id = register(ledger, name="Old Name").id
+        with psycopg.connect(fresh_database) as worker, psycopg.connect(fresh_database) as holder:
+            projector.ensure_position_row(worker)
+            projector.catch_up(worker)
+            details = NewCustomer(first_name="Ada", last_name="L", email="ada@example.com")
+            register_customer(
+                ledger, RegisterCustomer(gym_id=gym_id, details=details), CommandContext.system()
+            )
+            changes = gym.ProfileChanges(name="New Name")
+            ledger.handle(UpdateGymProfile(gym_id=gym_id, changes=changes), CommandContext.system())
+            with holder.transaction():  # the batch fails writing its mails
+                holder.execute("LOCK TABLE mail_outbox IN ACCESS EXCLUSIVE MODE")
+                worker.execute("SET lock_timeout = '200ms'")
+                worker.commit()
+                with contextlib.suppress(psycopg.OperationalError):
+                    projector.run_batch(worker)
+            worker.rollback()
+            projector.catch_up(worker)
+            (body,) = worker.execute(
+                "SELECT body FROM mail_outbox WHERE recipient = 'ada@example.com'"
+            ).fetchone() or ("",)
+        assert "Old Name" in body, body
+    finally:
+        ledger.close()
